@@ -1,0 +1,1 @@
+"""Likeness core: everything that is not Qt. Importable and testable headless."""

@@ -1,0 +1,63 @@
+"""Headless subcommands of `python main.py`.
+
+Each module in this package defines `NAME`, `HELP` and `add_arguments(parser)` plus
+`run(args) -> int`; a module is listed in COMMAND_MODULES to be picked up. Errors that are
+the user's (a missing file, bad input) are raised as `UserError` and printed without a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+COMMAND_MODULES = (
+    "render", "export", "train_face_model", "eval_face_model",
+    "fer", "eval_fer", "fit", "eval_fit",
+)
+
+
+class UserError(Exception):
+    """An error caused by the user's input; printed as a one-line message."""
+
+
+def _load(name: str):
+    try:
+        return importlib.import_module(f"core.commands.{name}")
+    except ModuleNotFoundError as exc:
+        if exc.name == f"core.commands.{name}":
+            return None  # not written yet
+        raise
+
+
+def _modules():
+    for name in COMMAND_MODULES:
+        mod = _load(name)
+        if mod is not None:
+            yield mod
+
+
+def is_command(word: str) -> bool:
+    return any(m.NAME == word for m in _modules())
+
+
+def _wrap(mod):
+    def run(args) -> int:
+        try:
+            return int(mod.run(args) or 0)
+        except (UserError, FileNotFoundError, ValueError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+    return run
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="main.py",
+        description="Likeness: 3D face avatars. With no command, starts the studio window.",
+    )
+    sub = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
+    for mod in _modules():
+        p = sub.add_parser(mod.NAME, help=mod.HELP, description=mod.HELP)
+        mod.add_arguments(p)
+        p.set_defaults(run=_wrap(mod))
+    return parser
