@@ -1,0 +1,435 @@
+"""The moderngl renderer shared by the Qt viewport and headless rendering.
+
+    ctx = moderngl.create_context()                     # inside QOpenGLWidget.initializeGL
+    r = Renderer(ctx)
+    r.set_mesh(vertices, faces, uvs); r.set_texture(rgb)
+    ...every frame: r.update_vertices(anim.vertices(weights))
+    fbo = ctx.detect_framebuffer(widget.defaultFramebufferObject())
+    r.render(fbo, w, h, camera, mode="mesh", view="shaded")
+
+Headless: `Renderer(headless_context())` and `render_image(...)`, or `render_offscreen(...)`.
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+import moderngl
+import numpy as np
+
+from core.paths import RESOURCES
+
+from .camera import OrbitCamera
+from .geometry import face_incidence, vertex_normals
+from .lighting import Lighting
+from .neural import generate_glsl, pack_weights, stage_bounds
+from .shaders import expand_includes, shader_source
+
+MODES = ("mesh", "sdf", "neural")
+VIEWS = ("shaded", "textured", "normals", "wireframe")
+_VIEW_KIND = {v: i for i, v in enumerate(VIEWS)}
+CLAY = (0.62, 0.58, 0.55)           # linear albedo of the untextured "shaded" view
+SKIN = (224, 180, 155)              # sRGB stand-in when no skin texture is installed
+DEFAULT_TEXTURE = RESOURCES / "textures" / "default_skin.png"
+BACKGROUND = (0.16, 0.17, 0.19)
+
+
+@lru_cache(maxsize=1)
+def headless_context() -> moderngl.Context:
+    """One standalone GL context per process (EGL: no display needed)."""
+    try:
+        return moderngl.create_standalone_context(backend="egl")
+    except Exception:  # e.g. macOS or Windows, where there is no EGL
+        return moderngl.create_standalone_context()
+
+
+def default_texture() -> np.ndarray:
+    """resources/textures/default_skin.png, or a flat neutral skin colour if not installed."""
+    if DEFAULT_TEXTURE.exists():
+        from PIL import Image
+
+        return np.asarray(Image.open(DEFAULT_TEXTURE).convert("RGB"))
+    return np.full((4, 4, 3), SKIN, np.uint8)
+
+
+def _mat(m: np.ndarray) -> bytes:
+    return np.asarray(m, np.float32).T.tobytes()  # GLSL wants column-major
+
+
+def _set(prog: moderngl.Program, name: str, value) -> None:
+    """Set a uniform if the compiler kept it (unused ones are optimised away)."""
+    if name not in prog:
+        return
+    u = prog[name]
+    if isinstance(value, np.ndarray) and value.ndim == 2 and value.shape[0] == value.shape[1]:
+        u.write(_mat(value))
+    elif isinstance(value, np.ndarray) and value.ndim == 2:   # vec3 array
+        u.write(np.ascontiguousarray(value, np.float32).tobytes())
+    elif isinstance(value, (tuple, list, np.ndarray)):
+        u.value = tuple(float(x) for x in np.asarray(value).ravel())
+    else:
+        u.value = value
+
+
+class Renderer:
+    """Owns the GL resources of one avatar: mesh buffers, textures, SDF grid or network."""
+
+    def __init__(self, ctx: moderngl.Context, samples: int = 0, cull_back_faces: bool = True):
+        self.ctx = ctx
+        self.samples = samples          # > 0: draw into an MSAA buffer, then resolve
+        # Meshes extracted from an SDF are closed: culling halves the fragments shaded.
+        # Turn it off for open meshes (scans with holes) so their inside shows.
+        self.cull_back_faces = cull_back_faces
+        self._progs: dict[tuple, moderngl.Program] = {}
+        self._vaos: dict[int, moderngl.VertexArray] = {}
+        self._fbos: dict[tuple, moderngl.Framebuffer] = {}
+        self._mesh: dict | None = None
+        self._grid: dict | None = None
+        self._neural: dict | None = None
+        self._points: dict | None = None
+        self._texture: moderngl.Texture | None = None
+        self._texture_mean = np.array(SKIN) / 255.0
+        self._dummy3d = ctx.texture3d((1, 1, 1), 2, np.zeros(2, np.float32).tobytes(), dtype="f4")
+        self.set_texture(default_texture())
+
+    # -- programs ---------------------------------------------------------------------------
+    # View and lighting mode are compile-time defines: a software rasteriser pays for every
+    # branch, so each (view, lighting) pair gets its own program, compiled on first use.
+    def _program(self, kind: str, view: str = "shaded", light: int = 0,
+                 scene_code: str | None = None) -> moderngl.Program:
+        key = (kind, view, light, hash(scene_code) if scene_code else None)
+        if key not in self._progs:
+            d = {"VIEW": str(_VIEW_KIND[view]), "LIGHT_MODE": str(light)}
+            if kind == "mesh":
+                if view == "wireframe":
+                    d["WIREFRAME"] = "1"
+                p = self.ctx.program(
+                    vertex_shader=shader_source("mesh.vert"),
+                    geometry_shader=shader_source("mesh_wire.geom") if view == "wireframe" else None,
+                    fragment_shader=shader_source("mesh.frag", d))
+            elif kind == "sdf":
+                code = scene_code or expand_includes('#include "sdf_grid.glsl"')
+                p = self.ctx.program(vertex_shader=shader_source("fullscreen.vert"),
+                                     fragment_shader=shader_source("sdf_trace.frag", d,
+                                                                   replace={"SCENE_CODE": code}))
+            elif kind == "points":
+                p = self.ctx.program(vertex_shader=shader_source("points.vert"),
+                                     fragment_shader=shader_source("points.frag"))
+            else:
+                raise KeyError(kind)
+            self._progs[key] = p
+        return self._progs[key]
+
+    def _mesh_vao(self, view: str, light: int) -> moderngl.VertexArray:
+        key = (view, light)
+        vaos = self._mesh["vaos"]
+        if key not in vaos:
+            m, prog = self._mesh, self._program("mesh", view, light)
+            content = [(m["pos"], "3f", "in_pos"), (m["nrm"], "3f", "in_normal"),
+                       (m["uv"], "2f", "in_uv")]
+            vaos[key] = self.ctx.vertex_array(prog, [c for c in content if c[2] in prog],
+                                              index_buffer=m["ibo"], index_element_size=4)
+        return vaos[key]
+
+    # -- data -------------------------------------------------------------------------------
+    def set_mesh(self, vertices: np.ndarray, faces: np.ndarray, uvs: np.ndarray | None = None,
+                 normals: np.ndarray | None = None) -> None:
+        """A new mesh (new topology): allocates the buffers that update_vertices rewrites."""
+        self._release_mesh()
+        v = np.ascontiguousarray(vertices, np.float32)
+        f = np.ascontiguousarray(faces, np.int32)
+        if v.ndim != 2 or v.shape[1] != 3 or f.ndim != 2 or f.shape[1] != 3:
+            raise ValueError(f"expected vertices (V,3) and faces (F,3), got {v.shape}, {f.shape}")
+        if len(f) and (f.min() < 0 or f.max() >= len(v)):
+            raise ValueError("face indices out of range")
+        uv = np.zeros((len(v), 2), np.float32) if uvs is None else np.ascontiguousarray(uvs, np.float32)
+        if uv.shape != (len(v), 2):
+            raise ValueError(f"uvs must be (V,2) = ({len(v)}, 2), got {uv.shape}")
+        incidence = face_incidence(f, len(v))
+        n = vertex_normals(v, f, incidence) if normals is None else np.asarray(normals, np.float32)
+        ctx = self.ctx
+        m = {"count": len(v), "faces": f, "incidence": incidence,
+             "pos": ctx.buffer(v.tobytes(), dynamic=True),
+             "nrm": ctx.buffer(np.ascontiguousarray(n, np.float32).tobytes(), dynamic=True),
+             "uv": ctx.buffer(uv.tobytes()), "ibo": ctx.buffer(f.tobytes()),
+             "lo": v.min(0), "hi": v.max(0), "vaos": {}}
+        self._mesh = m
+
+    def update_vertices(self, vertices: np.ndarray, normals: np.ndarray | None = None) -> None:
+        """New positions for the current topology (every frame): normals are recomputed
+        vectorised and both buffers are overwritten in place, never re-allocated."""
+        if self._mesh is None:
+            raise RuntimeError("update_vertices before set_mesh")
+        v = np.ascontiguousarray(vertices, np.float32)
+        if v.shape != (self._mesh["count"], 3):
+            raise ValueError(f"expected ({self._mesh['count']}, 3) vertices, got {v.shape}")
+        if normals is None:
+            normals = vertex_normals(v, self._mesh["faces"], self._mesh["incidence"])
+        self._mesh["pos"].write(v.tobytes())
+        self._mesh["nrm"].write(np.ascontiguousarray(normals, np.float32).tobytes())
+
+    def set_texture(self, rgb: np.ndarray) -> None:
+        """(H,W,3|4) uint8 image, row 0 at the top; uv (0,0) is its bottom-left corner."""
+        img = np.asarray(rgb)
+        if img.ndim != 3 or img.shape[2] not in (3, 4) or img.dtype != np.uint8:
+            raise ValueError(f"texture must be (H,W,3) uint8, got {img.shape} {img.dtype}")
+        img = np.ascontiguousarray(img[::-1, :, :3])
+        if self._texture is not None:
+            self._texture.release()
+        tex = self.ctx.texture((img.shape[1], img.shape[0]), 3, img.tobytes(), alignment=1)
+        tex.build_mipmaps()
+        tex.filter = (moderngl.LINEAR_MIPMAP_LINEAR, moderngl.LINEAR)
+        self._texture = tex
+        self._texture_mean = img.reshape(-1, 3).mean(0) / 255.0
+
+    def set_sdf_grid(self, grid: np.ndarray, lo, hi, uv_grid: np.ndarray | None = None) -> None:
+        """SDF grid indexed [z,y,x] (cm, negative inside) with nodes spanning lo..hi; optional
+        (Rz,Ry,Rx,2) uv per node for the textured view."""
+        g = np.ascontiguousarray(grid, np.float32)
+        if g.ndim != 3 or min(g.shape) < 2:
+            raise ValueError(f"SDF grid must be (R,R,R), got {g.shape}")
+        self._release("_grid")
+        tex = self.ctx.texture3d(g.shape[::-1], 1, g.tobytes(), dtype="f4")
+        tex.filter = (moderngl.LINEAR, moderngl.LINEAR)
+        tex.repeat_x = tex.repeat_y = tex.repeat_z = False
+        lo, hi = np.asarray(lo, np.float32), np.asarray(hi, np.float32)
+        res = np.array(g.shape[::-1], np.float32)
+        # Rays are clipped to the box around the inside voxels (plus two): fewer steps spent
+        # marching through empty grid. Texture lookups still use the full grid's lo..hi.
+        inside = np.argwhere(g < 0)[:, ::-1]
+        voxel = (hi - lo) / (res - 1)
+        if len(inside):
+            trace_lo = np.maximum(lo, lo + (inside.min(0) - 2) * voxel)
+            trace_hi = np.minimum(hi, lo + (inside.max(0) + 2) * voxel)
+        else:
+            trace_lo, trace_hi = lo, hi
+        self._grid = {"tex": tex, "res": res, "grid_lo": lo, "grid_hi": hi,
+                      "lo": trace_lo.astype(np.float32), "hi": trace_hi.astype(np.float32)}
+        if uv_grid is not None:
+            u = np.ascontiguousarray(uv_grid, np.float32)
+            if u.ndim != 4 or u.shape[3] != 2:
+                raise ValueError(f"uv grid must be (R,R,R,2), got {u.shape}")
+            ut = self.ctx.texture3d(u.shape[2::-1], 2, u.tobytes(), dtype="f4")
+            ut.filter = (moderngl.NEAREST, moderngl.NEAREST)  # uv seams must not be blended
+            ut.repeat_x = ut.repeat_y = ut.repeat_z = False
+            self._grid["uv"] = ut
+
+    def set_neural(self, stages: list[dict], lo=None, hi=None) -> None:
+        """The face model's networks evaluated per tracing step in the shader (real GPUs).
+        The tracing box defaults to where the first stage's normalised input is in [-1,1]."""
+        self._release("_neural")
+        weights, _ = pack_weights(stages)
+        code = generate_glsl(stages)
+        self._program("sdf", "shaded", 0, code)  # compile now: errors show at set time
+        tex = self.ctx.texture((weights.shape[1], weights.shape[0]), 1, weights.tobytes(), dtype="f4")
+        tex.filter = (moderngl.NEAREST, moderngl.NEAREST)
+        blo, bhi = stage_bounds(stages)
+        self._neural = {"code": code, "tex": tex,
+                        "lo": np.asarray(blo if lo is None else lo, np.float32),
+                        "hi": np.asarray(bhi if hi is None else hi, np.float32)}
+
+    def set_points(self, points: np.ndarray | None, colour=(1.0, 0.35, 0.2), size: float = 6.0) -> None:
+        """Optional overlay of 3D points (e.g. 68 landmarks) drawn as dots of `size` pixels."""
+        self._release("_points")
+        if points is None:
+            return
+        p = np.ascontiguousarray(points, np.float32).reshape(-1, 3)
+        buf = self.ctx.buffer(p.tobytes())
+        prog = self._program("points")
+        self._points = {"buf": buf, "n": len(p), "colour": colour, "size": float(size),
+                        "vao": self.ctx.vertex_array(prog, [(buf, "3f", "in_pos")])}
+
+    def bounds(self, mode: str = "mesh") -> tuple[np.ndarray, np.ndarray]:
+        """Box of what `mode` draws (for camera framing)."""
+        src = {"mesh": self._mesh, "sdf": self._grid, "neural": self._neural}[mode]
+        if src is None:
+            raise RuntimeError(f"nothing set for mode '{mode}'")
+        return src["lo"], src["hi"]
+
+    # -- drawing ----------------------------------------------------------------------------
+    def render(self, target: moderngl.Framebuffer, width: int, height: int, camera: OrbitCamera,
+               mode: str = "mesh", view: str = "shaded", background=BACKGROUND,
+               lighting: Lighting | None = None, show_points: bool = True) -> None:
+        """Draw one frame into `target` (a Qt default framebuffer or an offscreen one)."""
+        if mode not in MODES:
+            raise ValueError(f"unknown mode '{mode}'; choose one of {', '.join(MODES)}")
+        if view not in VIEWS:
+            raise ValueError(f"unknown view '{view}'; choose one of {', '.join(VIEWS)}")
+        if mode != "mesh" and view == "wireframe":
+            raise ValueError("the wireframe view needs mode 'mesh' (a distance field has no edges)")
+        ctx, lighting = self.ctx, lighting or Lighting()
+        draw_fbo = self._msaa_fbo(width, height) if self.samples > 0 else target
+        draw_fbo.use()
+        ctx.viewport = (0, 0, width, height)
+        bg = tuple(float(c) for c in background)[:3]
+        draw_fbo.clear(*bg, 0.0, depth=1.0)          # alpha 0 = background, 1 = avatar
+        ctx.enable(moderngl.DEPTH_TEST)
+        ctx.disable(moderngl.CULL_FACE | moderngl.BLEND)
+        view_m = camera.view_matrix()
+        proj = camera.projection_matrix(width / height)
+        vp = proj @ view_m
+        light = 1 if lighting.mode == "ibl" else 0
+        common = {"u_view_rot": view_m[:3, :3], "u_albedo": CLAY, **self._light_uniforms(lighting)}
+        if view == "textured" and mode != "mesh" and not (self._grid or {}).get("uv"):
+            common["u_albedo"] = self._texture_mean ** 2.2   # no uv: the skin's average colour
+        self._texture.use(0)
+        if mode == "mesh":
+            self._draw_mesh(view, light, view_m, proj, width, height, common)
+        else:
+            self._draw_sdf(mode, view, light, camera, vp, width, height, common)
+        if show_points and self._points is not None:
+            ctx.disable(moderngl.DEPTH_TEST)   # landmarks stay visible on top
+            ctx.enable(moderngl.PROGRAM_POINT_SIZE)
+            prog = self._program("points")
+            _set(prog, "u_view_proj", vp)
+            _set(prog, "u_point_size", self._points["size"])
+            _set(prog, "u_point_col", self._points["colour"])
+            self._points["vao"].render(moderngl.POINTS, vertices=self._points["n"])
+            ctx.enable(moderngl.DEPTH_TEST)
+        if draw_fbo is not target:
+            ctx.copy_framebuffer(target, draw_fbo)
+
+    def _draw_mesh(self, view, light, view_m, proj, width, height, common) -> None:
+        if self._mesh is None:
+            raise RuntimeError("mode 'mesh' needs set_mesh first")
+        prog = self._program("mesh", view, light)
+        vao = self._mesh_vao(view, light)
+        if self.cull_back_faces:
+            self.ctx.enable(moderngl.CULL_FACE)
+        for name, value in {**common, "u_view": view_m, "u_proj": proj,
+                            "u_viewport": (width, height), "u_wire_col": (0.05, 0.05, 0.06),
+                            "u_texture": 0}.items():
+            _set(prog, name, value)
+        vao.render(moderngl.TRIANGLES)
+        self.ctx.disable(moderngl.CULL_FACE)
+
+    def _draw_sdf(self, mode, view, light, camera, vp, width, height, common) -> None:
+        if mode == "sdf":
+            if self._grid is None:
+                raise RuntimeError("mode 'sdf' needs set_sdf_grid first")
+            g = self._grid
+            prog = self._program("sdf", view, light)
+            g["tex"].use(1)
+            (g.get("uv") or self._dummy3d).use(2)
+            voxel = float(np.min((g["hi"] - g["lo"]) / (g["res"] - 1)))
+            scale = (g["res"] - 1) / (g["grid_hi"] - g["grid_lo"]) / g["res"]
+            extra = {"u_grid": 1, "u_uv_grid": 2, "u_has_uv": int("uv" in g),
+                     "u_tc_scale": scale, "u_tc_offset": 0.5 / g["res"] - g["grid_lo"] * scale,
+                     "u_uv_lo": g["grid_lo"], "u_uv_hi": g["grid_hi"],
+                     "u_grad_h": 0.5 * voxel, "u_step_scale": 1.0, "u_max_steps": 128}
+        else:
+            if self._neural is None:
+                raise RuntimeError("mode 'neural' needs set_neural first")
+            g = self._neural
+            prog = self._program("sdf", view, light, g["code"])
+            g["tex"].use(3)
+            extra = {"u_weights": 3, "u_has_uv": 0, "u_grad_h": 0.02, "u_step_scale": 0.8,
+                     "u_max_steps": 96}
+        for name, value in {**common, **extra, "u_inv_view_proj": np.linalg.inv(vp),
+                            "u_view_proj": vp, "u_eye": camera.eye, "u_viewport": (width, height),
+                            "u_box_lo": g["lo"], "u_box_hi": g["hi"], "u_texture": 0,
+                            "u_pixel_angle": camera.pixel_angle(height)}.items():
+            _set(prog, name, value)
+        self._empty_vao(prog).render(moderngl.TRIANGLES, vertices=3)
+
+    def _empty_vao(self, prog: moderngl.Program) -> moderngl.VertexArray:
+        """Attribute-less VAO for the full-screen triangle, one per program."""
+        if prog.glo not in self._vaos:
+            self._vaos[prog.glo] = self.ctx.vertex_array(prog, [])
+        return self._vaos[prog.glo]
+
+    @staticmethod
+    def _light_uniforms(l: Lighting) -> dict:
+        return {"u_key_dir": l.key_dir, "u_key_col": l.key_col, "u_fill_dir": l.fill_dir,
+                "u_fill_col": l.fill_col, "u_rim_dir": l.rim_dir, "u_rim_col": l.rim_col,
+                "u_ambient": l.ambient, "u_specular": l.specular, "u_shininess": l.shininess,
+                "u_sh": np.asarray(l.sh, np.float32).reshape(9, 3)}
+
+    # -- offscreen --------------------------------------------------------------------------
+    def _msaa_fbo(self, width: int, height: int) -> moderngl.Framebuffer:
+        return self._fbo(width, height, self.samples)
+
+    def _fbo(self, width: int, height: int, samples: int) -> moderngl.Framebuffer:
+        key = (width, height, samples)
+        if key not in self._fbos:
+            ctx = self.ctx
+            self._fbos[key] = ctx.framebuffer(
+                color_attachments=[ctx.renderbuffer((width, height), 4, samples=samples)],
+                depth_attachment=ctx.depth_renderbuffer((width, height), samples=samples))
+        return self._fbos[key]
+
+    def render_image(self, width: int, height: int, camera: OrbitCamera, depth: bool = False,
+                     **kwargs):
+        """Render offscreen and read back (H,W,4) uint8, row 0 at the top; alpha is coverage.
+        With depth=True also the (H,W) float32 window depth in [0,1] (1 = background; only
+        without MSAA). The read waits for the GPU, so timing this call times a whole frame."""
+        fbo = self._fbo(width, height, 0)
+        self.render(fbo, width, height, camera, **kwargs)
+        data = fbo.read(components=4, alignment=1)
+        img = np.frombuffer(data, np.uint8).reshape(height, width, 4)[::-1]
+        if not depth:
+            return img
+        z = np.frombuffer(fbo.read(attachment=-1, components=1, dtype="f4"), np.float32)
+        return img, z.reshape(height, width)[::-1]
+
+    # -- cleanup ----------------------------------------------------------------------------
+    def _release(self, attr: str) -> None:
+        res = getattr(self, attr)
+        if res:
+            for v in [*res.values(), *res.get("vaos", {}).values()]:
+                if isinstance(v, (moderngl.Buffer, moderngl.VertexArray, moderngl.Texture,
+                                  moderngl.Texture3D, moderngl.Program)):
+                    v.release()
+        setattr(self, attr, None)
+
+    def _release_mesh(self) -> None:
+        self._release("_mesh")
+
+    def release(self) -> None:
+        for attr in ("_mesh", "_grid", "_neural", "_points"):
+            self._release(attr)
+        for f in self._fbos.values():
+            for a in f.color_attachments:
+                a.release()
+            if f.depth_attachment:
+                f.depth_attachment.release()
+            f.release()
+        self._fbos.clear()
+        for vao in self._vaos.values():
+            vao.release()
+        self._vaos.clear()
+        for p in self._progs.values():
+            p.release()
+        self._progs.clear()
+        if self._texture is not None:
+            self._texture.release()
+        self._dummy3d.release()
+
+
+def render_offscreen(width: int, height: int, camera: OrbitCamera | None = None, *,
+                     mesh: tuple | None = None, texture: np.ndarray | None = None,
+                     sdf: tuple | None = None, stages: list[dict] | None = None,
+                     points: np.ndarray | None = None, samples: int = 0,
+                     **render_kwargs) -> np.ndarray:
+    """One-shot headless render on the cached EGL context -> (H,W,4) uint8.
+
+    mesh = (vertices, faces[, uvs]); sdf = (grid, lo, hi[, uv_grid]); stages for mode
+    'neural'. With no camera, the default 3/4 camera framing the drawn object is used.
+    """
+    r = Renderer(headless_context(), samples=samples)
+    try:
+        if mesh is not None:
+            r.set_mesh(*mesh)
+        if texture is not None:
+            r.set_texture(texture)
+        if sdf is not None:
+            r.set_sdf_grid(*sdf)
+        if stages is not None:
+            r.set_neural(stages)
+        if points is not None:
+            r.set_points(points)
+        if camera is None:
+            camera = OrbitCamera().frame(*r.bounds(render_kwargs.get("mode", "mesh")))
+        return r.render_image(width, height, camera, **render_kwargs)
+    finally:
+        r.release()

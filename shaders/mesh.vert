@@ -1,0 +1,17 @@
+layout(location = 0) in vec3 in_pos;
+layout(location = 1) in vec3 in_normal;
+layout(location = 2) in vec2 in_uv;
+uniform mat4 u_view;
+uniform mat4 u_proj;
+out vec3 v_world;
+out vec3 v_normal;
+out vec2 v_uv;
+out vec3 v_view_pos;
+void main() {
+    vec4 vp = u_view * vec4(in_pos, 1.0);
+    v_world = in_pos;
+    v_normal = in_normal;
+    v_uv = in_uv;
+    v_view_pos = vp.xyz;
+    gl_Position = u_proj * vp;
+}
