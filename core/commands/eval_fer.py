@@ -1,0 +1,56 @@
+"""`python main.py eval-fer`: accuracy, per-class recall and confusion matrix of the shipped
+expression classifier on a FER2013-format npz (default ../shared/fer2013/val.npz)."""
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+
+from core.commands import UserError
+from core.paths import MissingDataError, shared_path
+
+NAME = "eval-fer"
+HELP = "Evaluate the expression classifier on FER2013 val: accuracy, recall, confusion matrix."
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--npz", default=None, help="FER2013-format npz (default ../shared/fer2013/val.npz)")
+    p.add_argument("--model", default=None, help="classifier file (default resources/models/fer_vgg.pt)")
+    p.add_argument("--no-flip", action="store_true", help="disable test-time flip averaging")
+
+
+def evaluate_npz(npz, model=None, flip: bool = True) -> dict:
+    from core.fer import FER_CLASSES, ExpressionClassifier
+    data = np.load(npz)
+    images, labels = data["images"], data["labels"].astype(int)
+    clf = ExpressionClassifier(model, flip=flip)
+    t = time.perf_counter()
+    pred = np.concatenate([clf.predict(images[i:i + 512]).probs.argmax(1) for i in range(0, len(images), 512)])
+    secs = time.perf_counter() - t
+    k = len(FER_CLASSES)
+    cm = np.zeros((k, k), int)
+    np.add.at(cm, (labels, pred), 1)
+    recall = cm.diagonal() / np.maximum(cm.sum(1), 1)
+    return {"n": int(len(labels)), "accuracy": round(float((pred == labels).mean()), 4),
+            "recall": {c: round(float(r), 4) for c, r in zip(FER_CLASSES, recall)},
+            "confusion": cm.tolist(), "crops_per_s": round(len(labels) / secs, 1),
+            "model": str(clf.path), "flip_tta": flip}
+
+
+def run(args) -> int:
+    try:
+        npz = shared_path("fer2013/val.npz", args.npz, "FER2013 val split")
+    except MissingDataError as exc:
+        raise UserError(str(exc)) from exc
+    res = evaluate_npz(npz, args.model, flip=not args.no_flip)
+    from core.fer import FER_CLASSES
+    print(f"{res['n']} images from {npz}; model {res['model']}")
+    print(f"accuracy {res['accuracy']:.2%}")
+    print("per-class recall: " + ", ".join(f"{c} {r:.1%}" for c, r in res["recall"].items()))
+    print("confusion (rows true, columns predicted):")
+    print("          " + " ".join(f"{c[:7]:>8}" for c in FER_CLASSES))
+    for c, row in zip(FER_CLASSES, res["confusion"]):
+        print(f"{c:>9} " + " ".join(f"{v:8d}" for v in row))
+    print(json.dumps(res))
+    return 0

@@ -1,0 +1,9 @@
+"""Facial-expression recognition: the FER2013 classifier, aligned crops from tracked
+landmarks, open-set "unknown" score, Grad-CAM, per-frame pipeline and overlay drawing."""
+from .classifier import DEFAULT_MODEL, ExpressionClassifier, Prediction
+from .crop import face_crop
+from .model import FER_CLASSES, FerNet, load_model
+from .pipeline import CSV_COLUMNS, FaceResult, FerPipeline
+
+__all__ = ["ExpressionClassifier", "Prediction", "DEFAULT_MODEL", "face_crop", "FER_CLASSES", "FerNet",
+           "load_model", "CSV_COLUMNS", "FaceResult", "FerPipeline"]

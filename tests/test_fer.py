@@ -1,0 +1,166 @@
+"""Expression recognition: the shipped classifier on FER2013 val and through the tracked-crop
+path, open-set score, Grad-CAM, and the headless CLI's outputs and error messages."""
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+
+from core.fer import CSV_COLUMNS, DEFAULT_MODEL, FER_CLASSES, ExpressionClassifier, face_crop
+from core.paths import REPO_ROOT, SHARED_DIR
+
+VAL = SHARED_DIR / "fer2013" / "val.npz"
+CLIP = SHARED_DIR / "media" / "speaker_a.mp4"
+needs_val = pytest.mark.skipif(not VAL.exists(), reason=f"FER2013 val split missing: {VAL}")
+needs_media = pytest.mark.skipif(not CLIP.exists(), reason=f"shared clip missing: {CLIP}")
+
+
+@pytest.fixture(scope="module")
+def clf():
+    return ExpressionClassifier()
+
+
+@pytest.fixture(scope="module")
+def val():
+    d = np.load(VAL)
+    return d["images"], d["labels"]
+
+
+def test_shipped_model_is_small_float16_with_card():
+    import torch
+    blob = torch.load(DEFAULT_MODEL, map_location="cpu", weights_only=False)
+    assert all(v.dtype == torch.float16 for v in blob["state_dict"].values() if v.is_floating_point())
+    assert DEFAULT_MODEL.stat().st_size < 4_000_000
+    card = (REPO_ROOT / "resources" / "models" / "MODEL_CARD_fer.md").read_text()
+    assert f"{blob['meta']['val_acc']:.1%}" in card  # the card states the measured number
+
+
+@needs_val
+def test_clear_expressions_recognised_on_val(clf, val):
+    """Happy and surprise are the visually clearest FER classes: their recall over the whole
+    val split must be high, and the overall accuracy far above chance (1/7)."""
+    images, labels = val
+    pred = np.concatenate([clf.predict(images[i:i + 512]).probs.argmax(1) for i in range(0, len(images), 512)])
+    for name, floor in (("happy", 0.70), ("surprise", 0.55)):
+        k = FER_CLASSES.index(name)
+        recall = float((pred[labels == k] == k).mean())
+        assert recall >= floor, f"{name} recall {recall:.2f}"
+    assert float((pred == labels).mean()) >= 0.45
+
+
+@needs_val
+def test_tracked_aligned_crops_match_training_framing(clf, val):
+    """Run the real path (MediaPipe landmarks -> aligned crop -> classifier) on upscaled val
+    faces: accuracy must stay close to the classifier's accuracy on the raw 48x48 images."""
+    from core.tracking import FaceTracker
+    images, labels = val
+    rng = np.random.default_rng(0)
+    idx = rng.choice(len(images), 150, replace=False)
+    raw, aligned, keep = [], [], []
+    with FaceTracker(num_faces=1, min_detection=0.3, min_presence=0.3) as tr:
+        for i in idx:
+            big = cv2.cvtColor(cv2.resize(images[i], (192, 192), interpolation=cv2.INTER_CUBIC), cv2.COLOR_GRAY2BGR)
+            faces = tr.detect(big)
+            if faces:
+                aligned.append(face_crop(big, faces[0].landmarks)[0])
+                keep.append(i)
+    assert len(keep) >= 120  # MediaPipe finds most FER faces even at 48 px
+    acc_raw = float((clf.predict(images[keep]).probs.argmax(1) == labels[keep]).mean())
+    acc_aligned = float((clf.predict(np.stack(aligned)).probs.argmax(1) == labels[keep]).mean())
+    assert acc_aligned >= acc_raw - 0.10, (acc_raw, acc_aligned)
+
+
+@needs_val
+def test_unknown_score_ranks_non_faces_above_faces(clf, val):
+    from core.fer.openset import auroc
+    faces = clf.predict(val[0][:300]).unknown
+    rng = np.random.default_rng(1)
+    noise = np.stack([cv2.GaussianBlur(rng.integers(0, 256, (48, 48), dtype=np.uint8), (5, 5), 0)
+                      for _ in range(100)])
+    stripes = np.tile((np.arange(48) // 6 % 2 * 255).astype(np.uint8), (100, 48, 1))
+    others = clf.predict(np.concatenate([noise, stripes])).unknown
+    assert 0 <= faces.min() and others.max() <= 1
+    assert auroc(faces, others) > 0.8
+
+
+@needs_val
+def test_gradcam_is_a_normalised_map(clf, val):
+    cam = clf.gradcam(val[0][0])
+    assert cam.shape == (48, 48) and cam.max() == pytest.approx(1.0) and cam.min() >= 0
+    assert cam.std() > 0.05  # spatially selective, not flat
+
+
+def test_auroc_matches_definition():
+    from core.fer.openset import auroc
+    assert auroc(np.array([0.1, 0.2]), np.array([0.3, 0.4])) == 1.0
+    assert auroc(np.array([0.3, 0.4]), np.array([0.1, 0.2])) == 0.0
+    assert auroc(np.array([0.5, 0.5]), np.array([0.5])) == 0.5
+
+
+def _cli(*args):
+    return subprocess.run([sys.executable, "main.py", *map(str, args)], cwd=REPO_ROOT,
+                          capture_output=True, text=True, timeout=300)
+
+
+@needs_media
+def test_cli_video_csv_schema_one_row_per_frame_and_face(tmp_path):
+    out, table = tmp_path / "annotated.mp4", tmp_path / "results.csv"
+    r = _cli("fer", CLIP, "--out", out, "--csv", table, "--max-frames", 25, "--heatmap")
+    assert r.returncode == 0, r.stderr[-2000:]
+    summary = json.loads(r.stdout.strip().splitlines()[-1])
+    with open(table) as f:
+        rows = list(csv.reader(f))
+    assert tuple(rows[0]) == CSV_COLUMNS
+    body = [dict(zip(rows[0], row)) for row in rows[1:]]
+    assert summary["frames"] == 25 and len(body) == summary["rows"]
+    assert sorted({(int(b["frame"]), int(b["face_id"])) for b in body}) == [(i, 0) for i in range(25)]
+    for b in body:
+        probs = [float(b[f"p_{c}"]) for c in FER_CLASSES]
+        assert sum(probs) == pytest.approx(1.0, abs=0.01)
+        assert b["label"] == FER_CLASSES[int(np.argmax(probs))]
+        assert float(b["confidence"]) == pytest.approx(max(probs), abs=1e-3)
+        assert 0 <= float(b["unknown"]) <= 1 and abs(float(b["yaw"])) < 60
+    assert float(body[10]["time_s"]) == pytest.approx(0.4)
+    cap = cv2.VideoCapture(str(out))
+    assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 25
+
+
+@needs_media
+def test_cli_image_in_annotated_image_out(tmp_path):
+    with __import__("core.video", fromlist=["x"]).VideoFileSource(CLIP) as src:
+        frame = next(iter(src)).image
+    img = tmp_path / "face.jpg"
+    cv2.imwrite(str(img), frame)
+    out = tmp_path / "face_annotated.png"
+    r = _cli("fer", img, "--out", out, "--csv", tmp_path / "r.csv", "--landmarks")
+    assert r.returncode == 0, r.stderr[-2000:]
+    drawn = cv2.imread(str(out))
+    assert drawn.shape == frame.shape and np.abs(drawn.astype(int) - frame).mean() > 1
+
+
+def test_cli_clear_errors(tmp_path):
+    blank = tmp_path / "wall.png"
+    cv2.imwrite(str(blank), np.full((240, 320, 3), 200, np.uint8))
+    r = _cli("fer", blank, "--out", tmp_path / "o.png")
+    assert r.returncode == 1 and "no face found" in r.stderr
+    bad = tmp_path / "broken.mp4"
+    bad.write_bytes(b"garbage" * 1000)
+    r = _cli("fer", bad, "--out", tmp_path / "o.mp4")
+    assert r.returncode == 2 and "cannot decode video" in r.stderr and "Traceback" not in r.stderr
+    r = _cli("fer", "9", "--camera-timeout", "0.5")  # no camera 9 on any test machine
+    assert r.returncode == 2 and "camera 9" in r.stderr and "gave up" in r.stderr
+
+
+@needs_val
+def test_eval_fer_prints_json_summary():
+    r = _cli("eval-fer", "--npz", VAL)
+    assert r.returncode == 0, r.stderr[-2000:]
+    res = json.loads(r.stdout.strip().splitlines()[-1])
+    cm = np.array(res["confusion"])
+    assert cm.shape == (7, 7) and cm.sum() == res["n"] == 3589
+    assert res["accuracy"] == pytest.approx(np.trace(cm) / cm.sum(), abs=1e-4)
