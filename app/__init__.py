@@ -1,0 +1,1 @@
+"""The Likeness studio: Qt widgets that observe and edit a core.avatar.Avatar document."""

@@ -1,0 +1,216 @@
+"""Bridges the document (core.avatar.Avatar) and the face model for the views.
+
+It observes the avatar: an identity change extracts a new mesh off the GUI thread (1-3 s, the
+latest request wins), an expression change re-poses the current mesh on the GUI thread
+(Animator.vertices takes a few ms), and SDF mode recomputes the SDF grid in the background.
+Views listen to its Qt signals; they never call the face model themselves.
+"""
+from __future__ import annotations
+
+import logging
+import time
+
+import numpy as np
+from PySide6.QtCore import QObject, QTimer, Signal
+
+from core.avatar import Avatar
+
+from .workers import TaskRunner
+
+log = logging.getLogger(__name__)
+
+
+class FaceSession(QObject):
+    mesh_changed = Signal(object, object)   # Mesh (identity, neutral), posed vertices (V, 3)
+    vertices_changed = Signal(object)       # posed vertices (V, 3)
+    sdf_changed = Signal(object, object, object)  # grid[z, y, x], lo, hi
+    landmarks_changed = Signal(object)      # (68, 3) or None
+    status = Signal(str)
+
+    def __init__(self, model, avatar: Avatar, runner: TaskRunner, resolution: int = 128,
+                 sdf_resolution: int = 96, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.model, self.avatar, self.runner = model, avatar, runner
+        self.resolution, self.sdf_resolution = resolution, sdf_resolution
+        self.mesh = None
+        self.animator = None
+        self.vertices: np.ndarray | None = None
+        self.pose_ms = 0.0
+        self.focus: tuple[np.ndarray, np.ndarray] | None = None  # box the camera frames: the head
+        self._mesh_gen = 0          # newest identity request; older results are dropped
+        self._mesh_task = None
+        self._mesh_pending = False  # identity changed while extraction was running
+        self._sdf_gen = 0
+        self._sdf_task = None
+        self._sdf_pending = False
+        self._anim_cache: tuple[np.ndarray, np.ndarray] | None = None  # (template points, offsets)
+        self._lm_task = None
+        self._lm_pending = False
+        # Slider drags fire many identity changes; wait for a short pause before extracting.
+        self._identity_timer = QTimer(self, singleShot=True, interval=120, timeout=self.rebuild_mesh)
+        self._sdf_timer = QTimer(self, singleShot=True, interval=60, timeout=self.rebuild_sdf)
+        ev = avatar.events
+        ev.connect("identity", lambda a: self._identity_timer.start())
+        ev.connect("expression", lambda a: self._expression_changed())
+        ev.connect("replaced", lambda a: self.rebuild_mesh())
+        ev.connect("view", lambda a: self._view_changed())
+
+    # --- state --------------------------------------------------------------------------------
+    @property
+    def ready(self) -> bool:
+        return self.mesh is not None and self._mesh_task is None and not self._identity_timer.isActive()
+
+    @property
+    def busy(self) -> bool:
+        return any(t is not None for t in (self._mesh_task, self._sdf_task, self._lm_task))
+
+    # --- mesh ---------------------------------------------------------------------------------
+    def rebuild_mesh(self) -> None:
+        self._identity_timer.stop()
+        if self._mesh_task is not None:
+            self._mesh_pending = True  # start again with the newest identity when this one ends
+            return
+        self._mesh_gen += 1
+        gen, identity, res, model = self._mesh_gen, self.avatar.identity, self.resolution, self.model
+
+        cached = self._anim_cache
+
+        def work(ctx):
+            ctx.progress(0.1, "Extracting mesh")
+            t0 = time.perf_counter()
+            mesh = model.extract_mesh(identity, None, resolution=res)
+            ctx.check()
+            ctx.progress(0.6, "Preparing animation")
+            anim = _reuse_animator(cached, mesh) or model.animator(mesh, identity)
+            focus = head_box(np.asarray(model.landmarks(identity, None), np.float32), mesh.vertices)
+            return gen, mesh, anim, focus, time.perf_counter() - t0
+
+        self.status.emit("Building face mesh…")
+        self._mesh_task = self.runner.start("Mesh extraction", work, on_done=self._mesh_done,
+                                            on_cancel=lambda: log.warning(
+                                                "Mesh extraction cancelled: the view still shows the previous identity"))
+        self._mesh_task.signals.done.connect(self._mesh_task_ended)
+
+    def _mesh_done(self, result) -> None:
+        gen, mesh, anim, focus, seconds = result
+        if gen != self._mesh_gen:
+            return
+        self.mesh, self.animator, self.focus = mesh, anim, focus
+        if getattr(mesh, "template", None) is not None and hasattr(anim, "morph_targets"):
+            self._anim_cache = (mesh.template, anim.morph_targets())
+        self.vertices = self._pose()
+        log.info("Mesh ready: %d vertices, %d triangles in %.2f s", len(mesh.vertices), len(mesh.faces), seconds)
+        self.mesh_changed.emit(mesh, self.vertices)
+        self._update_landmarks()
+        if self.avatar.view.geometry == "sdf":
+            self.rebuild_sdf()
+
+    def _mesh_task_ended(self) -> None:
+        self._mesh_task = None
+        if self._mesh_pending:
+            self._mesh_pending = False
+            self.rebuild_mesh()
+        else:
+            self.status.emit("Ready")
+
+    def _pose(self) -> np.ndarray:
+        t0 = time.perf_counter()
+        v = np.asarray(self.animator.vertices(self.avatar.expression), np.float32)
+        self.pose_ms = (time.perf_counter() - t0) * 1000
+        return v
+
+    def _expression_changed(self) -> None:
+        if self.animator is not None:
+            self.vertices = self._pose()
+            self.vertices_changed.emit(self.vertices)
+        self._update_landmarks()
+        if self.avatar.view.geometry == "sdf":
+            self._sdf_timer.start()
+
+    # --- SDF and landmarks --------------------------------------------------------------------
+    def _view_changed(self) -> None:
+        if self.avatar.view.geometry == "sdf" and self._sdf_gen == 0:
+            self.rebuild_sdf()
+        self._update_landmarks()
+
+    def rebuild_sdf(self) -> None:
+        self._sdf_timer.stop()
+        if self._sdf_task is not None:
+            self._sdf_pending = True
+            return
+        self._sdf_gen += 1
+        gen, model, res = self._sdf_gen, self.model, self.sdf_resolution
+        identity, expression = self.avatar.identity, self.avatar.expression
+
+        def work(ctx):
+            ctx.progress(0.1, "Evaluating SDF grid")
+            t0 = time.perf_counter()
+            grid = tuple(model.sdf_grid(identity, expression, res))
+            return (gen, time.perf_counter() - t0) + grid
+
+        def done(result):
+            if result[0] == self._sdf_gen:
+                log.info("SDF grid %d³ ready in %.2f s", res, result[1])
+                self.sdf_changed.emit(*result[2:])
+
+        def ended():
+            self._sdf_task = None
+            if self._sdf_pending:
+                self._sdf_pending = False
+                self.rebuild_sdf()
+
+        self._sdf_task = self.runner.start("SDF grid", work, on_done=done)
+        self._sdf_task.signals.done.connect(ended)
+
+    def _update_landmarks(self) -> None:
+        """Landmarks take the network ~0.1 s: computed in the background, newest request wins."""
+        if not self.avatar.view.show_landmarks:
+            self.landmarks_changed.emit(None)
+            return
+        if self._lm_task is not None:
+            self._lm_pending = True
+            return
+        model, identity, expression = self.model, self.avatar.identity, self.avatar.expression
+
+        def ended():
+            self._lm_task = None
+            if self._lm_pending:
+                self._lm_pending = False
+                self._update_landmarks()
+
+        def done(lm):
+            if self.avatar.view.show_landmarks:
+                self.landmarks_changed.emit(lm)
+
+        self._lm_task = self.runner.start(
+            "Landmarks", lambda ctx: np.asarray(model.landmarks(identity, expression), np.float32),
+            on_done=done, quiet=True)
+        self._lm_task.signals.done.connect(ended)
+
+
+def head_box(landmarks: np.ndarray, vertices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The box of the head around the 68 face landmarks (face width w: the skull reaches ~0.9 w
+    above the brows and behind the face), clipped to the mesh, so the view frames the head
+    rather than the whole extracted surface (shoulders, neck)."""
+    lo, hi = landmarks.min(axis=0), landmarks.max(axis=0)
+    w = float(hi[0] - lo[0])
+    box_lo = np.array([lo[0] - 0.3 * w, lo[1] - 0.35 * w, lo[2] - 1.0 * w])
+    box_hi = np.array([hi[0] + 0.3 * w, hi[1] + 0.9 * w, hi[2] + 0.1 * w])
+    vlo, vhi = vertices.min(axis=0), vertices.max(axis=0)
+    return np.maximum(box_lo, vlo).astype(np.float32), np.minimum(box_hi, vhi).astype(np.float32)
+
+
+def _reuse_animator(cached, mesh):
+    """The model's expression field depends only on a vertex's template-space position, so a
+    new identity extracted from the same template mesh has the same 53 offsets: reuse them
+    instead of re-evaluating the field (seconds for a 100k-vertex head)."""
+    if cached is None or getattr(mesh, "template", None) is None:
+        return None
+    template, offsets = cached
+    if template.shape != mesh.template.shape or not np.array_equal(template, mesh.template):
+        return None
+    from core.facemodel import Animator
+
+    w0 = getattr(mesh, "expression", None)
+    w0 = np.zeros(len(offsets), np.float32) if w0 is None else np.asarray(w0, np.float32)
+    return Animator(mesh.vertices - np.einsum("e,evc->vc", w0, offsets), offsets)

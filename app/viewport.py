@@ -1,0 +1,174 @@
+"""The OpenGL viewport: a QOpenGLWidget drawing the avatar with core.render through moderngl.
+
+Mouse: left drag orbits, right/middle (or Shift+left) drag pans, the wheel zooms, a double
+click resets the view. The viewport only reads the document and the FaceSession; it uploads
+new vertices when the session re-poses the mesh, so an expression slider repaints at once.
+"""
+from __future__ import annotations
+
+import logging
+import time
+
+import numpy as np
+from PySide6.QtCore import QPointF, Qt, Signal
+from PySide6.QtOpenGLWidgets import QOpenGLWidget
+
+from core.avatar import Avatar, default_texture
+from core.render import OrbitCamera
+
+log = logging.getLogger(__name__)
+ORBIT_DEG_PER_PX = 0.4
+
+
+def default_camera(bounds: tuple[np.ndarray, np.ndarray] | None = None) -> OrbitCamera:
+    """The view the app opens on and 'Reset View' returns to: framed on the head."""
+    cam = OrbitCamera()
+    if bounds is not None:
+        cam.frame(*bounds)
+    return cam
+
+
+class Viewport(QOpenGLWidget):
+    frame_rendered = Signal(float)  # milliseconds spent in the last paintGL
+
+    def __init__(self, avatar: Avatar, session, parent=None) -> None:
+        super().__init__(parent)
+        self.avatar, self.session = avatar, session
+        self.ctx = None
+        self.renderer = None
+        self.camera = default_camera()
+        self.bounds: tuple[np.ndarray, np.ndarray] | None = None
+        self.landmarks: np.ndarray | None = None
+        self.last_frame_ms = 0.0
+        self._has_sdf = False
+        self._pending: dict[str, object] = {}  # GPU uploads waiting for the GL context
+        self._drag: tuple[Qt.MouseButton, QPointF, bool] | None = None
+        self.setMinimumSize(320, 240)
+        self.setFocusPolicy(Qt.StrongFocus)
+        self.setMouseTracking(False)
+        session.mesh_changed.connect(self._mesh_changed)
+        session.vertices_changed.connect(self._vertices_changed)
+        session.sdf_changed.connect(lambda g, lo, hi: self._queue("sdf", (g, lo, hi)))
+        session.landmarks_changed.connect(self._landmarks_changed)
+        for event in ("texture", "replaced"):
+            avatar.events.connect(event, lambda a: self._queue("texture", a.texture))
+        avatar.events.connect("view", lambda a: self.update())
+        self._queue("texture", avatar.texture)
+
+    # --- data from the session (GUI thread) -----------------------------------------------------
+    def _queue(self, key: str, value) -> None:
+        self._pending[key] = value
+        self.update()
+
+    def _mesh_changed(self, mesh, vertices) -> None:
+        first = self.bounds is None
+        self.bounds = self.session.focus or (mesh.vertices.min(axis=0), mesh.vertices.max(axis=0))
+        self._pending.pop("vertices", None)
+        self._queue("mesh", (mesh, vertices))
+        if first:
+            self.reset_view()
+
+    def _vertices_changed(self, vertices) -> None:
+        self._queue("vertices", vertices)
+
+    def _landmarks_changed(self, landmarks) -> None:
+        self.landmarks = landmarks
+        self._queue("points", landmarks)
+
+    def reset_view(self) -> None:
+        self.camera = default_camera(self.bounds)
+        self.update()
+
+    # --- GL -------------------------------------------------------------------------------------
+    def initializeGL(self) -> None:
+        import moderngl
+        from core.render import Renderer
+
+        self.ctx = moderngl.create_context()
+        self.renderer = Renderer(self.ctx)
+        log.info("OpenGL %s on %s", self.ctx.info.get("GL_VERSION", "?"), self.ctx.info.get("GL_RENDERER", "?"))
+
+    def _upload(self) -> None:
+        r, p = self.renderer, self._pending
+        if "mesh" in p:
+            mesh, vertices = p.pop("mesh")
+            r.set_mesh(vertices, mesh.faces, mesh.uvs)
+        if "vertices" in p:
+            r.update_vertices(p.pop("vertices"))
+        if "texture" in p:
+            tex = p.pop("texture")
+            r.set_texture(default_texture() if tex is None else tex)
+        if "sdf" in p:
+            r.set_sdf_grid(*p.pop("sdf"))
+            self._has_sdf = True
+        if "points" in p:
+            r.set_points(p.pop("points"), colour=(0.25, 0.95, 0.45), size=6.0)
+
+    def paintGL(self) -> None:
+        t0 = time.perf_counter()
+        fbo = self.ctx.detect_framebuffer(self.defaultFramebufferObject())
+        w, h = self._pixel_size()
+        self._upload()
+        view = self.avatar.view
+        geometry, mode = self.drawn_as()
+        if geometry == "mesh" and self.bounds is None:
+            fbo.use()  # nothing to draw yet: just the background
+            self.ctx.clear(*view.background, 1.0)
+        else:
+            self.renderer.render(fbo, w, h, self.camera, mode=geometry, view=mode,
+                                 background=view.background, show_points=view.show_landmarks)
+            # The renderer leaves alpha 0 on the background (coverage); Qt composites the widget
+            # with blending, so make the frame opaque or the window shows through.
+            fbo.color_mask = (False, False, False, True)
+            fbo.clear(0.0, 0.0, 0.0, 1.0)  # the mask keeps RGB; depth is not needed any more
+            fbo.color_mask = (True, True, True, True)
+        self.ctx.finish()  # wait for the GPU so the status bar shows the real frame time
+        self.last_frame_ms = (time.perf_counter() - t0) * 1000
+        self.frame_rendered.emit(self.last_frame_ms)
+
+    def drawn_as(self) -> tuple[str, str]:
+        """(geometry, mode) actually drawn: the SDF shows the mesh until its grid is ready, and a
+        distance field has no edges, so SDF + wireframe shows shaded."""
+        view = self.avatar.view
+        has_sdf = self._has_sdf or "sdf" in self._pending
+        geometry = "sdf" if view.geometry == "sdf" and has_sdf else "mesh"
+        mode = "shaded" if geometry == "sdf" and view.mode == "wireframe" else view.mode
+        return geometry, mode
+
+    def _pixel_size(self) -> tuple[int, int]:
+        ratio = self.devicePixelRatioF()
+        return max(1, int(round(self.width() * ratio))), max(1, int(round(self.height() * ratio)))
+
+    def render_image(self) -> np.ndarray:
+        """The current frame as (H, W, 3) uint8, row 0 at the top (what the user sees)."""
+        img = self.grabFramebuffer().convertToFormat(self.grabFramebuffer().Format.Format_RGB888)
+        arr = np.frombuffer(img.constBits(), np.uint8).reshape(img.height(), img.bytesPerLine())
+        return arr[:, : img.width() * 3].reshape(img.height(), img.width(), 3).copy()
+
+    # --- mouse ----------------------------------------------------------------------------------
+    def mousePressEvent(self, e) -> None:
+        pan = e.button() in (Qt.RightButton, Qt.MiddleButton) or bool(e.modifiers() & Qt.ShiftModifier)
+        self._drag = (e.button(), e.position(), pan)
+
+    def mouseMoveEvent(self, e) -> None:
+        if self._drag is None:
+            return
+        _, last, pan = self._drag
+        d = e.position() - last
+        self._drag = (self._drag[0], e.position(), pan)
+        if pan:
+            self.camera.pan(d.x() * self.devicePixelRatioF(), d.y() * self.devicePixelRatioF(),
+                            self._pixel_size()[1])
+        else:
+            self.camera.orbit(-d.x() * ORBIT_DEG_PER_PX, d.y() * ORBIT_DEG_PER_PX)
+        self.update()
+
+    def mouseReleaseEvent(self, e) -> None:
+        self._drag = None
+
+    def mouseDoubleClickEvent(self, e) -> None:
+        self.reset_view()
+
+    def wheelEvent(self, e) -> None:
+        self.camera.zoom(1.1 ** (e.angleDelta().y() / 120.0))
+        self.update()

@@ -1,0 +1,46 @@
+"""Shared fixtures. GUI tests run on an X display: the session's own if DISPLAY is set, else a
+private Xvfb started here (and stopped at the end); without either they are skipped with the
+reason. Qt's `offscreen` platform has no OpenGL context, so it is not an option for them."""
+from __future__ import annotations
+
+import os
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def display():
+    from app.xvfb import VirtualDisplay
+
+    vd = None
+    if not os.environ.get("DISPLAY"):
+        if not VirtualDisplay.available():
+            pytest.skip("GUI test skipped: no X display (DISPLAY unset) and Xvfb is not installed")
+        vd = VirtualDisplay()
+        try:
+            os.environ["DISPLAY"] = vd.start()
+        except RuntimeError as exc:
+            pytest.skip(f"GUI test skipped: could not start Xvfb ({exc})")
+    os.environ["QT_QPA_PLATFORM"] = "xcb"
+    from app.main import set_gl_format
+
+    set_gl_format()  # must precede the QApplication
+    # Xvfb is stopped at interpreter exit (VirtualDisplay registers that), after the test
+    # session's QApplication is gone: stopping it here would cut Qt's X connection.
+    return os.environ["DISPLAY"]
+
+
+@pytest.fixture(scope="session")
+def qapp_args(display):
+    """pytest-qt builds its QApplication from this: depending on `display` makes sure the
+    X server exists and the GL format is set before the application is created."""
+    return ["likeness-tests"]
+
+
+@pytest.fixture(scope="session")
+def face_model():
+    try:
+        from core.facemodel import FaceModel
+        return FaceModel.load()
+    except (ImportError, FileNotFoundError) as exc:
+        pytest.skip(f"face model not available: {exc}")
