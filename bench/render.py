@@ -3,8 +3,7 @@
 latency (weights -> animator -> normals -> upload -> render -> read), SDF-grid fps, neural
 SDF frame time, and mesh-vs-SDF silhouette IoU. Prints figures, then one JSON line.
 
-Uses the trained face model when resources/models/face_model.pt exists, else the procedural
-stand-in head (same mesh/SDF pipeline, similar triangle count).
+Renders the shipped default avatar (resources/models/face_model.pt).
 """
 from __future__ import annotations
 

@@ -78,66 +78,6 @@ def sphere_sdf_grid(radius: float = 10.0, resolution: int = 64, margin: float = 
 
 # -- a procedural head: the stand-in avatar while no trained face model is installed ----------
 
-def _ellipsoid(p: np.ndarray, centre, radii) -> np.ndarray:
-    # Quilez's gradient-normalised ellipsoid bound: close to exact near the surface.
-    q = (p - np.asarray(centre, np.float32)) / np.asarray(radii, np.float32)
-    k0 = np.linalg.norm(q, axis=-1)
-    k1 = np.linalg.norm(q / np.asarray(radii, np.float32), axis=-1)
-    return k0 * (k0 - 1.0) / np.maximum(k1, 1e-6)
-
-
-def _smin(a: np.ndarray, b: np.ndarray, k: float) -> np.ndarray:
-    h = np.clip(0.5 + 0.5 * (b - a) / k, 0.0, 1.0)
-    return b + (a - b) * h - k * h * (1.0 - h)
-
-
-def head_sdf(p: np.ndarray) -> np.ndarray:
-    """Signed distance (cm, negative inside) of a stylised head ~25 cm tall, face toward +z."""
-    d = _ellipsoid(p, (0, 2.5, -1.0), (8.0, 10.0, 9.5))          # cranium
-    d = _smin(d, _ellipsoid(p, (0, -4.0, 1.5), (6.3, 7.0, 7.0)), 3.0)   # cheeks and jaw
-    d = _smin(d, _ellipsoid(p, (0, -9.0, 3.0), (3.2, 2.2, 3.5)), 2.0)   # chin
-    d = _smin(d, _ellipsoid(p, (0, 0.0, 8.2), (1.2, 2.6, 1.6)), 1.0)    # nose
-    for s in (-1, 1):
-        d = _smin(d, _ellipsoid(p, (s * 7.9, 0.5, -1.0), (1.0, 3.0, 1.8)), 0.8)   # ears
-        d = _smin(d, _ellipsoid(p, (s * 3.6, 4.6, 5.8), (2.6, 0.8, 1.5)), 1.0)    # brows
-        d = np.maximum(d, -_ellipsoid(p, (s * 3.0, 2.8, 7.6), (1.7, 1.0, 1.2)))   # eye sockets
-        d = np.minimum(d, np.linalg.norm(p - np.array([s * 3.0, 2.7, 5.6], np.float32),
-                                         axis=-1) - 1.45)                       # eyeballs
-    d = _smin(d, _ellipsoid(p, (0, -4.9, 7.2), (2.6, 0.7, 1.0)), 0.6)   # lips
-    neck = np.maximum(np.hypot(p[..., 0] / 5.4, (p[..., 2] + 1.5) / 5.4) * 5.4 - 5.4,
-                      np.abs(p[..., 1] + 15.0) - 5.5)
-    return _smin(d, neck, 2.0).astype(np.float32)
-
-
-HEAD_LO = np.array([-11.0, -21.0, -12.0], np.float32)
-HEAD_HI = np.array([11.0, 14.0, 12.0], np.float32)
-
-
-def head_sdf_grid(resolution: int = 128) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    return head_sdf(grid_points(HEAD_LO, HEAD_HI, resolution)), HEAD_LO.copy(), HEAD_HI.copy()
-
-
-def cylindrical_uvs(vertices: np.ndarray) -> np.ndarray:
-    """u from the angle around +y (0.5 at the front, +z), v from height over the head box."""
-    v = np.asarray(vertices, np.float32)
-    u = np.arctan2(v[:, 0], v[:, 2]) / (2 * np.pi) + 0.5
-    h = (v[:, 1] - HEAD_LO[1]) / (HEAD_HI[1] - HEAD_LO[1])
-    return np.stack([u, h], 1).astype(np.float32)
-
-
-def mesh_from_grid(grid: np.ndarray, lo, hi, level: float = 0.0
-                   ) -> tuple[np.ndarray, np.ndarray]:
-    """Marching cubes of an SDF grid [z,y,x] -> vertices (cm), faces CCW seen from outside."""
-    from skimage.measure import marching_cubes
-
-    res = np.array(grid.shape[::-1], np.float64)  # x, y, z counts
-    spacing = (np.asarray(hi, np.float64) - lo) / (res - 1)
-    verts, faces, _, _ = marching_cubes(grid, level, spacing=tuple(spacing[::-1]))
-    verts = verts[:, ::-1] + np.asarray(lo)          # (z,y,x) -> (x,y,z)
-    faces = faces[:, ::-1]                           # axis swap flips the winding back
-    return verts.astype(np.float32), np.ascontiguousarray(faces, dtype=np.int32)
-
-
 def uv_grid_from_mesh(vertices: np.ndarray, uvs: np.ndarray, lo, hi,
                       resolution: int = 64) -> np.ndarray:
     """(R,R,R,2) float32 uv of the nearest mesh vertex at each node: lets the SDF path show
