@@ -54,6 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="main.py",
         description="Likeness: 3D face avatars. With no command, starts the studio window.",
+        epilog="Studio: python main.py [FILE.likeness] [--screenshot OUT.png] [--quit-after SEC]. "
+               "Without a display (Linux) the studio runs on a private Xvfb and says so.",
     )
     sub = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
     for mod in _modules():
