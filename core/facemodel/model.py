@@ -1,0 +1,286 @@
+"""FaceModel: the numpy-facing API over FaceNet (load, codes, SDF, meshes, animation, shaders)."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from core.expressions import EXPRESSION_NAMES
+from core.paths import MODELS_DIR
+
+from .mesh import Animator, Mesh, marching_cubes, split_seams, vertex_normals
+from .net import NUM_EXPRESSIONS, NUM_ICT_IDENTITY, FaceNet, FaceNetConfig
+
+DEFAULT_PATH = MODELS_DIR / "face_model.pt"
+FORMAT = "likeness-facemodel-v1"
+_CHUNK = 32768
+
+
+class ModelLoadError(FileNotFoundError):
+    """The model file is missing or not a face model; the message says which and what to do."""
+
+
+def _f32(a) -> np.ndarray:
+    return np.ascontiguousarray(np.asarray(a, dtype=np.float32))
+
+
+class FaceModel:
+    def __init__(self, net: FaceNet, meta: dict | None = None):
+        self.net = net.eval().float()
+        for p in self.net.parameters():
+            p.requires_grad_(False)
+        self.meta = dict(meta or {})
+        self._template_cache: dict[int, dict[str, np.ndarray]] = {}
+        self._bake_cache: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    # --- files --------------------------------------------------------------------------------
+    @classmethod
+    def load(cls, path: str | os.PathLike | None = None) -> "FaceModel":
+        p = Path(path) if path is not None else DEFAULT_PATH
+        if not p.is_file():
+            raise ModelLoadError(f"face model not found at {p}; train one with "
+                                 f"`python main.py train-face-model` or restore resources/models/face_model.pt")
+        try:
+            blob = torch.load(p, map_location="cpu", weights_only=True)
+            if not isinstance(blob, dict) or blob.get("format") != FORMAT:
+                raise ValueError(f"not a {FORMAT} file")
+            net = FaceNet(FaceNetConfig.from_dict(blob["config"]))
+            net.load_state_dict({k: v.float() for k, v in blob["state"].items()})
+        except ModelLoadError:
+            raise
+        except Exception as exc:  # truncated file, pickle payload, wrong keys or shapes
+            raise ModelLoadError(f"{p} is not a readable face model ({exc}); "
+                                 f"re-train with `python main.py train-face-model`") from exc
+        return cls(net, blob.get("meta", {}))
+
+    def save(self, path: str | os.PathLike, half: bool = True) -> int:
+        """Write weights (float16 when `half`) + config; returns the file size in bytes."""
+        # Small tensors (box scale, rest pose, landmarks, biases) stay float32: they are what
+        # fixes positions to the last 0.01 mm and cost nothing.
+        state = {k: (v.half() if half and v.is_floating_point() and v.numel() >= 4096 else v).contiguous()
+                 for k, v in self.net.state_dict().items()}
+        p = Path(path)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        tmp = p.with_suffix(".tmp")
+        torch.save({"format": FORMAT, "config": self.net.cfg.to_dict(), "state": state,
+                    "meta": self.meta}, tmp)
+        tmp.replace(p)
+        return p.stat().st_size
+
+    # --- shapes and codes ---------------------------------------------------------------------
+    @property
+    def identity_dim(self) -> int:
+        return self.net.cfg.identity_dim
+
+    @property
+    def expression_names(self) -> tuple[str, ...]:
+        return EXPRESSION_NAMES
+
+    @property
+    def bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        return _f32(self.net.cfg.lo), _f32(self.net.cfg.hi)
+
+    @property
+    def rest_expression(self) -> np.ndarray:
+        """The pose of canonical space (lips slightly parted); expression=None means neutral."""
+        return self.net.rest_expression.numpy().copy()
+
+    def mean_identity(self) -> np.ndarray:
+        return np.zeros(self.identity_dim, np.float32)
+
+    def sample_identity(self, rng: np.random.Generator, temperature: float = 1.0) -> np.ndarray:
+        """A draw from the Gaussian identity prior N(0, W W^T), scaled by `temperature`."""
+        return self.encode_ict(rng.standard_normal(NUM_ICT_IDENTITY) * temperature)
+
+    def encode_ict(self, coeffs: np.ndarray) -> np.ndarray:
+        a = _f32(coeffs).reshape(-1)
+        if a.shape[0] > NUM_ICT_IDENTITY:
+            raise ValueError(f"expected at most {NUM_ICT_IDENTITY} ICT identity coefficients, got {a.shape[0]}")
+        a = np.pad(a, (0, NUM_ICT_IDENTITY - a.shape[0]))  # missing trailing modes are zero
+        with torch.no_grad():
+            return self.net.encode_identity(torch.from_numpy(a)).numpy()
+
+    def expression_code(self, weights: np.ndarray | None) -> np.ndarray:
+        with torch.no_grad():
+            return self.net.encode_expression(torch.from_numpy(self._weights(weights))).numpy()
+
+    def _weights(self, expression: np.ndarray | None) -> np.ndarray:
+        if expression is None:
+            return np.zeros(NUM_EXPRESSIONS, np.float32)
+        w = _f32(expression).reshape(-1)
+        if w.shape[0] != NUM_EXPRESSIONS:
+            raise ValueError(f"expected {NUM_EXPRESSIONS} expression weights, got {w.shape[0]}")
+        return w
+
+    def _codes(self, identity: np.ndarray, expression: np.ndarray | None) -> tuple[torch.Tensor, torch.Tensor]:
+        z = _f32(identity).reshape(-1)
+        if z.shape[0] != self.identity_dim:
+            raise ValueError(f"expected an identity code of {self.identity_dim} values, got {z.shape[0]}")
+        dw = self._weights(expression) - self.rest_expression
+        return torch.from_numpy(z), torch.from_numpy(dw)
+
+    # --- SDF ----------------------------------------------------------------------------------
+    def sdf(self, points: np.ndarray, identity: np.ndarray, expression: np.ndarray | None = None) -> np.ndarray:
+        """Signed distance (cm, negative inside) of face (identity, expression) at points (N, 3)."""
+        z, dw = self._codes(identity, expression)
+        x = torch.from_numpy(_f32(points).reshape(-1, 3))
+        out = []
+        with torch.no_grad():
+            for i in range(0, len(x), _CHUNK):
+                out.append(self.net.sdf(x[i:i + _CHUNK], z, dw))
+        return torch.cat(out).numpy() if out else np.zeros(0, np.float32)
+
+    def template_points(self, points: np.ndarray, identity: np.ndarray,
+                        expression: np.ndarray | None = None) -> np.ndarray:
+        """Where points of face (identity, expression) sit in the shared template space."""
+        z, dw = self._codes(identity, expression)
+        x = torch.from_numpy(_f32(points).reshape(-1, 3))
+        with torch.no_grad():
+            return torch.cat([self.net.pull_back(x[i:i + _CHUNK], z, dw)
+                              for i in range(0, len(x), _CHUNK)]).numpy()
+
+    def uv_at(self, points: np.ndarray, identity: np.ndarray, expression: np.ndarray | None = None) -> np.ndarray:
+        """UV (N, 2) of surface points: the same template point gets the same UV for every face."""
+        return self.template_uv(self.template_points(points, identity, expression))
+
+    def template_uv(self, template_points: np.ndarray) -> np.ndarray:
+        logits, uvs = self._template_fields(_f32(template_points))[2:]
+        return uvs[np.arange(len(uvs)), logits.argmax(1)].clip(0, 1)
+
+    def _template_fields(self, xt: np.ndarray) -> tuple[np.ndarray, ...]:
+        outs = []
+        with torch.no_grad():
+            for i in range(0, len(xt), _CHUNK):
+                outs.append([o.numpy() for o in self.net.fields(torch.from_numpy(xt[i:i + _CHUNK]))])
+        return tuple(np.concatenate([o[k] for o in outs]) for k in range(4))
+
+    # --- meshes -------------------------------------------------------------------------------
+    def _template_mesh(self, resolution: int) -> dict[str, np.ndarray]:
+        """Marching cubes of the template SDF + identity-independent fields at its vertices (cached)."""
+        if resolution not in self._template_cache:
+            lo, hi = self.bounds
+            grid = self._template_grid(resolution)
+            vt, faces = marching_cubes(grid, lo, hi)
+            fid, fex, logits, uvs = self._template_fields(vt)
+            # One UV chart per triangle (its corners' mean logits); vertices split along seams.
+            tri_chart = logits[faces].mean(1).argmax(1)
+            src, chart, new_faces = split_seams(faces, tri_chart, len(vt))
+            self._template_cache = {resolution: dict(
+                vt=vt, faces=faces, fid=fid.astype(np.float32), fex=fex.astype(np.float32),
+                src=src, split_faces=new_faces, uv=uvs[src, chart].clip(0, 1).astype(np.float32))}
+        return self._template_cache[resolution]
+
+    def _template_grid(self, resolution: int) -> np.ndarray:
+        lo, hi = self.bounds
+        axes = [torch.linspace(float(lo[i]), float(hi[i]), resolution) for i in range(3)]
+        zz, yy, xx = torch.meshgrid(axes[2], axes[1], axes[0], indexing="ij")
+        pts = torch.stack([xx, yy, zz], -1).reshape(-1, 3)
+        with torch.no_grad():
+            return self.net.template_sdf(pts).reshape(resolution, resolution, resolution).numpy()
+
+    def extract_mesh(self, identity: np.ndarray, expression: np.ndarray | None = None,
+                     resolution: int = 128) -> Mesh:
+        """The zero level of sdf(., identity, expression) with per-vertex UVs and normals.
+
+        Marching cubes runs once in template space (cached); the warp is linear in the codes, so
+        the face's surface is that mesh mapped through it: t + F(t) z + G(t) (w - w_rest).
+        """
+        z, dw = self._codes(identity, expression)
+        tm = self._template_mesh(int(resolution))
+        v = tm["vt"] + np.einsum("vcd,d->vc", tm["fid"], z.numpy()) + np.einsum("vce,e->vc", tm["fex"], dw.numpy())
+        n = vertex_normals(v, tm["faces"])
+        src = tm["src"]
+        return Mesh(v[src], tm["split_faces"], tm["uv"], n[src], template=tm["vt"][src],
+                    expression=self._weights(expression).copy())
+
+    def animator(self, mesh: Mesh, identity: np.ndarray) -> Animator:
+        """Per-vertex animation of `mesh` (extracted for `identity`) under any 53 weights."""
+        w0 = mesh.expression if mesh.expression is not None else np.zeros(NUM_EXPRESSIONS, np.float32)
+        fex = self._cached_expression_field(mesh)
+        if fex is None:
+            xt = mesh.template if mesh.template is not None else self.template_points(mesh.vertices, identity, w0)
+            fex = self._template_fields(_f32(xt))[1]               # (V, 3, 53)
+        offsets = np.ascontiguousarray(fex.transpose(2, 0, 1))     # (53, V, 3)
+        neutral = mesh.vertices - np.einsum("e,evc->vc", _f32(w0), offsets)
+        return Animator(neutral, offsets)
+
+    def _cached_expression_field(self, mesh: Mesh) -> np.ndarray | None:
+        """The expression field at a mesh's vertices if it came from the cached template mesh."""
+        if mesh.template is None:
+            return None
+        for tm in self._template_cache.values():
+            if len(tm["src"]) == len(mesh.template) and np.array_equal(tm["vt"][tm["src"]], mesh.template):
+                return tm["fex"][tm["src"]]
+        return None
+
+    def landmarks(self, identity: np.ndarray, expression: np.ndarray | None = None) -> np.ndarray:
+        """The 68 Multi-PIE landmarks on the surface of face (identity, expression)."""
+        z, dw = self._codes(identity, expression)
+        with torch.no_grad():
+            t = self.net.landmarks_template
+            return (t + self.net.displacement(t, z, dw)).numpy().astype(np.float32)
+
+    # --- volumes for rendering ----------------------------------------------------------------
+    def _baked_displacement(self, z: torch.Tensor, dw: torch.Tensor, res: int = 48) -> torch.Tensor:
+        """Displacement t -> Phi(t) - t on a coarse template-space grid (3, R, R, R) [z, y, x]."""
+        if res not in self._bake_cache:
+            lo, hi = self.bounds
+            axes = [torch.linspace(float(lo[i]), float(hi[i]), res) for i in range(3)]
+            zz, yy, xx = torch.meshgrid(axes[2], axes[1], axes[0], indexing="ij")
+            pts = torch.stack([xx, yy, zz], -1).reshape(-1, 3)
+            with torch.no_grad():
+                h = torch.cat([self.net.features(pts[i:i + _CHUNK]) for i in range(0, len(pts), _CHUNK)])
+            self._bake_cache = {res: (h, pts)}
+        h, _ = self._bake_cache[res]
+        net = self.net
+        with torch.no_grad():
+            wid = net.head_id.weight.reshape(3, -1, h.shape[1])
+            wex = net.head_ex.weight.reshape(3, NUM_EXPRESSIONS, h.shape[1])
+            w = torch.einsum("cdh,d->ch", wid, z) + torch.einsum("ceh,e->ch", wex, dw)
+            b = net.head_id.bias.reshape(3, -1) @ z + net.head_ex.bias.reshape(3, -1) @ dw
+            d = h @ w.T + b
+        return d.T.reshape(3, res, res, res)
+
+    def _volume_template_points(self, identity, expression, resolution: int) -> torch.Tensor:
+        """Template points of every node of an R^3 grid over the box, via the baked warp."""
+        from .net import grid_sample3
+        z, dw = self._codes(identity, expression)
+        disp = self._baked_displacement(z, dw)
+        lo, hi = self.bounds
+        axes = [torch.linspace(float(lo[i]), float(hi[i]), resolution) for i in range(3)]
+        zz, yy, xx = torch.meshgrid(axes[2], axes[1], axes[0], indexing="ij")
+        x = torch.stack([xx, yy, zz], -1).reshape(-1, 3)
+        t = x.clone()
+        with torch.no_grad():
+            for _ in range(6):
+                t = x - grid_sample3(disp, self.net.norm(t))
+        return t
+
+    def sdf_grid(self, identity: np.ndarray, expression: np.ndarray | None = None,
+                 resolution: int = 128) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """SDF sampled on an R^3 grid over bounds, indexed [z, y, x], for baked-SDF rendering.
+
+        Uses a 48^3 bake of the warp, so it is a rendering approximation of sdf() (exact where
+        the warp is smooth; within ~1 mm at the lips and eyelids).
+        """
+        t = self._volume_template_points(identity, expression, resolution)
+        with torch.no_grad():
+            g = torch.cat([self.net.template_sdf(t[i:i + 262144]) for i in range(0, len(t), 262144)])
+        lo, hi = self.bounds
+        return g.reshape(resolution, resolution, resolution).numpy(), lo, hi
+
+    def uv_grid(self, identity: np.ndarray, expression: np.ndarray | None = None,
+                resolution: int = 64) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """UV (R, R, R, 2) on the same grid layout as sdf_grid (meaningful near the surface)."""
+        t = self._volume_template_points(identity, expression, resolution).numpy()
+        lo, hi = self.bounds
+        return self.template_uv(t).reshape(resolution, resolution, resolution, 2), lo, hi
+
+    def shader_networks(self, identity: np.ndarray, expression: np.ndarray | None = None) -> list[dict]:
+        """MLP stages that evaluate a compact distillation of sdf() in GLSL (see shader_spec.py)."""
+        from .shader_spec import stages_from_net
+        z, _ = self._codes(identity, expression)
+        code = np.concatenate([z.numpy(), self.expression_code(expression)])
+        return stages_from_net(self.net, code)
