@@ -14,6 +14,7 @@ import numpy as np
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from core.avatar import Avatar
+from core.render.scene import VIEWPORT_MAX_TRIANGLES
 
 from .workers import TaskRunner
 
@@ -28,10 +29,12 @@ class FaceSession(QObject):
     status = Signal(str)
 
     def __init__(self, model, avatar: Avatar, runner: TaskRunner, resolution: int = 128,
-                 sdf_resolution: int = 96, parent: QObject | None = None) -> None:
+                 sdf_resolution: int = 96, max_triangles: int | None = VIEWPORT_MAX_TRIANGLES,
+                 parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.model, self.avatar, self.runner = model, avatar, runner
         self.resolution, self.sdf_resolution = resolution, sdf_resolution
+        self.max_triangles = max_triangles
         self.mesh = None
         self.animator = None
         self.vertices: np.ndarray | None = None
@@ -72,13 +75,14 @@ class FaceSession(QObject):
             return
         self._mesh_gen += 1
         gen, identity, res, model = self._mesh_gen, self.avatar.identity, self.resolution, self.model
+        max_tris = self.max_triangles
 
         cached = self._anim_cache
 
         def work(ctx):
             ctx.progress(0.1, "Extracting mesh")
             t0 = time.perf_counter()
-            mesh = model.extract_mesh(identity, None, resolution=res)
+            mesh = model.extract_mesh(identity, None, resolution=res, max_triangles=max_tris)
             ctx.check()
             ctx.progress(0.6, "Preparing animation")
             anim = _reuse_animator(cached, mesh) or model.animator(mesh, identity)

@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from core.expressions import NUM_EXPRESSIONS, PRESETS, weights_from_dict  # noqa: E402
 from core.render import OrbitCamera, Renderer, headless_context, silhouette_iou  # noqa: E402
-from core.render.scene import load_scene  # noqa: E402
+from core.render.scene import VIEWPORT_MAX_TRIANGLES, load_scene  # noqa: E402
 
 
 def timed_frames(fn, seconds: float, min_frames: int = 20) -> np.ndarray:
@@ -38,13 +38,13 @@ def main() -> int:
     ap.add_argument("--size", type=int, default=512)
     ap.add_argument("--seconds", type=float, default=3.0, help="per measurement")
     ap.add_argument("--resolution", type=int, default=128, help="SDF grid resolution")
-    ap.add_argument("--mesh-resolution", type=int, default=64,
-                    help="mesh extraction resolution (64 gives ~26k triangles)")
+    ap.add_argument("--max-triangles", type=int, default=VIEWPORT_MAX_TRIANGLES,
+                    help="mesh triangle budget (the viewport's by default)")
     args = ap.parse_args()
     size = args.size
 
     t = time.perf_counter()
-    scene = load_scene(resolution=args.resolution, mesh_resolution=args.mesh_resolution)
+    scene = load_scene(resolution=args.resolution, max_triangles=args.max_triangles)
     print(f"scene: {scene.source}, {len(scene.vertices)} vertices, {len(scene.faces)} triangles "
           f"(loaded in {time.perf_counter() - t:.2f} s)")
     ctx = headless_context()

@@ -16,23 +16,13 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from .meshops import vertex_normals
+
 EXPORT_SUFFIXES = (".glb", ".obj")
 
 
 class ExportCancelled(Exception):
     """The user cancelled an export; nothing was written."""
-
-
-def vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
-    """Area-weighted unit vertex normals, (V, 3) float32."""
-    v = np.asarray(vertices, np.float64)
-    f = np.asarray(faces, np.int64)
-    fn = np.cross(v[f[:, 1]] - v[f[:, 0]], v[f[:, 2]] - v[f[:, 0]])
-    n = np.zeros_like(v)
-    for k in range(3):
-        np.add.at(n, f[:, k], fn)
-    length = np.linalg.norm(n, axis=1, keepdims=True)
-    return (n / np.maximum(length, 1e-12)).astype(np.float32)
 
 
 def png_bytes(image: np.ndarray) -> bytes:
@@ -244,6 +234,7 @@ def read_glb_json(path: str | os.PathLike) -> dict:
 # --- from an avatar -------------------------------------------------------------------------------
 
 def export_avatar(avatar, path: str | os.PathLike, model, resolution: int = 128,
+                  max_triangles: int | None = None,
                   progress: Callable[[float, str], None] = lambda f, s: None,
                   cancelled: Callable[[], bool] = lambda: False, mesh=None) -> list[Path]:
     """Export `avatar` (core.avatar.Avatar) with the face model to .glb or .obj at `path`.
@@ -265,7 +256,7 @@ def export_avatar(avatar, path: str | os.PathLike, model, resolution: int = 128,
     identity = avatar.identity
     if mesh is None:
         progress(0.05, "Extracting mesh")
-        mesh = model.extract_mesh(identity, None, resolution=resolution)
+        mesh = model.extract_mesh(identity, None, resolution=resolution, max_triangles=max_triangles)
     if cancelled():
         raise ExportCancelled()
     progress(0.5, "Building morph targets")

@@ -17,6 +17,8 @@ def add_arguments(p) -> None:
     p.add_argument("--expression", default=None,
                    help="override the expression: a preset (happy, ...) or 'jawOpen=0.8,eyeBlink_L=1'")
     p.add_argument("--resolution", type=int, default=128, help="mesh extraction grid resolution (default 128)")
+    p.add_argument("--max-triangles", type=int, default=0,
+                   help="decimate the mesh to about this many triangles (default 0: full detail)")
 
 
 def run(args) -> int:
@@ -42,6 +44,7 @@ def run(args) -> int:
     if args.expression is not None:
         avatar.set_expression(parse_expression(args.expression))
     files = export_avatar(avatar, out, model, resolution=args.resolution,
+                          max_triangles=args.max_triangles or None,
                           progress=lambda f, s: print(f"[{f:4.0%}] {s}", file=sys.stderr))
     for f in files:
         print(f)

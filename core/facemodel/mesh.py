@@ -6,6 +6,8 @@ from dataclasses import dataclass
 import mcubes
 import numpy as np
 
+from core.meshops import signed_volume
+
 
 @dataclass
 class Mesh:
@@ -70,20 +72,6 @@ def marching_cubes(grid: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> tuple[np
     if len(faces) and signed_volume(xyz, faces) < 0:
         faces = faces[:, ::-1]
     return xyz.astype(np.float32), faces
-
-
-def signed_volume(v: np.ndarray, f: np.ndarray) -> float:
-    a, b, c = v[f[:, 0]], v[f[:, 1]], v[f[:, 2]]
-    return float(np.einsum("ij,ij->i", a, np.cross(b, c)).sum() / 6.0)
-
-
-def vertex_normals(v: np.ndarray, f: np.ndarray) -> np.ndarray:
-    """Area-weighted unit vertex normals."""
-    fn = np.cross(v[f[:, 1]] - v[f[:, 0]], v[f[:, 2]] - v[f[:, 0]])
-    n = np.zeros_like(v)
-    for k in range(3):
-        np.add.at(n, f[:, k], fn)
-    return n / (np.linalg.norm(n, axis=1, keepdims=True) + 1e-12)
 
 
 def split_seams(faces: np.ndarray, tri_chart: np.ndarray, num_vertices: int

@@ -10,7 +10,9 @@ import torch
 from core.expressions import EXPRESSION_NAMES
 from core.paths import MODELS_DIR
 
-from .mesh import Animator, Mesh, marching_cubes, split_seams, vertex_normals
+from core.meshops import decimate, largest_parts, vertex_normals
+
+from .mesh import Animator, Mesh, marching_cubes, split_seams
 from .net import NUM_EXPRESSIONS, NUM_ICT_IDENTITY, FaceNet, FaceNetConfig
 
 DEFAULT_PATH = MODELS_DIR / "face_model.pt"
@@ -32,7 +34,7 @@ class FaceModel:
         for p in self.net.parameters():
             p.requires_grad_(False)
         self.meta = dict(meta or {})
-        self._template_cache: dict[int, dict[str, np.ndarray]] = {}
+        self._template_cache: dict[tuple[int, int], dict[str, np.ndarray]] = {}
         self._bake_cache: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
 
     # --- files --------------------------------------------------------------------------------
@@ -157,20 +159,29 @@ class FaceModel:
         return tuple(np.concatenate([o[k] for o in outs]) for k in range(4))
 
     # --- meshes -------------------------------------------------------------------------------
-    def _template_mesh(self, resolution: int) -> dict[str, np.ndarray]:
-        """Marching cubes of the template SDF + identity-independent fields at its vertices (cached)."""
-        if resolution not in self._template_cache:
+    def _template_mesh(self, resolution: int, max_triangles: int | None = None) -> dict[str, np.ndarray]:
+        """Marching cubes of the template SDF + identity-independent fields at its vertices (cached).
+
+        Tiny disconnected parts (sign specks near the neck cut) are dropped; `max_triangles`
+        decimates once here, in template space, so every identity shares the lighter topology.
+        """
+        key = (int(resolution), int(max_triangles or 0))
+        if key not in self._template_cache:
             lo, hi = self.bounds
-            grid = self._template_grid(resolution)
-            vt, faces = marching_cubes(grid, lo, hi)
+            vt, faces = marching_cubes(self._template_grid(resolution), lo, hi)
+            vt, faces = largest_parts(vt, faces)
+            if max_triangles:
+                vt, faces = decimate(vt, faces, max_triangles)
             fid, fex, logits, uvs = self._template_fields(vt)
             # One UV chart per triangle (its corners' mean logits); vertices split along seams.
             tri_chart = logits[faces].mean(1).argmax(1)
             src, chart, new_faces = split_seams(faces, tri_chart, len(vt))
-            self._template_cache = {resolution: dict(
+            if len(self._template_cache) >= 3:  # viewport, export and evaluation meshes at most
+                self._template_cache.pop(next(iter(self._template_cache)))
+            self._template_cache[key] = dict(
                 vt=vt, faces=faces, fid=fid.astype(np.float32), fex=fex.astype(np.float32),
-                src=src, split_faces=new_faces, uv=uvs[src, chart].clip(0, 1).astype(np.float32))}
-        return self._template_cache[resolution]
+                src=src, split_faces=new_faces, uv=uvs[src, chart].clip(0, 1).astype(np.float32))
+        return self._template_cache[key]
 
     def _template_grid(self, resolution: int) -> np.ndarray:
         lo, hi = self.bounds
@@ -181,14 +192,17 @@ class FaceModel:
             return self.net.template_sdf(pts).reshape(resolution, resolution, resolution).numpy()
 
     def extract_mesh(self, identity: np.ndarray, expression: np.ndarray | None = None,
-                     resolution: int = 128) -> Mesh:
+                     resolution: int = 128, max_triangles: int | None = None) -> Mesh:
         """The zero level of sdf(., identity, expression) with per-vertex UVs and normals.
+
+        `max_triangles` caps the triangle count by quadric decimation (the viewport uses it to
+        keep a software rasteriser above 60 fps); None keeps the full marching-cubes mesh.
 
         Marching cubes runs once in template space (cached); the warp is linear in the codes, so
         the face's surface is that mesh mapped through it: t + F(t) z + G(t) (w - w_rest).
         """
         z, dw = self._codes(identity, expression)
-        tm = self._template_mesh(int(resolution))
+        tm = self._template_mesh(int(resolution), max_triangles)
         v = tm["vt"] + np.einsum("vcd,d->vc", tm["fid"], z.numpy()) + np.einsum("vce,e->vc", tm["fex"], dw.numpy())
         n = vertex_normals(v, tm["faces"])
         src = tm["src"]
