@@ -80,3 +80,27 @@ def decimate(vertices: np.ndarray, faces: np.ndarray, max_faces: int) -> tuple[n
     v, f = fast_simplification.simplify(np.asarray(vertices, np.float32), np.asarray(faces, np.int32),
                                         target_reduction=1.0 - max_faces / len(faces))
     return v.astype(np.float32), f.astype(faces.dtype)
+
+
+def clean_sign_specks(grid: np.ndarray) -> np.ndarray:
+    """Make a sampled SDF's inside one connected solid: small inside blobs (sign errors where
+    a closed-up surface is thin) become outside, enclosed outside pockets become inside.
+
+    Both would otherwise render as specks or hidden shells, in the mesh and the traced SDF alike.
+    """
+    from scipy import ndimage
+
+    g = np.array(grid, np.float32, copy=True)
+    inside, n = ndimage.label(g < 0)
+    if n > 1:
+        sizes = np.bincount(inside.ravel())
+        sizes[0] = 0
+        stray = (inside > 0) & (inside != sizes.argmax())
+        g[stray] = np.abs(g[stray])
+    outside, n = ndimage.label(g >= 0)
+    if n > 1:
+        border = np.unique(np.concatenate([outside[[0, -1]].ravel(), outside[:, [0, -1]].ravel(),
+                                           outside[:, :, [0, -1]].ravel()]))
+        pocket = (outside > 0) & ~np.isin(outside, border)
+        g[pocket] = -np.abs(g[pocket])
+    return g

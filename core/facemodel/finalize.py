@@ -7,6 +7,8 @@ from typing import Callable
 import numpy as np
 import torch
 
+from core.meshops import clean_sign_specks
+
 from .data import FaceData
 from .model import FaceModel
 from .net import FaceNet, FaceNetConfig
@@ -28,6 +30,8 @@ def finalize(ckpt: Path, out: Path, data: FaceData | None = None,
     st = torch.load(ckpt, map_location="cpu", weights_only=True)
     net = FaceNet(FaceNetConfig.from_dict(st["config"]))
     net.load_state_dict(st["state"])
+    with torch.no_grad():  # one solid: no sign specks where the closed neck cut is thin
+        net.sdf_grid.copy_(torch.from_numpy(clean_sign_specks(net.sdf_grid[0].numpy()))[None])
     if data is not None:  # landmark positions: the template's 68 points, moved onto our surface
         lm = torch.tensor(data.template()[data.topo.landmarks], dtype=torch.float32)
         net.landmarks_template.copy_(project_to_zero_level(net, lm))

@@ -20,6 +20,8 @@ import torch.nn.functional as F
 from scipy import ndimage
 from scipy.spatial import cKDTree
 
+from core.meshops import clean_sign_specks
+
 from .data import REST_EXPRESSION, FaceData, sample_case
 from .net import FaceNet, FaceNetConfig
 
@@ -135,7 +137,8 @@ def init_sdf_grid(net: FaceNet, sd: SignedDistance) -> None:
     zz, yy, xx = np.meshgrid(axes[2], axes[1], axes[0], indexing="ij")
     pts = np.stack([xx, yy, zz], -1).reshape(-1, 3)
     with torch.no_grad():
-        net.sdf_grid.copy_(torch.tensor(sd(pts), dtype=torch.float32).reshape(1, Z, Y, X))
+        grid = clean_sign_specks(sd(pts).reshape(Z, Y, X))
+        net.sdf_grid.copy_(torch.tensor(grid, dtype=torch.float32)[None])
 
 
 def warp_batch(data: FaceData, rng: np.random.Generator, pairs: int, per_pair: int,
