@@ -133,6 +133,13 @@ class MainWindow(QMainWindow):
             group.addAction(a)
             self.geometry_actions[geom] = a
         v.addSeparator()
+        self.lighting_actions: dict[str, QAction] = {}
+        group = QActionGroup(self)
+        for light, label in (("studio", "Studio Lighting (key, fill, rim)"), ("ibl", "Image-Based Lighting")):
+            a = self._action(v, label, lambda c=False, l=light: self.avatar.set_view(lighting=l), checkable=True)
+            group.addAction(a)
+            self.lighting_actions[light] = a
+        v.addSeparator()
         self.landmarks_action = self._action(v, "Show &Landmarks", lambda c: self.avatar.set_view(show_landmarks=c),
                                              "L", checkable=True)
         self._action(v, "&Background Colour…", self.choose_background)
@@ -158,6 +165,7 @@ class MainWindow(QMainWindow):
         self.mode_actions[view.mode].setChecked(True)
         self.geometry_actions[view.geometry].setChecked(True)
         self.landmarks_action.setChecked(view.show_landmarks)
+        self.lighting_actions[view.lighting].setChecked(True)
 
     def _frame_time(self, render_ms: float) -> None:
         self.frame_label.setText(f"frame {render_ms:5.1f} ms · pose {self.session.pose_ms:4.1f} ms")

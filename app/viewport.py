@@ -6,6 +6,7 @@ new vertices when the session re-poses the mesh, so an expression slider repaint
 """
 from __future__ import annotations
 
+import functools
 import logging
 import time
 
@@ -14,7 +15,7 @@ from PySide6.QtCore import QPointF, Qt, Signal
 from PySide6.QtOpenGLWidgets import QOpenGLWidget
 
 from core.avatar import Avatar, default_texture
-from core.render import OrbitCamera
+from core.render import OrbitCamera, lighting_preset
 
 log = logging.getLogger(__name__)
 ORBIT_DEG_PER_PX = 0.4
@@ -104,6 +105,11 @@ class Viewport(QOpenGLWidget):
         if "points" in p:
             r.set_points(p.pop("points"), colour=(0.25, 0.95, 0.45), size=6.0)
 
+    @staticmethod
+    @functools.lru_cache(maxsize=None)
+    def _lighting(name: str):
+        return lighting_preset(name)  # the image-based preset projects its environment once
+
     def paintGL(self) -> None:
         t0 = time.perf_counter()
         fbo = self.ctx.detect_framebuffer(self.defaultFramebufferObject())
@@ -116,7 +122,8 @@ class Viewport(QOpenGLWidget):
             self.ctx.clear(*view.background, 1.0)
         else:
             self.renderer.render(fbo, w, h, self.camera, mode=geometry, view=mode,
-                                 background=view.background, show_points=view.show_landmarks)
+                                 background=view.background, show_points=view.show_landmarks,
+                                 lighting=self._lighting(view.lighting))
             # The renderer leaves alpha 0 on the background (coverage); Qt composites the widget
             # with blending, so make the frame opaque or the window shows through.
             fbo.color_mask = (False, False, False, True)

@@ -14,6 +14,7 @@ from .expressions import EXPRESSION_NAMES, INDEX, NUM_EXPRESSIONS
 
 VIEW_MODES = ("shaded", "textured", "normals", "wireframe")
 GEOMETRIES = ("mesh", "sdf")
+LIGHTINGS = ("studio", "ibl")  # key/fill/rim rig, or image-based (SH9 environment)
 
 
 @dataclass(frozen=True)
@@ -23,12 +24,15 @@ class ViewSettings:
     geometry: str = "mesh"
     background: tuple[float, float, float] = (0.18, 0.19, 0.22)
     show_landmarks: bool = False
+    lighting: str = "studio"
 
     def __post_init__(self) -> None:
         if self.mode not in VIEW_MODES:
             raise ValueError(f"view mode must be one of {VIEW_MODES}, got {self.mode!r}")
         if self.geometry not in GEOMETRIES:
             raise ValueError(f"geometry must be one of {GEOMETRIES}, got {self.geometry!r}")
+        if self.lighting not in LIGHTINGS:
+            raise ValueError(f"lighting must be one of {LIGHTINGS}, got {self.lighting!r}")
         bg = tuple(float(c) for c in self.background)
         if len(bg) != 3 or not all(0.0 <= c <= 1.0 for c in bg):
             raise ValueError(f"background must be 3 numbers in [0, 1], got {self.background!r}")

@@ -245,6 +245,18 @@ def test_view_modes_and_landmarks(window, qtbot):
     assert grab(window)[2, 2].tolist() == [255, 255, 255]
 
 
+def test_lighting_choice_changes_shading(window):
+    frontal(window)
+    window.mode_actions["shaded"].trigger()
+    window.lighting_actions["studio"].trigger()
+    studio = grab(window)
+    window.lighting_actions["ibl"].trigger()
+    assert window.avatar.view.lighting == "ibl"
+    ibl = grab(window)
+    assert np.abs(studio - ibl).mean() > 1  # the head is lit differently; the background is not
+    assert studio[2, 2].tolist() == ibl[2, 2].tolist()
+
+
 def test_main_screenshot_without_display(tmp_path, face_model):
     """`python main.py --screenshot` on a headless machine starts its own Xvfb."""
     from app.xvfb import VirtualDisplay
