@@ -19,7 +19,8 @@ def make_avatar(seed: int = 0, dim: int = 32) -> Avatar:
     texture = rng.integers(0, 256, (64, 48, 3), dtype=np.uint8)
     avatar = Avatar(rng.normal(size=dim).astype(np.float32), parse_expression("happy"), texture,
                     name="Ada", view=ViewSettings(mode="normals", geometry="sdf",
-                                                  background=(0.1, 0.2, 0.3), show_landmarks=True))
+                                                  background=(0.1, 0.2, 0.3), show_landmarks=True,
+                                                  lighting="ibl"))
     avatar.set_weight("jawOpen", 0.3141592)
     return avatar
 
