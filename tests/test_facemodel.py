@@ -202,3 +202,26 @@ def test_encoded_ict_identity_matches_ground_truth():
     assert d.mean() < 0.1 and np.percentile(d, 95) < 0.3          # cm
     lm_gt = gt[data.topo.landmarks]
     assert np.linalg.norm(model.landmarks(model.encode_ict(a), e) - lm_gt, axis=1).mean() < 0.15
+
+
+def test_viewport_mesh_is_one_part_within_budget(model: FaceModel):
+    """The interactive mesh: one connected head (no specks), decimated to its triangle budget,
+    and still the same face as the full mesh (its vertices lie on the full surface)."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+    from scipy.spatial import cKDTree
+
+    z = model.mean_identity()
+    light = model.extract_mesh(z, None, 128, max_triangles=30_000)
+    full = model.extract_mesh(z, None, 128)
+    assert len(light.faces) <= 30_000 < len(full.faces)
+    _, weld = np.unique(light.vertices.round(5), axis=0, return_inverse=True)
+    f = weld.ravel()[light.faces]
+    n = f.max() + 1
+    e = np.concatenate([f[:, [0, 1]], f[:, [1, 2]]])
+    parts, _ = connected_components(coo_matrix((np.ones(len(e)), (e[:, 0], e[:, 1])), shape=(n, n)))
+    assert parts == 1
+    d, _ = cKDTree(full.vertices).query(light.vertices)
+    assert np.median(d) < 0.1  # cm
+    anim = model.animator(light, z)
+    assert anim.vertices(np.zeros(53, np.float32)).shape == light.vertices.shape
