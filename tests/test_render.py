@@ -242,14 +242,6 @@ def octahedron_stages(activation: str = "relu", seed: int = 0) -> list[dict]:
     return [warp, sdf]
 
 
-def test_numpy_evaluator_matches_facemodel_reference():
-    spec = pytest.importorskip("core.facemodel.shader_spec")
-    stages = octahedron_stages("softplus")
-    pts = np.random.default_rng(1).uniform(-12, 12, (200, 3))
-    ref = spec.evaluate_stages_numpy(stages, pts)
-    assert np.allclose(np.asarray(ref).ravel(), evaluate_stages(stages, pts), atol=1e-4)
-
-
 def test_evaluator_is_an_octahedron_when_warp_is_zero():
     stages = octahedron_stages()
     stages[0]["layers"][-1] = (np.zeros((3, 16), np.float32), np.zeros(3, np.float32))

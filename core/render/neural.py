@@ -1,5 +1,5 @@
-"""The face model's networks as shader code: a numpy reference evaluator of the stage spec
-(core.facemodel.shader_networks) and a generator of the equivalent GLSL.
+"""The face model's networks as shader code: a generator of GLSL equivalent to the stage spec
+(core.facemodel.shader_spec, whose numpy evaluator is the reference the GLSL is tested against).
 
 A stage: x_n = (x - in_offset) * in_scale; features = [x_n, sin(2^k pi x_n), cos(2^k pi x_n)
 for k < num_freqs]; layers (W (out,in), b) with the activation between layers (not after the
@@ -9,44 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from core.facemodel.shader_spec import evaluate_stages_numpy as evaluate_stages  # noqa: F401
+
 WEIGHT_TEX_WIDTH = 4096  # weights live in an R32F texture: any size, GL 3.3, no UBO limit
-
-
-def _activation(x: np.ndarray, kind: str, beta: float) -> np.ndarray:
-    if kind == "relu":
-        return np.maximum(x, 0.0)
-    if kind == "softplus":
-        bx = beta * x
-        return np.maximum(x, 0.0) + np.log1p(np.exp(-np.abs(bx))) / beta
-    raise ValueError(f"unknown activation '{kind}'")
-
-
-def encode(x_n: np.ndarray, num_freqs: int) -> np.ndarray:
-    feats = [x_n]
-    for k in range(num_freqs):
-        a = (2.0 ** k) * np.pi * x_n
-        feats += [np.sin(a), np.cos(a)]
-    return np.concatenate(feats, -1)
-
-
-def evaluate_stages(stages: list[dict], points: np.ndarray) -> np.ndarray:
-    """Reference: signed distance (N,) at world points (N,3), float64 throughout."""
-    x = np.asarray(points, np.float64).reshape(-1, 3)
-    for stage in stages:
-        xn = (x - np.asarray(stage["in_offset"])) * np.asarray(stage["in_scale"])
-        h = encode(xn, int(stage["num_freqs"]))
-        layers = stage["layers"]
-        for i, (w, b) in enumerate(layers):
-            h = h @ np.asarray(w, np.float64).T + np.asarray(b, np.float64)
-            if i < len(layers) - 1:
-                h = _activation(h, stage["activation"], float(stage.get("softplus_beta", 1.0)))
-        if stage["kind"] == "warp":
-            x = x + h
-        elif stage["kind"] == "sdf":
-            return h[:, 0]
-        else:
-            raise ValueError(f"unknown stage kind '{stage['kind']}'")
-    raise ValueError("stages end without an 'sdf' stage")
 
 
 def stage_bounds(stages: list[dict]) -> tuple[np.ndarray, np.ndarray]:
