@@ -19,6 +19,7 @@ from .face_session import FaceSession
 from .panels.expression_panel import ExpressionPanel
 from .panels.identity_panel import IdentityPanel
 from .panels.log_panel import LogPanel
+from .panels.webcam_panel import WebcamPanel
 from .viewport import Viewport
 from .workers import TaskRunner
 
@@ -49,6 +50,12 @@ class MainWindow(QMainWindow):
         self.expression_dock = self._dock("Expression", self.expression_panel, Qt.RightDockWidgetArea)
         self.identity_dock = self._dock("Identity", self.identity_panel, Qt.LeftDockWidgetArea)
         self.log_dock = self._dock("Log", self.log_panel, Qt.BottomDockWidgetArea)
+        self.webcam_panel = WebcamPanel(self.avatar)
+        self.webcam_dock = self._dock("Webcam", self.webcam_panel, Qt.RightDockWidgetArea)
+        self.webcam_dock.hide()  # opened from View or Window > Webcam
+        self.webcam_dock.visibilityChanged.connect(self._webcam_shown)
+        self.webcam_panel.status_changed.connect(lambda s: log.info("Webcam: %s", s)
+                                                 if s.startswith(("error", "recorded")) else None)
         self.resizeDocks([self.expression_dock, self.identity_dock], [380, 300], Qt.Horizontal)
         self.resizeDocks([self.log_dock], [130], Qt.Vertical)
         self._build_status_bar()
@@ -145,8 +152,14 @@ class MainWindow(QMainWindow):
         self._action(v, "&Background Colour…", self.choose_background)
         self._action(v, "&Reset View", self.viewport.reset_view, "Home")
         v.addSeparator()
-        for dock in (self.expression_dock, self.identity_dock, self.log_dock):
+        for dock in (self.expression_dock, self.identity_dock, self.log_dock, self.webcam_dock):
             v.addAction(dock.toggleViewAction())
+
+        win = mb.addMenu("&Window")
+        self.webcam_action = self.webcam_dock.toggleViewAction()
+        self.webcam_action.setShortcut(QKeySequence("Ctrl+Shift+W"))
+        self.webcam_action.setStatusTip("Live face tracking, expression recognition, recording and puppeteering")
+        win.addAction(self.webcam_action)
 
         h = mb.addMenu("&Help")
         self._action(h, "&About Likeness", self.about)
@@ -155,6 +168,10 @@ class MainWindow(QMainWindow):
             "Wheel: zoom\nDouble-click or Home: reset view"))
 
     # --- status ---------------------------------------------------------------------------------
+    def _webcam_shown(self, visible: bool) -> None:
+        if visible and not self.webcam_dock.isFloating():  # give the video most of the column
+            self.resizeDocks([self.expression_dock, self.webcam_dock], [260, 640], Qt.Vertical)
+
     def _update_title(self) -> None:
         name = self.path.name if self.path else self.avatar.name
         self.setWindowTitle(f"{name}[*] — {APP_NAME}")
@@ -358,6 +375,7 @@ class MainWindow(QMainWindow):
         if not self.maybe_save():
             event.ignore()
             return
+        self.webcam_panel.shutdown()
         self.runner.cancel_all()
         self.runner.wait(5000)
         self.log_panel.detach()
