@@ -15,6 +15,7 @@ from PySide6.QtCore import QObject, QTimer, Signal
 
 from core.avatar import Avatar
 from core.render.scene import VIEWPORT_MAX_TRIANGLES
+from core.tracking.pose import rotation_matrix
 
 from .workers import TaskRunner
 
@@ -55,6 +56,7 @@ class FaceSession(QObject):
         ev = avatar.events
         ev.connect("identity", lambda a: self._identity_timer.start())
         ev.connect("expression", lambda a: self._expression_changed())
+        ev.connect("head_pose", lambda a: self._expression_changed())
         ev.connect("replaced", lambda a: self.rebuild_mesh())
         ev.connect("view", lambda a: self._view_changed())
 
@@ -119,7 +121,8 @@ class FaceSession(QObject):
 
     def _pose(self) -> np.ndarray:
         t0 = time.perf_counter()
-        v = np.asarray(self.animator.vertices(self.avatar.expression), np.float32)
+        v = posed_head(np.asarray(self.animator.vertices(self.avatar.expression), np.float32),
+                       self.avatar.head_pose)
         self.pose_ms = (time.perf_counter() - t0) * 1000
         return v
 
@@ -186,10 +189,23 @@ class FaceSession(QObject):
             if self.avatar.view.show_landmarks:
                 self.landmarks_changed.emit(lm)
 
+        pose = self.avatar.head_pose
         self._lm_task = self.runner.start(
-            "Landmarks", lambda ctx: np.asarray(model.landmarks(identity, expression), np.float32),
+            "Landmarks", lambda ctx: posed_head(np.asarray(model.landmarks(identity, expression), np.float32), pose),
             on_done=done, quiet=True)
         self._lm_task.signals.done.connect(ended)
+
+
+# The head turns about a point near the top of the spine (cm; between and below the ears).
+HEAD_PIVOT = np.array([0.0, -2.0, -1.0], np.float32)
+
+
+def posed_head(points: np.ndarray, head_pose: np.ndarray) -> np.ndarray:
+    """Points of the avatar turned by its head pose (yaw, pitch, roll degrees) about HEAD_PIVOT."""
+    if not np.any(head_pose):
+        return points
+    r = rotation_matrix(*(float(a) for a in head_pose)).astype(np.float32)
+    return (points - HEAD_PIVOT) @ r.T + HEAD_PIVOT
 
 
 def head_box(landmarks: np.ndarray, vertices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

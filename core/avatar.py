@@ -73,7 +73,9 @@ class Avatar:
     """Identity code, 53 expression weights, texture, name and view settings, plus a dirty flag.
 
     Events (callback arguments): "identity" (avatar), "expression" (avatar), "texture" (avatar),
-    "name" (avatar), "view" (avatar), "dirty" (avatar), "replaced" (avatar: everything changed).
+    "name" (avatar), "view" (avatar), "dirty" (avatar), "replaced" (avatar: everything changed),
+    "head_pose" (avatar). The head pose (yaw, pitch, roll in degrees) is live state for
+    puppeteering: it is not saved and does not mark the project dirty.
     """
 
     def __init__(self, identity: np.ndarray, expression: np.ndarray | None = None,
@@ -85,12 +87,18 @@ class Avatar:
         self._texture = None if texture is None else _texture_array(texture)
         self._name = str(name)
         self._view = view or ViewSettings()
+        self._head_pose = np.zeros(3, np.float32)
         self._dirty = False
 
     # --- read ---------------------------------------------------------------------------------
     @property
     def identity(self) -> np.ndarray:
         return self._identity.copy()
+
+    @property
+    def head_pose(self) -> np.ndarray:
+        """(yaw, pitch, roll) in degrees, conventions of core.tracking.pose."""
+        return self._head_pose.copy()
 
     @property
     def expression(self) -> np.ndarray:
@@ -131,6 +139,15 @@ class Avatar:
         self._expression = new
         self._changed("expression")
 
+    def set_head_pose(self, yaw_pitch_roll) -> None:
+        pose = np.asarray(yaw_pitch_roll, np.float32).reshape(3)
+        if not np.all(np.isfinite(pose)):
+            raise ValueError(f"head pose must be 3 finite angles, got {yaw_pitch_roll!r}")
+        pose = np.clip(pose, -90.0, 90.0)
+        if not np.array_equal(pose, self._head_pose):
+            self._head_pose = pose
+            self.events.emit("head_pose", self)
+
     def set_weight(self, name: str, value: float) -> None:
         if name not in INDEX:
             raise ValueError(f"unknown expression '{name}'")
@@ -165,6 +182,7 @@ class Avatar:
         self._identity, self._expression = other._identity.copy(), other._expression.copy()
         self._texture, self._name, self._view = other._texture, other._name, other._view
         self._dirty = other._dirty
+        self._head_pose = np.zeros(3, np.float32)
         self.events.emit("replaced", self)
         self.events.emit("dirty", self)
 

@@ -245,6 +245,22 @@ def test_view_modes_and_landmarks(window, qtbot):
     assert grab(window)[2, 2].tolist() == [255, 255, 255]
 
 
+def test_head_pose_turns_the_head(window, qtbot):
+    """A live head pose (puppeteering) turns the mesh about the neck; yaw > 0 turns the face
+    toward +x (the avatar's left); it is not saved and does not dirty the project."""
+    base = window.session.vertices.copy()
+    window.avatar.set_dirty(False)
+    window.avatar.set_head_pose((30.0, 0.0, 0.0))
+    turned = window.session.vertices
+    nose = np.argmax(base[:, 2])                       # the most frontal vertex
+    assert turned[nose, 0] > base[nose, 0] + 3.0       # moved several cm toward +x
+    assert np.allclose(np.linalg.norm(turned - [0, -2, -1], axis=1),
+                       np.linalg.norm(base - [0, -2, -1], axis=1), atol=1e-3)  # a rotation
+    assert not window.avatar.dirty
+    window.avatar.set_head_pose((0.0, 0.0, 0.0))
+    assert np.allclose(window.session.vertices, base)
+
+
 def test_lighting_choice_changes_shading(window):
     frontal(window)
     window.mode_actions["shaded"].trigger()

@@ -52,11 +52,16 @@ def test_video_file_frames_timeline_puppeteering_and_recording(panel, qtbot, tmp
     assert panel.last_raw_weights is not None and panel.last_raw_weights.shape == (53,)
     assert panel.avatar.expression.max() > 0.05
 
-    # calibrate neutral: the current face maps to ~0
+    # the tracked head pose turns the avatar (relative to no calibration: the raw pose)
+    assert panel.last_raw_pose is not None
+    assert np.allclose(panel.avatar.head_pose, np.clip(panel._smoothed_pose, -90, 90), atol=1e-4)
+
+    # calibrate neutral: the current face maps to ~0, and the head faces forward
     assert panel.calibrate_neutral()
     assert np.allclose(panel.apply_neutral(panel.last_raw_weights), 0.0, atol=1e-6)
     assert np.allclose(panel.current_weights, 0.0, atol=1e-6)
     assert np.allclose(panel.avatar.expression, 0.0, atol=1e-6)
+    assert np.allclose(panel.avatar.head_pose, 0.0)
 
     # record a few frames
     out = tmp_path / "take.mp4"

@@ -7,9 +7,10 @@ frame, new frames are dropped (not queued), so a slow GUI never builds a backlog
 runs in the worker thread, so recordings keep every processed frame even when display drops.
 
 A video file stands in for a camera: it plays at its own frame rate and loops.
-Puppeteering writes the primary face's 53 weights through `avatar.set_expression` (the
-document's setter; the expression panel and the viewport follow its events). The avatar has
-no head rotation, so yaw/pitch/roll are shown but not applied.
+Puppeteering writes the primary face's 53 weights and head pose through the document's
+setters (`avatar.set_expression`, `avatar.set_head_pose`); the expression panel and the
+viewport follow its events. Calibrating neutral stores both the resting weights and the resting
+head pose, so a camera that sees the user from an angle still gives a front-facing avatar.
 """
 from __future__ import annotations
 
@@ -271,6 +272,9 @@ class WebcamPanel(QWidget):
         self.last_raw_weights: np.ndarray | None = None   # primary face, before calibration
         self.neutral: np.ndarray | None = None
         self._smoothed: np.ndarray | None = None
+        self.last_raw_pose: np.ndarray | None = None      # primary face (yaw, pitch, roll)
+        self.neutral_pose = np.zeros(3, np.float32)
+        self._smoothed_pose: np.ndarray | None = None
         self._times: deque[float] = deque()
         self._probs: deque[np.ndarray] = deque()
         self._t0 = time.monotonic()
@@ -323,7 +327,9 @@ class WebcamPanel(QWidget):
                                                connect="finite")
 
         # puppeteering
-        self.drive_check = QCheckBox("Drive avatar", toolTip="The primary face's 53 weights drive the avatar")
+        self.drive_check = QCheckBox("Drive avatar", toolTip="The primary face's 53 weights and head pose drive the avatar")
+        # Letting go of the puppet faces the avatar forward again (the pose is live state only).
+        self.drive_check.toggled.connect(lambda on: on or self.avatar.set_head_pose((0.0, 0.0, 0.0)))
         self.calibrate_button = QPushButton("Calibrate neutral",
                                             toolTip="Treat the current face as neutral (its weights become 0)")
         self.calibrate_button.clicked.connect(self.calibrate_neutral)
@@ -332,7 +338,7 @@ class WebcamPanel(QWidget):
         self.smoothing_value = QLabel("0.50", minimumWidth=30)
         self.smoothing_slider.valueChanged.connect(lambda v: self.smoothing_value.setText(f"{v / 100:.2f}"))
         self.pose_label = QLabel("head: —")
-        self.pose_label.setToolTip("Tracked head rotation. The avatar has no head rotation, so it is shown only.")
+        self.pose_label.setToolTip("Tracked head rotation (degrees); with Drive avatar on it turns the avatar's head")
         pup = QHBoxLayout()
         pup.addWidget(self.drive_check)
         pup.addWidget(self.calibrate_button)
@@ -385,6 +391,7 @@ class WebcamPanel(QWidget):
         spec = spec if spec is not None else self.source_spec()
         self.frames_shown = 0
         self._smoothed = None
+        self._smoothed_pose = None
         self._times.clear()
         self._probs.clear()
         self._t0 = time.monotonic()
@@ -503,9 +510,8 @@ class WebcamPanel(QWidget):
             self._add_sample(primary)
             if primary is not None:
                 f = primary.face
-                self.pose_label.setText(f"head: yaw {f.yaw:+.0f}°  pitch {f.pitch:+.0f}°  roll {f.roll:+.0f}°"
-                                        "  (shown only: the avatar has no head rotation)")
-                self._puppeteer(np.asarray(f.weights, np.float32))
+                self.pose_label.setText(f"head: yaw {f.yaw:+.0f}°  pitch {f.pitch:+.0f}°  roll {f.roll:+.0f}°")
+                self._puppeteer(np.asarray(f.weights, np.float32), np.array([f.yaw, f.pitch, f.roll], np.float32))
             else:
                 self.pose_label.setText("head: no face")
         finally:
@@ -559,18 +565,28 @@ class WebcamPanel(QWidget):
             return False
         self.neutral = self.last_raw_weights.copy()
         self._smoothed = self.apply_neutral(self.last_raw_weights)
+        if self.last_raw_pose is not None:
+            self.neutral_pose = self.last_raw_pose.copy()
+        self._smoothed_pose = np.zeros(3, np.float32)
         if self.drive_check.isChecked():
             self.avatar.set_expression(self._smoothed)
+            self.avatar.set_head_pose(self._smoothed_pose)
         self._set_status("neutral calibrated from the current face")
         return True
 
-    def _puppeteer(self, raw: np.ndarray) -> None:
+    def _puppeteer(self, raw: np.ndarray, pose: np.ndarray | None = None) -> None:
         self.last_raw_weights = raw
         target = self.apply_neutral(raw)
         a = self.smoothing
         self._smoothed = target if self._smoothed is None else a * self._smoothed + (1.0 - a) * target
+        if pose is not None:
+            self.last_raw_pose = pose
+            rel = pose - self.neutral_pose
+            self._smoothed_pose = rel if self._smoothed_pose is None else a * self._smoothed_pose + (1.0 - a) * rel
         if self.drive_check.isChecked():
             self.avatar.set_expression(self._smoothed)
+            if self._smoothed_pose is not None:
+                self.avatar.set_head_pose(self._smoothed_pose)
 
     @property
     def current_weights(self) -> np.ndarray | None:

@@ -23,3 +23,17 @@ def euler_from_matrix(matrix: np.ndarray) -> tuple[float, float, float]:
     pitch = math.degrees(math.atan2(r[2, 1], r[2, 2]))
     roll = math.degrees(math.atan2(r[1, 0], r[0, 0]))
     return yaw, pitch, roll
+
+
+def rotation_matrix(yaw: float, pitch: float, roll: float) -> np.ndarray:
+    """R = Rz(roll) @ Ry(yaw) @ Rx(pitch) (degrees), the inverse of euler_from_matrix.
+
+    Applied to the avatar (+x its left, +y up, +z toward the viewer) it turns the head the way
+    the tracked face turned in the (non-mirrored) image, so the avatar moves like a puppet.
+    """
+    y, p, r = (math.radians(a) for a in (yaw, pitch, roll))
+    cy, sy, cp, sp, cr, sr = math.cos(y), math.sin(y), math.cos(p), math.sin(p), math.cos(r), math.sin(r)
+    rz = np.array([[cr, -sr, 0], [sr, cr, 0], [0, 0, 1]])
+    ry = np.array([[cy, 0, sy], [0, 1, 0], [-sy, 0, cy]])
+    rx = np.array([[1, 0, 0], [0, cp, -sp], [0, sp, cp]])
+    return rz @ ry @ rx
