@@ -17,7 +17,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from core.expressions import NUM_EXPRESSIONS, PRESETS, weights_from_dict  # noqa: E402
+from core.expressions import PRESETS, weights_from_dict  # noqa: E402
 from core.render import OrbitCamera, Renderer, headless_context, silhouette_iou  # noqa: E402
 from core.render.scene import VIEWPORT_MAX_TRIANGLES, load_scene  # noqa: E402
 

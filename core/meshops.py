@@ -1,4 +1,5 @@
-"""Plain functions on triangle meshes as numpy arrays: normals, connected parts, decimation."""
+"""Plain functions on triangle meshes and sampled grids as numpy arrays: normals, connected
+parts, decimation, grid nodes, sign cleaning."""
 from __future__ import annotations
 
 import numpy as np
@@ -82,6 +83,21 @@ def decimate(vertices: np.ndarray, faces: np.ndarray, max_faces: int) -> tuple[n
     return v.astype(np.float32), f.astype(faces.dtype)
 
 
+def grid_points(lo, hi, shape: int | tuple[int, int, int]) -> np.ndarray:
+    """(Z,Y,X,3) float32 node positions indexed [z,y,x], nodes at lo + (hi-lo)*i/(n-1).
+    `shape` is R for an R^3 grid or (X, Y, Z) node counts."""
+    counts = (shape,) * 3 if isinstance(shape, int) else tuple(shape)
+    axes = [np.linspace(lo[k], hi[k], counts[k], dtype=np.float32) for k in range(3)]
+    z, y, x = np.meshgrid(axes[2], axes[1], axes[0], indexing="ij")
+    return np.stack([x, y, z], -1)
+
+
+def border_labels(labels: np.ndarray) -> np.ndarray:
+    """The labels (of scipy.ndimage.label) that touch the faces of the grid."""
+    return np.unique(np.concatenate([labels[[0, -1]].ravel(), labels[:, [0, -1]].ravel(),
+                                     labels[:, :, [0, -1]].ravel()]))
+
+
 def clean_sign_specks(grid: np.ndarray) -> np.ndarray:
     """Make a sampled SDF's inside one connected solid: small inside blobs (sign errors where
     a closed-up surface is thin) become outside, enclosed outside pockets become inside.
@@ -99,8 +115,6 @@ def clean_sign_specks(grid: np.ndarray) -> np.ndarray:
         g[stray] = np.abs(g[stray])
     outside, n = ndimage.label(g >= 0)
     if n > 1:
-        border = np.unique(np.concatenate([outside[[0, -1]].ravel(), outside[:, [0, -1]].ravel(),
-                                           outside[:, :, [0, -1]].ravel()]))
-        pocket = (outside > 0) & ~np.isin(outside, border)
+        pocket = (outside > 0) & ~np.isin(outside, border_labels(outside))
         g[pocket] = -np.abs(g[pocket])
     return g

@@ -227,7 +227,7 @@ def test_damaged_project_shows_clear_message(window, qtbot, tmp_path, monkeypatc
 
 
 def test_view_modes_and_landmarks(window, qtbot):
-    cam = frontal(window)
+    frontal(window)
     images = {}
     for mode in ("shaded", "textured", "normals", "wireframe"):
         window.mode_actions[mode].trigger()
@@ -307,7 +307,7 @@ def test_texture_loads_and_reloads_when_painted(window, qtbot, tmp_path):
 
     path = tmp_path / "skin.png"
     Image.fromarray(np.full((64, 64, 3), (200, 40, 40), np.uint8)).save(path)
-    cam = frontal(window)
+    frontal(window)
     assert window.load_texture(path)
     assert window.avatar.view.mode == "textured" and window.avatar.texture[0, 0].tolist() == [200, 40, 40]
     red = grab(window)

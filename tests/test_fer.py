@@ -61,7 +61,7 @@ def test_tracked_aligned_crops_match_training_framing(clf, val):
     images, labels = val
     rng = np.random.default_rng(0)
     idx = rng.choice(len(images), 150, replace=False)
-    raw, aligned, keep = [], [], []
+    aligned, keep = [], []
     with FaceTracker(num_faces=1, min_detection=0.3, min_presence=0.3) as tr:
         for i in idx:
             big = cv2.cvtColor(cv2.resize(images[i], (192, 192), interpolation=cv2.INTER_CUBIC), cv2.COLOR_GRAY2BGR)

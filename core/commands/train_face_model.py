@@ -8,7 +8,6 @@ Reproduce the shipped weights with:
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 

@@ -10,7 +10,7 @@ import torch
 from core.expressions import EXPRESSION_NAMES
 from core.paths import MODELS_DIR
 
-from core.meshops import decimate, largest_parts, vertex_normals
+from core.meshops import decimate, grid_points, largest_parts, vertex_normals
 
 from .mesh import Animator, Mesh, marching_cubes, split_seams
 from .net import NUM_EXPRESSIONS, NUM_ICT_IDENTITY, FaceNet, FaceNetConfig
@@ -184,10 +184,7 @@ class FaceModel:
         return self._template_cache[key]
 
     def _template_grid(self, resolution: int) -> np.ndarray:
-        lo, hi = self.bounds
-        axes = [torch.linspace(float(lo[i]), float(hi[i]), resolution) for i in range(3)]
-        zz, yy, xx = torch.meshgrid(axes[2], axes[1], axes[0], indexing="ij")
-        pts = torch.stack([xx, yy, zz], -1).reshape(-1, 3)
+        pts = torch.from_numpy(grid_points(*self.bounds, resolution).reshape(-1, 3))
         with torch.no_grad():
             return self.net.template_sdf(pts).reshape(resolution, resolution, resolution).numpy()
 
@@ -240,10 +237,7 @@ class FaceModel:
     def _baked_displacement(self, z: torch.Tensor, dw: torch.Tensor, res: int = 48) -> torch.Tensor:
         """Displacement t -> Phi(t) - t on a coarse template-space grid (3, R, R, R) [z, y, x]."""
         if res not in self._bake_cache:
-            lo, hi = self.bounds
-            axes = [torch.linspace(float(lo[i]), float(hi[i]), res) for i in range(3)]
-            zz, yy, xx = torch.meshgrid(axes[2], axes[1], axes[0], indexing="ij")
-            pts = torch.stack([xx, yy, zz], -1).reshape(-1, 3)
+            pts = torch.from_numpy(grid_points(*self.bounds, res).reshape(-1, 3))
             with torch.no_grad():
                 h = torch.cat([self.net.features(pts[i:i + _CHUNK]) for i in range(0, len(pts), _CHUNK)])
             self._bake_cache = {res: (h, pts)}
@@ -262,10 +256,7 @@ class FaceModel:
         from .net import grid_sample3
         z, dw = self._codes(identity, expression)
         disp = self._baked_displacement(z, dw)
-        lo, hi = self.bounds
-        axes = [torch.linspace(float(lo[i]), float(hi[i]), resolution) for i in range(3)]
-        zz, yy, xx = torch.meshgrid(axes[2], axes[1], axes[0], indexing="ij")
-        x = torch.stack([xx, yy, zz], -1).reshape(-1, 3)
+        x = torch.from_numpy(grid_points(*self.bounds, resolution).reshape(-1, 3))
         t = x.clone()
         with torch.no_grad():
             for _ in range(6):

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from scipy import ndimage
 from scipy.spatial import cKDTree
 
-from core.meshops import clean_sign_specks
+from core.meshops import border_labels, clean_sign_specks, grid_points
 
 from .data import REST_EXPRESSION, FaceData, sample_case
 from .net import FaceNet, FaceNetConfig
@@ -56,8 +56,7 @@ class SignedDistance:
         nodes = np.stack(np.meshgrid(*axes, indexing="ij"), -1).reshape(-1, 3)
         free = (self.coarse.query(nodes, workers=2)[0] > self.FAR).reshape(self.shape)
         labels, _ = ndimage.label(free)
-        border = np.unique(np.concatenate([labels[[0, -1]].ravel(), labels[:, [0, -1]].ravel(),
-                                           labels[:, :, [0, -1]].ravel()]))
+        border = border_labels(labels)
         self.free = free
         self.outside = np.isin(labels, border[border > 0])
 
@@ -133,9 +132,7 @@ def init_sdf_grid(net: FaceNet, sd: SignedDistance) -> None:
     """Exact signed distances at the grid nodes: the starting point the fit refines."""
     cfg = net.cfg
     Z, Y, X = net.sdf_grid.shape[1:]
-    axes = [np.linspace(cfg.lo[i], cfg.hi[i], n) for i, n in enumerate((X, Y, Z))]
-    zz, yy, xx = np.meshgrid(axes[2], axes[1], axes[0], indexing="ij")
-    pts = np.stack([xx, yy, zz], -1).reshape(-1, 3)
+    pts = grid_points(cfg.lo, cfg.hi, (X, Y, Z)).reshape(-1, 3).astype(np.float64)
     with torch.no_grad():
         grid = clean_sign_specks(sd(pts).reshape(Z, Y, X))
         net.sdf_grid.copy_(torch.tensor(grid, dtype=torch.float32)[None])

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from core.meshops import face_incidence, vertex_normals  # noqa: F401  (re-exported)
+from core.meshops import face_incidence, grid_points, vertex_normals  # noqa: F401  (re-exported)
 
 
 def uv_sphere(radius: float = 10.0, rings: int = 48, segments: int = 96,
@@ -20,13 +20,6 @@ def uv_sphere(radius: float = 10.0, rings: int = 48, segments: int = 96,
     b, c, d = a + segments + 1, a + 1, a + segments + 2
     faces = np.concatenate([np.stack([a, b, c], 1), np.stack([c, b, d], 1)])
     return verts.astype(np.float32), faces.astype(np.int32), uvs.astype(np.float32)
-
-
-def grid_points(lo, hi, resolution: int) -> np.ndarray:
-    """(R,R,R,3) node positions indexed [z,y,x], nodes at lo + (hi-lo)*i/(R-1)."""
-    axes = [np.linspace(lo[k], hi[k], resolution, dtype=np.float32) for k in range(3)]
-    z, y, x = np.meshgrid(axes[2], axes[1], axes[0], indexing="ij")
-    return np.stack([x, y, z], -1)
 
 
 def sphere_sdf_grid(radius: float = 10.0, resolution: int = 64, margin: float = 1.25,

@@ -12,7 +12,6 @@ Headless: `Renderer(headless_context())` and `render_image(...)`, or `render_off
 from __future__ import annotations
 
 from functools import lru_cache
-from pathlib import Path
 
 import moderngl
 import numpy as np
