@@ -20,6 +20,7 @@ from .panels.expression_panel import ExpressionPanel
 from .panels.identity_panel import IdentityPanel
 from .panels.log_panel import LogPanel
 from .panels.webcam_panel import WebcamPanel
+from .photo_dialog import PHOTO_FILTER, PhotoDialog
 from .viewport import Viewport
 from .workers import TaskRunner
 
@@ -38,6 +39,7 @@ class MainWindow(QMainWindow):
         self.avatar = avatar or default_avatar(model)
         self.path: Path | None = path
         self.runner = TaskRunner(self)
+        self.photo_dialog: PhotoDialog | None = None
         self.session = FaceSession(model, self.avatar, self.runner, resolution=resolution, parent=self)
         self.setWindowIcon(QIcon(str(RESOURCES / "icons" / "likeness.svg")))
         self.resize(1440, 900)
@@ -115,6 +117,8 @@ class MainWindow(QMainWindow):
         mb = self.menuBar()
         f = mb.addMenu("&File")
         self._action(f, "&New", self.new_project, QKeySequence.New, tip="Start over from the default avatar")
+        self._action(f, "New from &Photo…", lambda: self.new_from_photo(), "Ctrl+Shift+N",
+                     tip="Fit the face model to a photo: a new avatar with that face and its texture")
         self._action(f, "&Open…", self.open_dialog, QKeySequence.Open)
         self._action(f, "&Save", self.save, QKeySequence.Save)
         self._action(f, "Save &As…", self.save_as, QKeySequence.SaveAs)
@@ -227,6 +231,44 @@ class MainWindow(QMainWindow):
             self.avatar.replace_with(default_avatar(self.model))
             self._update_title()
             log.info("New project")
+
+    def new_from_photo(self, photo: str | Path | None = None, **dialog_options) -> PhotoDialog | None:
+        """Open the photo dialog (asking for a photo unless given); the document is replaced
+        only when the user creates the avatar, after the unsaved-changes prompt."""
+        if photo is None:
+            photo, _ = QFileDialog.getOpenFileName(self, "New from photo", self._dir(), PHOTO_FILTER)
+            if not photo:
+                return None
+        if self.photo_dialog is not None:   # one at a time; a fresh one for the new photo
+            self.photo_dialog.reject()
+        dialog = PhotoDialog(self, confirm=self.maybe_save, **dialog_options)
+        dialog.accepted.connect(lambda: self._photo_accepted(dialog))
+        dialog.finished.connect(lambda r: self._photo_closed(dialog))
+        self.photo_dialog = dialog
+        dialog.open()
+        log.info("New from photo: %s", photo)
+        dialog.load(photo)
+        return dialog
+
+    def _photo_accepted(self, dialog: PhotoDialog) -> None:
+        result = dialog.result
+        if result is None:
+            return
+        self.path = None
+        self.avatar.replace_with(result.avatar)
+        self._update_title()
+        log.info("New avatar '%s' from %s (face %d of %d, %d moved landmarks)", result.avatar.name,
+                 dialog.photo.name if dialog.photo else "a photo", result.face_index + 1,
+                 len(result.faces), len(result.fit.pins))
+
+    def _photo_closed(self, dialog: PhotoDialog) -> None:
+        if self.photo_dialog is dialog:
+            self.photo_dialog = None
+        # A cancelled fit stops at its next check; delete the dialog once its task is over.
+        if dialog.busy:
+            dialog.idle.connect(dialog.deleteLater)
+        else:
+            dialog.deleteLater()
 
     def open_dialog(self) -> None:
         if not self.maybe_save():
@@ -376,6 +418,10 @@ class MainWindow(QMainWindow):
             event.ignore()
             return
         self.webcam_panel.shutdown()
+        dialog = self.photo_dialog
+        if dialog is not None:
+            dialog.reject()   # cancels its fit, which stops at its next check
+            dialog.runner.wait(5000)
         self.runner.cancel_all()
         self.runner.wait(5000)
         self.log_panel.detach()

@@ -144,3 +144,124 @@ def apply_landmark_calibration(fit: FitResult, calib: dict) -> np.ndarray:
     j = calib["jaw"].astype(np.float64)
     out[:17] += (j[:, :1] * o + j[:, 1:] * along) * g["iod_px"]
     return out
+
+
+SYNTHETIC_STREAM = 515151   # spawn key of the synthetic fitting benchmark (not the calibration's)
+
+
+def umeyama(src: np.ndarray, dst: np.ndarray, with_scale: bool = True) -> tuple[float, np.ndarray, np.ndarray]:
+    """Similarity (s, R, t) minimising |s R src + t - dst|^2."""
+    ms, md = src.mean(0), dst.mean(0)
+    a, b = src - ms, dst - md
+    u, sig, vt = np.linalg.svd(b.T @ a / len(src))
+    d = np.eye(3)
+    d[2, 2] = np.sign(np.linalg.det(u @ vt))
+    r = u @ d @ vt
+    s = float(np.trace(np.diag(sig) @ d) / (a ** 2).sum(1).mean()) if with_scale else 1.0
+    return s, r, md - s * r @ ms
+
+
+def align_to_gt(data, gt: np.ndarray, vertices: np.ndarray, iterations: int = 6,
+                with_scale: bool = True) -> np.ndarray:
+    """ICP of a predicted head onto the GT skin over the ICT face region (similarity when
+    with_scale: a single photo does not fix the head's absolute size or distance)."""
+    from core.facemodel.geometry import MeshDistance
+    md = MeshDistance(gt, data.topo.tris)
+    v = vertices.astype(np.float64)
+    sub = v[:: max(1, len(v) // 6000)]
+    for _ in range(iterations):
+        dist, cp, tri = md.query(sub)
+        keep = data.topo.tri_face[tri] & (dist < max(1.0, np.percentile(dist, 90)))
+        s, r, t = umeyama(sub[keep], cp[keep], with_scale)
+        v = s * v @ r.T + t
+        sub = s * sub @ r.T + t
+    return v
+
+
+def synthetic_surface(fitter: FaceFitter, data, samples: int = 20, seed: int = 0, size: int = 512,
+                      options: FitOptions | None = None, tracker=None,
+                      log: Callable[[str], None] = print) -> dict:
+    """Fit photos rendered from ICT identities/expressions/poses drawn from a stream nothing
+    else uses; surface error (mm, both ways over the ICT face region) of the fitted face in the
+    head's own frame, beside the mean face's (identity 0, neutral) as the baseline."""
+    from core.facemodel.data import sample_expression
+    from core.facemodel.evaluate import surface_distances
+    from core.tracking import FaceTracker
+
+    from .camera import PinholeCamera
+    from .synthetic import IctPhotographer
+
+    rng = np.random.default_rng([seed, SYNTHETIC_STREAM])
+    own = tracker is None
+    tracker = tracker or FaceTracker(num_faces=2)
+    ph = IctPhotographer(data)
+    model = fitter.model
+    mean_mesh = model.extract_mesh(model.mean_identity(), None, 128)
+    fitted, baseline, raw, secs, missed = [], [], [], [], 0
+    try:
+        for i in range(samples):
+            a = rng.standard_normal(100).astype(np.float32)
+            w = sample_expression(rng) * np.float32(rng.uniform(0.3, 1.0))
+            cam = PinholeCamera.looking_at_head(size, size, yaw=rng.uniform(-30, 30), pitch=rng.uniform(-12, 12),
+                                                roll=rng.uniform(-8, 8), distance=rng.uniform(50, 65),
+                                                fov_y=rng.uniform(22, 35))
+            shot = ph.render(a, w, cam)
+            t0 = time.perf_counter()
+            try:
+                faces = fitter.detect(shot.image, tracker)
+            except FitError:
+                missed += 1
+                continue
+            fit = fitter.fit(shot.image, faces[0], options=options)
+            secs.append(time.perf_counter() - t0)
+            mesh = model.extract_mesh(fit.identity, fit.expression, 128)
+            gt = shot.vertices
+            d = surface_distances(data, gt, mesh.vertices, mesh.faces, np.random.default_rng(i))
+            b = surface_distances(data, gt, mean_mesh.vertices, mean_mesh.faces, np.random.default_rng(i))
+            da = surface_distances(data, gt, align_to_gt(data, gt, mesh.vertices), mesh.faces,
+                                   np.random.default_rng(i))
+            ba = surface_distances(data, gt, align_to_gt(data, gt, mean_mesh.vertices), mean_mesh.faces,
+                                   np.random.default_rng(i))
+            raw.append((d.mean() * 10.0, b.mean() * 10.0))
+            fitted.append(da * 10.0)
+            baseline.append(ba * 10.0)
+            if (i + 1) % 5 == 0:
+                log(f"synthetic {i + 1}/{samples}: fitted {np.mean([x.mean() for x in fitted]):.2f} mm, "
+                    f"mean face {np.mean([x.mean() for x in baseline]):.2f} mm")
+    finally:
+        ph.close()
+        if own:
+            tracker.close()
+    per_f = np.array([x.mean() for x in fitted])
+    per_b = np.array([x.mean() for x in baseline])
+    raw_a = np.array(raw).reshape(-1, 2)
+    return {"samples": samples, "detected": len(fitted), "missed": missed, "alignment": "similarity ICP",
+            "surface_mean_mm": float(per_f.mean()) if len(per_f) else float("nan"),
+            "surface_p95_mm": float(np.percentile(np.concatenate(fitted), 95)) if fitted else float("nan"),
+            "baseline_mean_face_mm": float(per_b.mean()) if len(per_b) else float("nan"),
+            "better_than_baseline": float((per_f < per_b).mean()) if len(per_f) else float("nan"),
+            "unaligned_surface_mean_mm": float(raw_a[:, 0].mean()) if len(raw_a) else float("nan"),
+            "unaligned_baseline_mm": float(raw_a[:, 1].mean()) if len(raw_a) else float("nan"),
+            "seconds_per_fit": float(np.mean(secs)) if secs else float("nan")}
+
+
+def calibration_study(fitter: FaceFitter, folder: str | Path, options: FitOptions | None = None,
+                      folds: int = 5, log: Callable[[str], None] = print) -> dict:
+    """Fit the folder without any landmark-convention calibration, then report the error raw,
+    cross-validated (each photo with a calibration learned on the other folds: the honest
+    figure), and with a calibration learned on all photos (returned as "calibration")."""
+    from .correspondence import learn_landmark_calibration
+    saved = (fitter.lm68_offset.copy(), fitter.jaw_offset.clone())
+    fitter.set_landmark_calibration(None)
+    try:
+        fits = fit_annotated(fitter, folder, options=options, log=log)
+    finally:
+        fitter.set_landmark_calibration({"offsets": saved[0], "jaw": saved[1].numpy()})
+    ok = [pf for pf in fits if pf.fit is not None]
+    cv = cross_validated_landmarks(fits, folds=folds)
+    calib = learn_landmark_calibration([pf.fit for pf in ok], [pf.gt for pf in ok])
+    idx = {id(pf): i for i, pf in enumerate(fits)}
+    return {"fits": fits, "calibration": calib,
+            "raw": summarize(fits, lambda pf: pf.fit.raw_landmarks68),
+            "cross_validated": summarize(fits, lambda pf: cv[idx[id(pf)]]),
+            "in_sample": summarize(fits, lambda pf: apply_landmark_calibration(pf.fit, calib))}

@@ -39,6 +39,8 @@ from .correspondence import (NUM_MESH_LANDMARKS, Correspondence, load_correspond
 # left ear (image left to right for a frontal face), the part below the eyes.
 MP_JAW_OUTLINE = (127, 234, 93, 132, 58, 172, 136, 150, 149, 176, 148, 152,
                   377, 400, 378, 379, 365, 397, 288, 361, 323, 454, 356)
+MP_FACE_OVAL = (10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365, 379, 378, 400,
+                377, 152, 148, 176, 149, 150, 136, 172, 58, 132, 93, 234, 127, 162, 21, 54, 103, 67, 109)
 MP_EYE_OUTER = (33, 263)          # outer eye corners: the image scale
 JAW = tuple(range(17))            # Multi-PIE jaw landmarks, the contour-aware ones
 
@@ -55,13 +57,13 @@ class FitCancelled(Exception):
 class FitOptions:
     rigid_steps: int = 60
     landmark_steps: int = 220
-    photo_steps: int = 60
+    photo_steps: int = 100
     identity_prior: float = 2e-5      # x ||a||^2 against mean squared landmark error (IOD units)
     expression_prior: float = 2e-5    # pull toward the landmarker's blendshapes
     expression_l1: float = 1e-5
     focal_prior: float = 1e-3
-    silhouette: float = 1.0
-    photometric: float = 0.02
+    silhouette: float = 0.3
+    photometric: float = 0.1
     pin_weight: float = 8.0
     robust_scale: float = 0.06        # IOD units: residuals beyond this count less
 
@@ -236,7 +238,18 @@ class FaceFitter:
         return big
 
     # --- fitting --------------------------------------------------------------------------
-    def fit(self, image_rgb: np.ndarray, face, pins: dict[int, tuple[float, float]] | None = None,
+    def fit(self, *args, **kwargs) -> FitResult:
+        """Fit to `face` (a TrackedFace from detect()); see _fit for the arguments. Runs torch
+        on one thread: the tensors are small, and a second thread only adds synchronisation
+        (and stalls badly when another process has the other core)."""
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            return self._fit(*args, **kwargs)
+        finally:
+            torch.set_num_threads(threads)
+
+    def _fit(self, image_rgb: np.ndarray, face, pins: dict[int, tuple[float, float]] | None = None,
             options: FitOptions | None = None, progress: Callable[[float, str], None] | None = None,
             cancel: Callable[[], bool] | None = None, initial: FitResult | None = None) -> FitResult:
         """Fit to `face` (a TrackedFace from detect()). `pins` maps Multi-PIE landmark index ->
@@ -410,12 +423,12 @@ class FaceFitter:
         """Shading term on the visible skin; returns the fitted SH light (9, 3)."""
         from .raster import camera_depth
         h, w = image_rgb.shape[:2]
-        img = srgb_to_linear(torch.from_numpy(image_rgb).float() / 255.0).permute(2, 0, 1)[None]
+        img = srgb_to_linear(torch.from_numpy(np.array(image_rgb, np.float32)) / 255.0).permute(2, 0, 1)[None]
         albedo_ref = _reference_albedo(self.mesh_uv)
         faces = torch.from_numpy(self.mesh_faces.astype(np.int64))
-        adam = torch.optim.Adam([{"params": [a], "lr": 0.01}, {"params": [wexp], "lr": 0.005},
-                                 {"params": [r], "lr": 0.002}, {"params": [tr], "lr": 0.05}])
-        vis_idx = None
+        # pose stays where the landmarks put it: shading refines the shape (identity) and,
+        # gently, the expression
+        adam = torch.optim.Adam([{"params": [a], "lr": 0.01}, {"params": [wexp], "lr": 0.003}])
         light = None
         for i in range(opt.photo_steps):
             if i % 20 == 0:   # visibility from a depth map of the current fit
@@ -431,23 +444,31 @@ class FaceFitter:
                     inside = (px[:, 0] >= 0) & (px[:, 0] < w) & (px[:, 1] >= 0) & (px[:, 1] < h)
                     visible = inside & (np.abs(zbuf[xi[:, 1], xi[:, 0]] - vc[:, 2]) < 0.3)
                     facing = (n.numpy() * -vc / np.linalg.norm(vc, axis=1, keepdims=True)).sum(1) > 0.35
-                    vis_idx = torch.from_numpy(np.flatnonzero(visible & facing & self.skin_mask))
-                if len(vis_idx) < 200:
+                    vis = np.flatnonzero(visible & facing & self.skin_mask)
+                    # only the triangles around the visible skin take part (normals stay exact)
+                    sub_faces = self.mesh_faces[np.isin(self.mesh_faces, vis).any(1)]
+                    sub_v = np.unique(sub_faces)
+                    remap = np.full(len(self.mesh_vt), -1, np.int64)
+                    remap[sub_v] = np.arange(len(sub_v))
+                    local_faces = torch.from_numpy(remap[sub_faces])
+                    sub_idx = torch.from_numpy(sub_v)
+                    local_vis = torch.from_numpy(remap[vis])
+                    rho = albedo_ref[torch.from_numpy(vis)]
+                if len(vis) < 200:
                     break
             tick(i)
             adam.zero_grad()
-            rot, f = rodrigues(r), f0 * torch.exp(logf)
-            v = self.vertices(a, wexp)
-            vc = v @ rot.T + tr
-            n = _vertex_normals(vc, faces)[vis_idx]
-            p = vc[vis_idx]
+            with torch.no_grad():   # the pose is fixed in this stage
+                rot, f = rodrigues(r), f0 * torch.exp(logf)
+            vc = self.vertices(a, wexp, sub_idx) @ rot.T + tr
+            n = _vertex_normals(vc, local_faces)[local_vis]
+            p = vc[local_vis]
             dz = (-p[:, 2]).clamp(min=1.0)
             u = cx + f * p[:, 0] / dz
             vv = cy - f * p[:, 1] / dz
             grid = torch.stack([u / w * 2 - 1, vv / h * 2 - 1], 1)[None, None]
             obs = torch.nn.functional.grid_sample(img, grid, align_corners=False)[0, :, 0].T   # (N, 3)
             basis = sh9(n)
-            rho = albedo_ref[vis_idx]
             # closed-form light: obs ~ rho * (basis @ L), per channel
             design = basis[:, :, None] * rho[:, None, :]          # (N, 9, 3)
             lights = []
@@ -463,7 +484,7 @@ class FaceFitter:
             with torch.no_grad():
                 wexp.clamp_(0, 1)
         if light is not None:
-            losses["photometric"] = float(photo)
+            losses["photometric"] = float(photo.detach())
             return light.detach().numpy().astype(np.float32)
         return None
 

@@ -13,14 +13,14 @@ from core.render.shaders import shader_source
 
 from .camera import PinholeCamera
 
-_PROGRAMS: dict[int, moderngl.Program] = {}
-
-
 def _program(ctx: moderngl.Context) -> moderngl.Program:
-    if id(ctx) not in _PROGRAMS:
-        _PROGRAMS[id(ctx)] = ctx.program(vertex_shader=shader_source("raster_attr.vert"),
-                                         fragment_shader=shader_source("raster_attr.frag"))
-    return _PROGRAMS[id(ctx)]
+    """Compiled once per context (contexts are per thread), kept in the context's user slot."""
+    extra = ctx.extra if isinstance(ctx.extra, dict) else {}
+    if "raster_attr" not in extra:
+        extra["raster_attr"] = ctx.program(vertex_shader=shader_source("raster_attr.vert"),
+                                           fragment_shader=shader_source("raster_attr.frag"))
+        ctx.extra = extra
+    return extra["raster_attr"]
 
 
 def rasterize(clip: np.ndarray, faces: np.ndarray, attributes: np.ndarray, width: int, height: int,

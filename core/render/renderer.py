@@ -11,7 +11,7 @@ Headless: `Renderer(headless_context())` and `render_image(...)`, or `render_off
 """
 from __future__ import annotations
 
-from functools import lru_cache
+import threading
 
 import moderngl
 import numpy as np
@@ -33,13 +33,20 @@ DEFAULT_TEXTURE = RESOURCES / "textures" / "default_skin.png"
 BACKGROUND = (0.16, 0.17, 0.19)
 
 
-@lru_cache(maxsize=1)
+_HEADLESS = threading.local()
+
+
 def headless_context() -> moderngl.Context:
-    """One standalone GL context per process (EGL: no display needed)."""
-    try:
-        return moderngl.create_standalone_context(backend="egl")
-    except Exception:  # e.g. macOS or Windows, where there is no EGL
-        return moderngl.create_standalone_context()
+    """One standalone GL context per thread (EGL: no display needed). A GL context is current
+    in the thread that made it only, so a worker thread (the app's photo fit) needs its own."""
+    ctx = getattr(_HEADLESS, "ctx", None)
+    if ctx is None:
+        try:
+            ctx = moderngl.create_standalone_context(backend="egl")
+        except Exception:  # e.g. macOS or Windows, where there is no EGL
+            ctx = moderngl.create_standalone_context()
+        _HEADLESS.ctx = ctx
+    return ctx
 
 
 def default_texture() -> np.ndarray:
