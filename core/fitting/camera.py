@@ -42,6 +42,17 @@ class PinholeCamera:
         depth = np.maximum(-xc[:, 2], 1e-6)   # in front of the camera: z < 0
         return np.stack([cx + self.focal * xc[:, 0] / depth, cy - self.focal * xc[:, 1] / depth], 1)
 
+    def model_jacobian(self, points_cam: np.ndarray) -> np.ndarray:
+        """(N, 2, 3): d pixel / d model-space position at camera-space points (N, 3)."""
+        xc = np.asarray(points_cam, np.float64)
+        d = np.maximum(-xc[:, 2], 1e-6)
+        jp = np.zeros((len(xc), 2, 3))
+        jp[:, 0, 0] = self.focal / d
+        jp[:, 0, 2] = self.focal * xc[:, 0] / d ** 2
+        jp[:, 1, 1] = -self.focal / d
+        jp[:, 1, 2] = -self.focal * xc[:, 1] / d ** 2
+        return jp @ np.asarray(self.rotation, np.float64)
+
     def render_camera(self) -> OrbitCamera:
         """An OrbitCamera at the origin looking down -z with this field of view: render the
         posed vertices (`to_camera`) with it and they land on the photo's pixels."""

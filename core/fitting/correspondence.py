@@ -153,15 +153,8 @@ def learn_landmark_calibration(fits: list, annotations: list[np.ndarray], focal_
         g = fit.geometry
         iod = max(g["iod_px"], 1e-6)
         res = (np.asarray(gt, np.float64) - fit.raw_landmarks68) / iod
-        cam = fit.camera
-        xc = g["lm68_camera"].astype(np.float64)
-        d = np.maximum(-xc[:, 2], 1e-6)
-        jp = np.zeros((68, 2, 3))
-        jp[:, 0, 0] = cam.focal / d
-        jp[:, 0, 2] = cam.focal * xc[:, 0] / d ** 2
-        jp[:, 1, 1] = -cam.focal / d
-        jp[:, 1, 2] = -cam.focal * xc[:, 1] / d ** 2
-        jac = jp @ cam.rotation / iod / g.get("scale", 1.0)   # (68, 2, 3) per unit template offset
+        # (68, 2, 3): pixels per unit template offset (warp Jacobian ~ identity), in IOD units
+        jac = fit.camera.model_jacobian(g["lm68_camera"]) / iod / g.get("scale", 1.0)
         ok = np.linalg.norm(res, axis=1) < outlier_iod
         for k in range(17, 68):
             if ok[k]:

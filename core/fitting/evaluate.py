@@ -128,17 +128,9 @@ def cross_validated_landmarks(fits: list[PhotoFit], folds: int = 5, seed: int = 
 def apply_landmark_calibration(fit: FitResult, calib: dict) -> np.ndarray:
     """A raw (uncalibrated) fit's 68 landmarks under `calib`, to first order (as learned)."""
     g = fit.geometry
-    cam = fit.camera
-    xc = g["lm68_camera"].astype(np.float64)
-    d = np.maximum(-xc[:, 2], 1e-6)
-    jp = np.zeros((68, 2, 3))
-    jp[:, 0, 0] = cam.focal / d
-    jp[:, 0, 2] = cam.focal * xc[:, 0] / d ** 2
-    jp[:, 1, 1] = -cam.focal / d
-    jp[:, 1, 2] = -cam.focal * xc[:, 1] / d ** 2
-    scale = fit.geometry.get("scale", 1.0)
+    jac = fit.camera.model_jacobian(g["lm68_camera"])
     out = fit.raw_landmarks68.astype(np.float64).copy()
-    out[17:] += np.einsum("kij,jl,kl->ki", jp[17:], cam.rotation, calib["offsets"][17:].astype(np.float64)) / scale
+    out[17:] += np.einsum("kij,kj->ki", jac[17:], calib["offsets"][17:].astype(np.float64)) / g.get("scale", 1.0)
     o = g["jaw_out"]
     along = np.stack([-o[:, 1], o[:, 0]], 1)
     j = calib["jaw"].astype(np.float64)
