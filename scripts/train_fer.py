@@ -256,6 +256,8 @@ def main() -> None:
         model.load_state_dict(ck["model"]); opt.load_state_dict(ck["opt"]); ema = ck["ema"]
         step, best, train_seconds = ck["step"], ck["best"], ck["train_seconds"]
         print(f"resumed {run_dir} at step {step}/{total} (best val {best:.4f})", flush=True)
+    # NHWC convolutions: ~1.8x faster forward on this CPU (see core/fer/classifier.py)
+    model = model.to(memory_format=torch.channels_last)
 
     def save(name: str, **extra) -> None:
         blob = {"model": model.state_dict(), "opt": opt.state_dict(), "ema": ema, "step": step,
@@ -275,7 +277,7 @@ def main() -> None:
         run_loss, run_n = 0.0, 0
         for k in range(k, steps_per_epoch):
             idx = perm[k * args.batch:(k + 1) * args.batch]
-            xb, yb = augment(xt[idx], gen), yt[idx]
+            xb, yb = augment(xt[idx], gen).contiguous(memory_format=torch.channels_last), yt[idx]
             for g in opt.param_groups:
                 g["lr"] = lr_at(step, total, steps_per_epoch, args.lr)
             loss = crit(model(xb), yb)
