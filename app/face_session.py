@@ -56,7 +56,7 @@ class FaceSession(QObject):
         ev = avatar.events
         ev.connect("identity", lambda a: self._identity_timer.start())
         ev.connect("expression", lambda a: self._expression_changed())
-        ev.connect("head_pose", lambda a: self._expression_changed())
+        ev.connect("head_pose", lambda a: self._head_pose_changed())
         ev.connect("replaced", lambda a: self.rebuild_mesh())
         ev.connect("view", lambda a: self._view_changed())
 
@@ -134,6 +134,14 @@ class FaceSession(QObject):
         if self.avatar.view.geometry == "sdf":
             self._sdf_timer.start()
 
+    def _head_pose_changed(self) -> None:
+        """A turn of the head is rigid: re-pose the mesh and landmarks; the SDF view applies it
+        as a transform of the baked field (no re-bake)."""
+        if self.animator is not None:
+            self.vertices = self._pose()
+            self.vertices_changed.emit(self.vertices)
+        self._update_landmarks()
+
     # --- SDF and landmarks --------------------------------------------------------------------
     def _view_changed(self) -> None:
         if self.avatar.view.geometry == "sdf" and self._sdf_gen == 0:
@@ -198,6 +206,15 @@ class FaceSession(QObject):
 
 # The head turns about a point near the top of the spine (cm; between and below the ears).
 HEAD_PIVOT = np.array([0.0, -2.0, -1.0], np.float32)
+
+
+def head_matrix(head_pose: np.ndarray) -> np.ndarray:
+    """4x4 rigid transform of the head pose (yaw, pitch, roll degrees) about HEAD_PIVOT."""
+    m = np.eye(4)
+    r = rotation_matrix(*(float(a) for a in head_pose))
+    m[:3, :3] = r
+    m[:3, 3] = HEAD_PIVOT - r @ HEAD_PIVOT
+    return m
 
 
 def posed_head(points: np.ndarray, head_pose: np.ndarray) -> np.ndarray:

@@ -17,6 +17,8 @@ from PySide6.QtOpenGLWidgets import QOpenGLWidget
 from core.avatar import Avatar, default_texture
 from core.render import OrbitCamera, lighting_preset
 
+from .face_session import head_matrix
+
 log = logging.getLogger(__name__)
 ORBIT_DEG_PER_PX = 0.4
 
@@ -121,6 +123,8 @@ class Viewport(QOpenGLWidget):
             fbo.use()  # nothing to draw yet: just the background
             self.ctx.clear(*view.background, 1.0)
         else:
+            # the baked field is in the head's rest frame; a puppeteered turn moves its rays
+            self.renderer.set_field_pose(head_matrix(self.avatar.head_pose))
             self.renderer.render(fbo, w, h, self.camera, mode=geometry, view=mode,
                                  background=view.background, show_points=view.show_landmarks,
                                  lighting=self._lighting(view.lighting))

@@ -4,6 +4,8 @@
 #include "common.glsl"
 uniform mat4 u_inv_view_proj;
 uniform mat4 u_view_proj;
+uniform mat4 u_model;              // the field's frame -> world (a turned head); rigid
+uniform mat4 u_model_inv;
 uniform vec3 u_eye;
 uniform vec2 u_viewport;
 uniform vec3 u_box_lo;
@@ -32,33 +34,37 @@ vec3 scene_normal(vec3 p) {
 void main() {
     vec2 ndc = gl_FragCoord.xy / u_viewport * 2.0 - 1.0;
     vec4 far = u_inv_view_proj * vec4(ndc, 1.0, 1.0);
-    vec3 dir = normalize(far.xyz / far.w - u_eye);
+    vec3 dir_w = normalize(far.xyz / far.w - u_eye);
+    // March in the field's own frame: a rigid pose moves the ray, not the baked field.
+    vec3 eye = (u_model_inv * vec4(u_eye, 1.0)).xyz;
+    vec3 dir = mat3(u_model_inv) * dir_w;
     // Clip the ray to the field's box; outside it there is nothing to find.
     vec3 inv = 1.0 / dir;
-    vec3 ta = (u_box_lo - u_eye) * inv, tb = (u_box_hi - u_eye) * inv;
+    vec3 ta = (u_box_lo - eye) * inv, tb = (u_box_hi - eye) * inv;
     float t0 = max(max(min(ta.x, tb.x), min(ta.y, tb.y)), max(min(ta.z, tb.z), 0.0));
     float t1 = min(min(max(ta.x, tb.x), max(ta.y, tb.y)), max(ta.z, tb.z));
     if (t0 >= t1) discard;
     float t = t0 + 1e-4;
     bool hit = false;
     for (int i = 0; i < u_max_steps; i++) {
-        float d = scene_sdf(u_eye + dir * t);
+        float d = scene_sdf(eye + dir * t);
         // Hit when the surface is within half a pixel's footprint of the ray.
         if (d < HIT_PIXELS * u_pixel_angle * t) { hit = true; break; }
         t += d * u_step_scale;
         if (t > t1) break;
     }
     if (!hit) discard;
-    vec3 p = u_eye + dir * t;
-    vec3 n = scene_normal(p);
+    vec3 pm = eye + dir * t;
+    vec3 n = normalize(mat3(u_model) * scene_normal(pm));
+    vec3 p = (u_model * vec4(pm, 1.0)).xyz;
 #if VIEW == 2
     vec3 c = n * 0.5 + 0.5;
 #else
     vec3 albedo = u_albedo;
 #if VIEW == 1
     if (u_has_uv == 1) {
-        vec3 t = texture(u_texture, scene_uv(p)).rgb;
-        albedo = t * t;
+        vec3 tc = texture(u_texture, scene_uv(pm)).rgb;
+        albedo = tc * tc;
     }
 #endif
     vec3 c = shade(albedo, n, normalize(u_view_rot * (u_eye - p)));

@@ -80,6 +80,27 @@ def test_sphere_mesh_and_sdf_grid_silhouettes_agree(renderer, yaw, pitch):
     assert silhouette_iou(disc.reshape(128, 128), a) >= 0.97
 
 
+
+def test_field_pose_moves_sdf_like_posed_mesh(renderer):
+    """A rigid pose of the baked field (a puppeteered head turn) draws where the same pose of
+    the mesh's vertices does, and differs from the unposed field."""
+    from core.tracking.pose import rotation_matrix
+    v, f, uv = uv_sphere(10.0, 96, 192)
+    pivot = np.array([0.0, -8.0, -5.0])
+    m = np.eye(4)
+    m[:3, :3] = rotation_matrix(40.0, 20.0, 10.0)
+    m[:3, 3] = pivot - m[:3, :3] @ pivot
+    renderer.set_mesh((v @ m[:3, :3].T + m[:3, 3]).astype(np.float32), f, uv)
+    renderer.set_sdf_grid(*sphere_sdf_grid(10.0, 48))
+    cam = OrbitCamera(yaw=10.0, pitch=5.0).frame(np.full(3, -20.0), np.full(3, 20.0))
+    mesh = renderer.render_image(128, 128, cam, mode="mesh")
+    rest = renderer.render_image(128, 128, cam, mode="sdf")
+    renderer.set_field_pose(m)
+    posed = renderer.render_image(128, 128, cam, mode="sdf")
+    renderer.set_field_pose(None)
+    assert silhouette_iou(mesh, posed) >= 0.97
+    assert silhouette_iou(mesh, rest) < 0.8
+
 def test_sdf_mode_writes_depth_like_mesh(renderer):
     renderer.set_mesh(*uv_sphere(10.0, 96, 192))
     renderer.set_sdf_grid(*sphere_sdf_grid(10.0, 48))

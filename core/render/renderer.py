@@ -95,6 +95,7 @@ class Renderer:
         self._points: dict | None = None
         self._texture: moderngl.Texture | None = None
         self._texture_mean = np.array(SKIN) / 255.0
+        self._field_pose = np.eye(4)     # the SDF/neural field's frame -> world (rigid)
         self._dummy3d = ctx.texture3d((1, 1, 1), 2, np.zeros(2, np.float32).tobytes(), dtype="f4")
         self.set_texture(default_texture())
 
@@ -234,6 +235,12 @@ class Renderer:
                         "lo": np.asarray(blo if lo is None else lo, np.float32),
                         "hi": np.asarray(bhi if hi is None else hi, np.float32)}
 
+    def set_field_pose(self, matrix: np.ndarray | None) -> None:
+        """Rigid 4x4 transform of the distance field (sdf and neural modes) into the world, e.g.
+        a puppeteered head turn; None = identity. Meshes are posed on their vertices instead."""
+        m = np.eye(4) if matrix is None else np.asarray(matrix, np.float64).reshape(4, 4)
+        self._field_pose = m
+
     def set_points(self, points: np.ndarray | None, colour=(1.0, 0.35, 0.2), size: float = 6.0) -> None:
         """Optional overlay of 3D points (e.g. 68 landmarks) drawn as dots of `size` pixels."""
         self._release("_points")
@@ -332,6 +339,7 @@ class Renderer:
             extra = {"u_weights": 3, "u_has_uv": 0, "u_grad_h": 0.02, "u_step_scale": 0.8,
                      "u_max_steps": 96}
         for name, value in {**common, **extra, "u_inv_view_proj": np.linalg.inv(vp),
+                            "u_model": self._field_pose, "u_model_inv": np.linalg.inv(self._field_pose),
                             "u_view_proj": vp, "u_eye": camera.eye, "u_viewport": (width, height),
                             "u_box_lo": g["lo"], "u_box_hi": g["hi"], "u_texture": 0,
                             "u_pixel_angle": camera.pixel_angle(height)}.items():
