@@ -143,8 +143,8 @@ has no explicit licence (research use); the model inherits that.
 **Training:** `scripts/train_fer.py` - AdamW (lr {args['lr']}, wd {args['wd']}), 1-epoch warm-up then
 cosine over {info['epochs_planned']} planned epochs, batch {args['batch']}, label smoothing {args['smoothing']},
 EMA of weights ({args['ema']}), augmentation: random rotation +-12 deg, scale +-12%, shift +-10%,
-horizontal flip, brightness/contrast jitter, random erasing. CPU only, 1 thread at nice 19 on a
-2-core machine shared with another training job.
+horizontal flip, brightness/contrast jitter, random erasing. CPU only (torch threads at the
+last resume: {args['threads']}; channels-last convolutions) on a 2-core machine shared with other jobs.
 
 **This file:** best val epoch **{info['epoch']}** of {info['epochs_planned']} planned
 (training still running when exported), {info['train_seconds']} s of training wall time.
