@@ -22,8 +22,14 @@ def add_arguments(p) -> None:
 
 def evaluate_npz(npz, model=None, flip: bool = True) -> dict:
     from core.fer import FER_CLASSES, ExpressionClassifier
-    data = np.load(npz)
-    images, labels = data["images"], data["labels"].astype(int)
+    try:
+        with np.load(npz, allow_pickle=False) as data:
+            images, labels = data["images"], data["labels"].astype(int)
+    except (OSError, KeyError, ValueError) as exc:
+        raise ValueError(f"{npz} is not a FER2013-format npz (uint8 'images' (N,48,48), int 'labels'): "
+                         f"{exc}") from exc
+    if images.ndim != 3 or images.shape[1:] != (48, 48) or len(images) != len(labels):
+        raise ValueError(f"{npz}: expected images (N,48,48) and N labels, got {images.shape} and {labels.shape}")
     clf = ExpressionClassifier(model, flip=flip)
     t = time.perf_counter()
     pred = np.concatenate([clf.predict(images[i:i + 512]).probs.argmax(1) for i in range(0, len(images), 512)])
@@ -43,7 +49,10 @@ def run(args) -> int:
         npz = shared_path("fer2013/val.npz", args.npz, "FER2013 val split")
     except MissingDataError as exc:
         raise UserError(str(exc)) from exc
-    res = evaluate_npz(npz, args.model, flip=not args.no_flip)
+    try:
+        res = evaluate_npz(npz, args.model, flip=not args.no_flip)
+    except (FileNotFoundError, ValueError) as exc:  # missing or damaged model / npz
+        raise UserError(str(exc)) from exc
     from core.fer import FER_CLASSES
     print(f"{res['n']} images from {npz}; model {res['model']}")
     print(f"accuracy {res['accuracy']:.2%}")

@@ -53,7 +53,7 @@ def run(args) -> int:
     try:
         pipe = FerPipeline(args.model, args.landmarker, args.num_faces, heatmap=args.heatmap,
                            image_mode=isinstance(src, ImageSource))
-    except TrackerError as exc:
+    except (TrackerError, FileNotFoundError, ValueError) as exc:  # missing/damaged model files
         raise UserError(str(exc)) from exc
 
     writer, csv_file, n_frames, n_rows, t0 = None, None, 0, 0, time.perf_counter()

@@ -2,8 +2,8 @@
 landmarks, open-set "unknown" score, Grad-CAM, per-frame pipeline and overlay drawing."""
 from .classifier import DEFAULT_MODEL, ExpressionClassifier, Prediction
 from .crop import face_crop
-from .model import FER_CLASSES, FerNet, load_model
+from .model import FER_CLASSES, FerNet, load_models
 from .pipeline import CSV_COLUMNS, FaceResult, FerPipeline
 
 __all__ = ["ExpressionClassifier", "Prediction", "DEFAULT_MODEL", "face_crop", "FER_CLASSES", "FerNet",
-           "load_model", "CSV_COLUMNS", "FaceResult", "FerPipeline"]
+           "load_models", "CSV_COLUMNS", "FaceResult", "FerPipeline"]

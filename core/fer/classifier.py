@@ -9,7 +9,7 @@ import torch
 
 from core.paths import MODELS_DIR
 
-from .model import FER_CLASSES, load_model, normalize
+from .model import FER_CLASSES, ensemble_forward, load_models, normalize
 from .openset import to_unit, unknown_scores
 
 DEFAULT_MODEL = MODELS_DIR / "fer_vgg.pt"
@@ -33,12 +33,13 @@ class Prediction:
 class ExpressionClassifier:
     """`predict(crops)` on uint8 (N, 48, 48) grayscale crops; `gradcam(crop, cls)` -> (48, 48) map.
 
-    `threads` sets torch's process-wide thread count (None leaves it alone).
-    Flip averaging (the test-time augmentation used for the reported val accuracy) is on by
-    default; it doubles the cost, which is still far below the tracker's.
+    The model file holds one network or an ensemble whose logits are averaged. `flip` turns on
+    test-time mirror averaging; None takes the configuration the file's accuracy was measured
+    in (its meta "flip", default on). `threads` sets torch's process-wide thread count (None
+    leaves it alone).
     """
 
-    def __init__(self, path: str | Path | None = None, flip: bool = True, threads: int | None = 1):
+    def __init__(self, path: str | Path | None = None, flip: bool | None = None, threads: int | None = 1):
         path = Path(path) if path else DEFAULT_MODEL
         if not path.is_file():
             raise FileNotFoundError(f"expression model not found: {path} (train and export it with "
@@ -49,13 +50,14 @@ class ExpressionClassifier:
             # a core to MediaPipe in the live loop.
             torch.set_num_threads(threads)
         self.path = path
-        self.model, self.meta = load_model(path)
-        _fuse_bn(self.model)
+        models, self.meta = load_models(path)
+        for m in models:
+            _fuse_bn(m)
         # NHWC convolutions are ~1.7-1.9x faster on this CPU (measured: 124 -> 232 crops/s
         # flip-averaged, 315 -> 459 without flip, one thread)
-        self.model = self.model.to(memory_format=torch.channels_last)
+        self.models = [m.to(memory_format=torch.channels_last) for m in models]
         self.classes = tuple(self.meta.get("classes", FER_CLASSES))
-        self.flip = flip
+        self.flip = bool(self.meta.get("flip", True)) if flip is None else flip
         osm = self.meta.get("openset") or {}
         self.unknown_method = osm.get("score", "msp")
         self._means = torch.as_tensor(osm["means"]).float() if "means" in osm else None
@@ -70,36 +72,37 @@ class ExpressionClassifier:
             z = np.zeros((0, len(self.classes)), np.float32)
             return Prediction(z, z, np.zeros(0, np.float32))
         x = normalize(torch.from_numpy(np.ascontiguousarray(crops)))
-        if self.flip:  # one batched forward over both views is cheaper than two
-            f = self.model.embed(torch.cat([x, x.flip(-1)]))
-            f = (f[:len(x)] + f[len(x):]) / 2
-        else:
-            f = self.model.embed(x)
-        logits = self.model.head(f)
-        feats = torch.nn.functional.normalize(f, dim=1)
+        logits, feats = ensemble_forward(self.models, x, self.flip)
         raw = unknown_scores(logits, feats, self._means)[self.unknown_method]
         unknown = to_unit(raw, self._quantiles) if self._quantiles is not None else raw.astype(np.float32)
         return Prediction(torch.softmax(logits, 1).numpy(), logits.numpy(), unknown)
 
     def gradcam(self, crop: np.ndarray, cls: int | None = None) -> np.ndarray:
-        """Grad-CAM (Selvaraju et al. 2017) on the last conv block, upsampled to the crop, 0..1."""
+        """Grad-CAM (Selvaraju et al. 2017) on each member's last conv block for the ensemble's
+        predicted class (or `cls`), averaged over members, upsampled to the crop, 0..1."""
         x = normalize(torch.from_numpy(np.ascontiguousarray(crop[None])))
-        store: dict[str, torch.Tensor] = {}
-        layer = self.model.features[-1]
-        h = layer.register_forward_hook(lambda m, i, o: store.__setitem__("a", o))
-        try:
-            with torch.enable_grad():
-                logits = self.model(x)
-                k = int(logits.argmax(1)) if cls is None else int(cls)
-                act = store["a"]
-                grad, = torch.autograd.grad(logits[0, k], act)
-        finally:
-            h.remove()
-        weights = grad.mean((2, 3), keepdim=True)
-        cam = torch.relu((weights * act).sum(1))[0].detach()
+        if cls is None:
+            with torch.inference_mode():
+                cls = int(ensemble_forward(self.models, x, self.flip)[0].argmax(1))
+        cam = sum(_member_cam(m, x, int(cls)) for m in self.models) / len(self.models)
         cam = torch.nn.functional.interpolate(cam[None, None], size=crop.shape[-2:], mode="bilinear",
                                               align_corners=False)[0, 0].numpy()
         return cam / cam.max() if cam.max() > 0 else cam
+
+
+def _member_cam(model: torch.nn.Module, x: torch.Tensor, k: int) -> torch.Tensor:
+    """One network's Grad-CAM for class k at its last conv block's resolution (6x6)."""
+    store: dict[str, torch.Tensor] = {}
+    h = model.features[-1].register_forward_hook(lambda m, i, o: store.__setitem__("a", o))
+    try:
+        with torch.enable_grad():
+            logits = model(x)
+            act = store["a"]
+            grad, = torch.autograd.grad(logits[0, k], act)
+    finally:
+        h.remove()
+    weights = grad.mean((2, 3), keepdim=True)
+    return torch.relu((weights * act).sum(1))[0].detach()
 
 
 def _fuse_bn(model: torch.nn.Module) -> None:

@@ -6,7 +6,9 @@ score all build exactly the same network.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Sequence
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -56,24 +58,74 @@ def normalize(images: torch.Tensor) -> torch.Tensor:
     return (x / 255.0 - 0.5) / 0.25
 
 
-def save_export(model: FerNet, path: Path, meta: dict, half: bool = True) -> Path:
-    """Write an inference file: weights (float16 where `half`) plus the metadata that rebuilds it."""
-    state = {k: (v.half() if half and v.is_floating_point() else v)
-             for k, v in model.state_dict().items()}
+def _plain(obj):
+    """numpy arrays and scalars -> lists and floats, so the file loads with weights_only=True."""
+    if isinstance(obj, dict):
+        return {k: _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    if isinstance(obj, (np.ndarray, np.generic)):
+        return obj.tolist()
+    return obj
+
+
+def save_export(models: FerNet | Sequence[FerNet], path: Path, meta: dict, half: bool = True) -> Path:
+    """Write an inference file: one or more members' weights (float16 where `half`) plus metadata.
+
+    Written to a temporary name and renamed, so an interrupted export never leaves a broken model."""
+    models = [models] if isinstance(models, FerNet) else list(models)
+    members = [{"state_dict": {k: (v.half() if half and v.is_floating_point() else v)
+                               for k, v in m.state_dict().items()}, "width": m.width} for m in models]
     path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"state_dict": state, "width": model.width, "classes": list(FER_CLASSES)[:model.head.out_features]
-                if "classes" not in meta else meta["classes"], "meta": meta}, path)
+    classes = meta.get("classes", list(FER_CLASSES)[:models[0].head.out_features])
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save({"members": members, "classes": list(classes), "meta": _plain(meta)}, tmp)
+    tmp.replace(path)
     return path
 
 
-def load_model(path: str | Path) -> tuple[FerNet, dict]:
-    """Load an exported file or a training checkpoint; weights are cast back to float32 for CPU speed."""
-    blob = torch.load(Path(path), map_location="cpu", weights_only=False)
-    state = blob.get("state_dict") or blob.get("ema") or blob["model"]
-    num_classes = state["head.weight"].shape[0]
-    model = FerNet(num_classes=num_classes, width=int(blob.get("width", 32)))
+def _build(state: dict, width: int) -> FerNet:
+    model = FerNet(num_classes=state["head.weight"].shape[0], width=int(width))
     model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
-    model.eval()
+    return model.eval()
+
+
+def load_models(path: str | Path) -> tuple[list[FerNet], dict]:
+    """Load an exported file (one network or an ensemble) or a training checkpoint.
+
+    Weights are cast back to float32 for CPU speed. Raises ValueError with a readable reason
+    for anything that is not a model file."""
+    try:  # weights_only: a model file handed to us is never unpickled as arbitrary objects
+        blob = torch.load(Path(path), map_location="cpu", weights_only=True)
+        if "members" in blob:
+            specs = [(m["state_dict"], m["width"]) for m in blob["members"]]
+        else:  # single-network export or a training checkpoint
+            specs = [(blob.get("state_dict") or blob.get("ema") or blob["model"],
+                      blob.get("width", (blob.get("args") or {}).get("width", 32)))]
+        models = [_build(state, width) for state, width in specs]
+    except Exception as exc:
+        raise ValueError(f"{path} is not a usable expression model ({type(exc).__name__}: "
+                         f"{str(exc).splitlines()[0][:200] if str(exc) else 'unreadable'})") from exc
+    if len({m.head.out_features for m in models}) != 1:
+        raise ValueError(f"{path}: ensemble members disagree on the number of classes")
     meta = dict(blob.get("meta", {}))
     meta.setdefault("classes", blob.get("classes", list(FER_CLASSES)))
-    return model, meta
+    return models, meta
+
+
+def ensemble_forward(models: Sequence[FerNet], x: torch.Tensor, flip: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean logits of the members and their joint feature, for normalised input `x` (N,1,48,48).
+
+    With `flip`, each member sees the image and its mirror in one batched pass and its pooled
+    features are averaged. The joint feature concatenates the members' L2-normalised features,
+    scaled so the whole is unit length (each member weighs the same in the cosine similarity
+    that the "feature" open-set score takes against the class means)."""
+    logits, feats = [], []
+    xin = torch.cat([x, x.flip(-1)]) if flip else x
+    for m in models:
+        f = m.embed(xin)
+        if flip:
+            f = (f[:len(x)] + f[len(x):]) / 2
+        logits.append(m.head(f))
+        feats.append(torch.nn.functional.normalize(f, dim=1))
+    return torch.stack(logits).mean(0), torch.cat(feats, 1) / len(models) ** 0.5

@@ -11,27 +11,27 @@ Higher means "more likely unknown" for all of them.
 """
 from __future__ import annotations
 
+from typing import Sequence
+
 import numpy as np
 import torch
 
-from .model import FerNet, normalize
+from .model import FerNet, ensemble_forward, normalize
 
 SCORES = ("msp", "maxlogit", "energy", "feature")
 
 
 @torch.no_grad()
-def logits_and_features(model: FerNet, images: torch.Tensor | np.ndarray, bs: int = 512,
+def logits_and_features(model: FerNet | Sequence[FerNet], images: torch.Tensor | np.ndarray, bs: int = 512,
                         flip: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
-    """Logits and L2-normalised pooled features, flip-averaged when `flip`."""
+    """Logits and unit-length pooled features of a network or an ensemble, flip-averaged when `flip`."""
+    models = [model] if isinstance(model, FerNet) else list(model)
     x = torch.as_tensor(images)
     logits, feats = [], []
     for i in range(0, len(x), bs):
-        xb = normalize(x[i:i + bs])
-        f = model.embed(xb)
-        if flip:
-            f = (f + model.embed(xb.flip(-1))) / 2
-        logits.append(model.head(f))
-        feats.append(torch.nn.functional.normalize(f, dim=1))
+        lo, fe = ensemble_forward(models, normalize(x[i:i + bs]), flip)
+        logits.append(lo)
+        feats.append(fe)
     return torch.cat(logits), torch.cat(feats)
 
 
