@@ -165,3 +165,38 @@ def test_eval_fer_prints_json_summary():
     cm = np.array(res["confusion"])
     assert cm.shape == (7, 7) and cm.sum() == res["n"] == 3589
     assert res["accuracy"] == pytest.approx(np.trace(cm) / cm.sum(), abs=1e-4)
+
+
+def test_ensemble_file_averages_member_logits(tmp_path):
+    """An exported ensemble loads without unpickling objects and predicts the mean of its members."""
+    import torch
+    from core.fer.model import FerNet, load_models, normalize, save_export
+    torch.manual_seed(0)
+    nets = [FerNet(width=8).eval(), FerNet(width=8).eval()]
+    path = save_export(nets, tmp_path / "ens.pt", {"flip": False}, half=False)
+    loaded, meta = load_models(path)
+    assert len(loaded) == 2 and meta["flip"] is False
+    x = np.random.default_rng(0).integers(0, 256, (5, 48, 48), dtype=np.uint8)
+    with torch.no_grad():
+        want = torch.stack([n(normalize(torch.from_numpy(x))) for n in nets]).mean(0).numpy()
+    clf = ExpressionClassifier(path)
+    assert clf.flip is False  # the file's configuration is the default
+    got = clf.predict(x)
+    np.testing.assert_allclose(got.logits, want, rtol=1e-3, atol=1e-4)
+    assert clf.gradcam(x[0]).shape == (48, 48)
+
+
+def test_damaged_model_file_is_refused_clearly(tmp_path):
+    import pickle
+    evil = tmp_path / "evil.pt"  # a pickle that would run code if unpickled
+    evil.write_bytes(pickle.dumps(__import__("os").system))
+    with pytest.raises(ValueError, match="not a usable expression model"):
+        ExpressionClassifier(evil)
+    img = tmp_path / "face.png"
+    cv2.imwrite(str(img), np.full((64, 64, 3), 128, np.uint8))
+    r = _cli("fer", img, "--model", evil)
+    assert r.returncode == 2 and "not a usable expression model" in r.stderr and "Traceback" not in r.stderr
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"not an npz")
+    r = _cli("eval-fer", "--npz", bad)
+    assert r.returncode == 2 and "FER2013-format npz" in r.stderr and "Traceback" not in r.stderr
