@@ -17,10 +17,13 @@ HELP = "Evaluate the expression classifier on FER2013 val: accuracy, recall, con
 def add_arguments(p) -> None:
     p.add_argument("--npz", default=None, help="FER2013-format npz (default ../shared/fer2013/val.npz)")
     p.add_argument("--model", default=None, help="classifier file (default resources/models/fer_vgg.pt)")
-    p.add_argument("--no-flip", action="store_true", help="disable test-time flip averaging")
+    p.add_argument("--flip", dest="flip", action="store_true", default=None,
+                   help="force test-time mirror averaging on (default: as stored in the model file)")
+    p.add_argument("--no-flip", dest="flip", action="store_false", help="force mirror averaging off")
 
 
-def evaluate_npz(npz, model=None, flip: bool = True) -> dict:
+def evaluate_npz(npz, model=None, flip: bool | None = None) -> dict:
+    """flip None: the configuration stored in the model file."""
     from core.fer import FER_CLASSES, ExpressionClassifier
     try:
         with np.load(npz, allow_pickle=False) as data:
@@ -41,7 +44,7 @@ def evaluate_npz(npz, model=None, flip: bool = True) -> dict:
     return {"n": int(len(labels)), "accuracy": round(float((pred == labels).mean()), 4),
             "recall": {c: round(float(r), 4) for c, r in zip(FER_CLASSES, recall)},
             "confusion": cm.tolist(), "crops_per_s": round(len(labels) / secs, 1),
-            "model": str(clf.path), "flip_tta": flip}
+            "model": str(clf.path), "flip_tta": clf.flip, "members": len(clf.models)}
 
 
 def run(args) -> int:
@@ -50,7 +53,7 @@ def run(args) -> int:
     except MissingDataError as exc:
         raise UserError(str(exc)) from exc
     try:
-        res = evaluate_npz(npz, args.model, flip=not args.no_flip)
+        res = evaluate_npz(npz, args.model, flip=args.flip)
     except (FileNotFoundError, ValueError) as exc:  # missing or damaged model / npz
         raise UserError(str(exc)) from exc
     from core.fer import FER_CLASSES
