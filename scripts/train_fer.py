@@ -66,15 +66,10 @@ def augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     return x.masked_fill(mask[:, None], 0.0)
 
 
-@torch.no_grad()
-def evaluate(model: FerNet, x: torch.Tensor, y: torch.Tensor, bs: int = 512) -> tuple[float, torch.Tensor]:
-    """Accuracy with test-time flip averaging; also returns the averaged logits."""
-    model.eval()
-    outs = []
-    for i in range(0, len(x), bs):
-        xb = normalize(x[i:i + bs])
-        outs.append((model(xb) + model(xb.flip(-1))) / 2)
-    logits = torch.cat(outs)
+def evaluate(model: FerNet, x: torch.Tensor, y: torch.Tensor) -> tuple[float, torch.Tensor]:
+    """Accuracy with test-time flip averaging (as shipped); also returns the averaged logits."""
+    from core.fer.openset import logits_and_features
+    logits, _ = logits_and_features(model.eval(), x, flip=True)
     return float((logits.argmax(1) == y).float().mean()), logits
 
 

@@ -72,7 +72,7 @@ class FerPipeline:
                    for i, (f, (c, m)) in enumerate(zip(faces, crops))]
         if self.heatmap:
             for r in results:
-                r.heatmap = self.classifier.gradcam(r.crop)
+                r.heatmap = self.classifier.gradcam(r.crop, int(r.probs.argmax()))  # class already known
         t2 = time.perf_counter()
         self.timings = {"track_s": t1 - t0, "classify_s": t2 - t1}
         return results
