@@ -5,6 +5,7 @@
     python scripts/train_fer.py --export --members e30,s1      # several runs -> one ensemble file
     python scripts/train_fer.py --run loo_surprise --exclude surprise --epochs 3 --width 16
     python scripts/train_fer.py --run loo_surprise --eval-openset   # unknown-score AUROC
+    python scripts/train_fer.py --run kd1 --teachers e30,s1 --seed 2   # distil an ensemble into one net
 
 Checkpoints live in .cache/fer/<run>/ (last.pt every --ckpt-every steps and each epoch;
 best.pt on a new best val accuracy). Killing and re-running the same command resumes
@@ -25,6 +26,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from core.fer.classifier import _fuse_bn  # noqa: E402
 from core.fer.model import FER_CLASSES, FerNet, normalize, save_export  # noqa: E402
 from core.paths import MODELS_DIR, REPO_ROOT, shared_path  # noqa: E402
 
@@ -90,7 +92,8 @@ def _best(run_dir: Path) -> tuple[FerNet, dict]:
 def export(runs: list[str], out: Path, score: str, flip: bool) -> dict:
     """Best checkpoints of `runs` -> one float16 inference file (an ensemble when several), with
     open-set calibration; accuracy is re-measured on the file after the cast."""
-    from core.fer import openset
+    from core.fer import openset, quantize
+    from core.fer.classifier import ExpressionClassifier
     from core.fer.model import load_models
     best = [_best(CACHE / r) for r in runs]
     models, cks = [m for m, _ in best], [ck for _, ck in best]
@@ -110,21 +113,37 @@ def export(runs: list[str], out: Path, score: str, flip: bool) -> dict:
                         for r, c in zip(runs, cks)],
             "openset": {"score": score, "means": means.numpy(), "quantiles": openset.calibrate(raw)}}
     save_export(models, out, meta, half=True)
-    m16, _ = load_models(out)  # float16 must hold up: measure the file we ship
+    m16, _ = load_models(out)  # float16 must hold up
     logits16, _ = openset.logits_and_features(m16, xv, flip=flip)
-    pred = logits16.argmax(1)
-    acc16 = float((pred == yv).float().mean())
+    acc16 = float((logits16.argmax(1) == yv).float().mean())
+    # int8 feature extractors calibrated on training faces, from the float16-rounded weights
+    calib = normalize(xt[sub[:2000]])
+    save_export(m16, out, meta, half=True, int8_states=[quantize.quantize(m, calib).qembed.state_dict()
+                                                         for m in m16])
+    clf = ExpressionClassifier(out, threads=None)  # exactly what ships: measure the file's default path
+    pred = torch.cat([torch.from_numpy(clf.predict(xv[i:i + 512].numpy()).probs.argmax(1))
+                      for i in range(0, len(xv), 512)])
+    acc_shipped = float((pred == yv).float().mean())
     recall = {c: round(float((pred[yv == k] == k).float().mean()), 4) for k, c in enumerate(ck["classes"])}
     info = {"exported": str(out), "runs": runs, "flip": flip,
             "member_val_acc": [round(c["val_acc"], 4) for c in cks],
             "member_epochs": [f"{c['epoch']}/{c['args']['epochs']}" for c in cks],
-            "val_acc_fp32": round(acc32, 4), "val_acc_fp16": round(acc16, 4), "recall": recall,
+            "val_acc_fp32": round(acc32, 4), "val_acc_fp16": round(acc16, 4),
+            "int8": clf.int8, "val_acc_shipped": round(acc_shipped, 4), "recall": recall,
             "unknown_score": score, "bytes": out.stat().st_size,
             "params": sum(p.numel() for m in models for p in m.parameters()),
             "train_seconds": round(sum(c["train_seconds"] for c in cks))}
     write_card(out.parent / "MODEL_CARD_fer.md", info, ck["args"])
     print(json.dumps(info))
     return info
+
+
+def _kd_text(args: dict) -> str:
+    if not args.get("teachers"):
+        return ""
+    return (f" Knowledge distillation: the loss mixes {1 - args['kd_weight']:.0%} label cross-entropy with "
+            f"{args['kd_weight']:.0%} KL divergence (temperature {args['kd_temp']:g}) to the mean logits of "
+            f"the finished runs {args['teachers']} on the same augmented batch.")
 
 
 def write_card(path: Path, info: dict, args: dict) -> None:
@@ -142,7 +161,8 @@ def write_card(path: Path, info: dict, args: dict) -> None:
 **What:** 7-way facial-expression classifier (angry, disgust, fear, happy, sad, surprise,
 neutral) on 48x48 grayscale aligned faces. {'One network' if len(info['runs']) == 1 else f"An ensemble of {len(info['runs'])} networks"} `core.fer.model.FerNet`
 (VGG-style, BN, width {args['width']}){'' if len(info['runs']) == 1 else ' whose logits are averaged'}, {info['params']:,} parameters in all,
-weights stored float16 ({info['bytes'] / 1e6:.2f} MB); loaded as float32 for CPU inference.
+weights stored float16 plus an int8 copy of the convolutions ({info['bytes'] / 1e6:.2f} MB in all);
+predictions run the int8 convolutions (core/fer/quantize.py), Grad-CAM the float32 network.
 Test-time mirror averaging: {'on' if info['flip'] else 'off'} (the shipped configuration; accuracy below is measured in it).
 
 **Data:** FER2013 `Training` split (28,709 images, ../shared/fer2013/train.npz) for training;
@@ -152,7 +172,7 @@ has no explicit licence (research use); the model inherits that.
 **Training:** `scripts/train_fer.py` - AdamW (lr {args['lr']}, wd {args['wd']}), 1-epoch warm-up then
 cosine over {args['epochs']} epochs, batch {args['batch']}, label smoothing {args['smoothing']},
 EMA of weights ({args['ema']}), augmentation: random rotation +-12 deg, scale +-12%, shift +-10%,
-horizontal flip, brightness/contrast jitter, random erasing. CPU only (torch threads at the
+horizontal flip, brightness/contrast jitter, random erasing.{_kd_text(args)} CPU only (torch threads at the
 last resume: {args['threads']}; channels-last convolutions) on a 2-core machine shared with other jobs.
 
 **This file:** members (training runs in .cache/fer, each at its best val epoch):
@@ -163,10 +183,11 @@ last resume: {args['threads']}; channels-last convolutions) on a 2-core machine 
 | measured on FER2013 val (3,589), shipped configuration | value |
 |---|---|
 | accuracy, float32 weights | {info['val_acc_fp32']:.1%} |
-| accuracy, this float16 file | {info['val_acc_fp16']:.1%} |
-| target | 72% ({'reached' if info['val_acc_fp16'] >= 0.72 else 'not reached'}) |
+| accuracy, float16 weights | {info['val_acc_fp16']:.1%} |
+| accuracy, as shipped ({'int8 features, float32 head' if info['int8'] else 'float16 weights'}) | {info['val_acc_shipped']:.1%} |
+| target | 72% ({'reached' if info['val_acc_shipped'] >= 0.72 else 'not reached'}) |
 
-Per-class recall (float16 file): {recall}.
+Per-class recall (as shipped): {recall}.
 
 **Open-set "unknown expression" score** (after Zhang et al. 2024, Open-Set FER): shipped
 score `{info['unknown_score']}`, mapped to 0..1 as the share of known-class val faces that score
@@ -224,6 +245,11 @@ def main() -> None:
     ap.add_argument("--smoothing", type=float, default=0.1)
     ap.add_argument("--ema", type=float, default=0.999)
     ap.add_argument("--exclude", default=None, help="leave this class out (open-set evaluation run)")
+    ap.add_argument("--teachers", default=None,
+                    help="comma-separated finished runs whose averaged predictions on each augmented "
+                         "batch are distilled into this network (knowledge distillation)")
+    ap.add_argument("--kd-weight", type=float, default=0.7, help="share of the distillation term in the loss")
+    ap.add_argument("--kd-temp", type=float, default=2.0, help="softmax temperature of the distillation term")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--ckpt-every", type=int, default=50, help="steps between resumable checkpoints")
     ap.add_argument("--seed", type=int, default=0)
@@ -282,6 +308,23 @@ def main() -> None:
         tmp.replace(run_dir / name)  # atomic: a kill mid-write never corrupts the checkpoint
 
     crit = torch.nn.CrossEntropyLoss(label_smoothing=args.smoothing)
+    teachers = [_fuse_bn(_best(CACHE / r)[0]).to(memory_format=torch.channels_last)
+                for r in args.teachers.split(",")] if args.teachers else []
+    if teachers and teachers[0].head.out_features != len(classes):
+        raise SystemExit("teachers must be trained on the same classes as the student")
+
+    def loss_fn(logits: torch.Tensor, xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
+        """Label cross-entropy, mixed with distillation towards the teachers' mean logits on the
+        same augmented view (the teacher sees exactly what the student sees)."""
+        ce = crit(logits, yb)
+        if not teachers:
+            return ce
+        with torch.no_grad():
+            t_logits = torch.stack([t(xb) for t in teachers]).mean(0)
+        tmp = args.kd_temp
+        kd = F.kl_div(F.log_softmax(logits / tmp, 1), F.log_softmax(t_logits / tmp, 1),
+                      log_target=True, reduction="batchmean") * tmp * tmp
+        return (1 - args.kd_weight) * ce + args.kd_weight * kd
     t_mark = time.time()
     while step < total:
         epoch, k = divmod(step, steps_per_epoch)
@@ -294,7 +337,7 @@ def main() -> None:
             xb, yb = augment(xt[idx], gen).contiguous(memory_format=torch.channels_last), yt[idx]
             for g in opt.param_groups:
                 g["lr"] = lr_at(step, total, steps_per_epoch, args.lr)
-            loss = crit(model(xb), yb)
+            loss = loss_fn(model(xb), xb, yb)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

@@ -186,6 +186,44 @@ def test_ensemble_file_averages_member_logits(tmp_path):
     assert clf.gradcam(x[0]).shape == (48, 48)
 
 
+@needs_val
+def test_shipped_int8_path_predicts_like_float32(val):
+    """Predictions run the file's int8 convolutions: they must give the float32 network's class
+    on nearly every val face, with close probabilities."""
+    q, f = ExpressionClassifier(), ExpressionClassifier(int8=False)
+    assert q.int8 and not f.int8
+    x = val[0][:512]
+    pq, pf = q.predict(x).probs, f.predict(x).probs
+    assert float((pq.argmax(1) == pf.argmax(1)).mean()) >= 0.97
+    assert float(np.abs(pq - pf).mean()) < 0.01
+
+
+def test_int8_export_round_trip_and_damage(tmp_path):
+    """int8 states written by save_export load back (weights_only) into the same predictions;
+    a damaged int8 state is refused with a clear message instead of a silent float32 fallback."""
+    import torch
+    from core.fer import quantize
+    from core.fer.model import FerNet, normalize, save_export
+    torch.manual_seed(0)
+    net = FerNet(width=8).eval()
+    calib = normalize(torch.from_numpy(np.random.default_rng(1).integers(0, 256, (64, 48, 48), dtype=np.uint8)))
+    q = quantize.quantize(net, calib)
+    path = save_export([net], tmp_path / "q.pt", {"flip": True}, half=False, int8_states=[q.qembed.state_dict()])
+    clf = ExpressionClassifier(path)
+    assert clf.int8
+    x = np.random.default_rng(2).integers(0, 256, (6, 48, 48), dtype=np.uint8)
+    with torch.no_grad():
+        xn = normalize(torch.from_numpy(x))
+        want = q.head((q.embed(xn) + q.embed(xn.flip(-1))) / 2).numpy()
+    np.testing.assert_allclose(clf.predict(x).logits, want, rtol=1e-4, atol=1e-5)
+    blob = torch.load(path, weights_only=True)
+    key = next(k for k, v in blob["members"][0]["int8"].items() if "weight" in k)
+    del blob["members"][0]["int8"][key]
+    torch.save(blob, tmp_path / "broken.pt")
+    with pytest.raises(ValueError, match="damaged int8 weights"):
+        ExpressionClassifier(tmp_path / "broken.pt")
+
+
 def test_damaged_model_file_is_refused_clearly(tmp_path):
     import pickle
     evil = tmp_path / "evil.pt"  # a pickle that would run code if unpickled

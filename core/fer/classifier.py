@@ -9,7 +9,7 @@ import torch
 
 from core.paths import MODELS_DIR
 
-from .model import FER_CLASSES, ensemble_forward, load_models, normalize
+from .model import FER_CLASSES, ensemble_forward, load_int8_models, load_models, normalize
 from .openset import to_unit, unknown_scores
 
 DEFAULT_MODEL = MODELS_DIR / "fer_vgg.pt"
@@ -35,11 +35,14 @@ class ExpressionClassifier:
 
     The model file holds one network or an ensemble whose logits are averaged. `flip` turns on
     test-time mirror averaging; None takes the configuration the file's accuracy was measured
-    in (its meta "flip", default on). `threads` sets torch's process-wide thread count (None
-    leaves it alone).
+    in (its meta "flip", default on). `int8` runs the file's quantized feature extractors when
+    it has them (default; ~1.5x the crops/s at the same accuracy, see core.fer.quantize);
+    Grad-CAM always uses the float32 network. `threads` sets torch's process-wide thread count
+    (None leaves it alone).
     """
 
-    def __init__(self, path: str | Path | None = None, flip: bool | None = None, threads: int | None = 1):
+    def __init__(self, path: str | Path | None = None, flip: bool | None = None, threads: int | None = 1,
+                 int8: bool = True):
         path = Path(path) if path else DEFAULT_MODEL
         if not path.is_file():
             raise FileNotFoundError(f"expression model not found: {path} (train and export it with "
@@ -56,6 +59,10 @@ class ExpressionClassifier:
         # NHWC convolutions are ~1.7-1.9x faster on this CPU (measured: 124 -> 232 crops/s
         # flip-averaged, 315 -> 459 without flip, one thread)
         self.models = [m.to(memory_format=torch.channels_last) for m in models]
+        # what predict() runs: the int8 members when the file has them, else the float32 ones
+        fast = load_int8_models(path, models) if int8 else None
+        self.int8 = fast is not None
+        self._predict_models = fast or self.models
         self.classes = tuple(self.meta.get("classes", FER_CLASSES))
         self.flip = bool(self.meta.get("flip", True)) if flip is None else flip
         osm = self.meta.get("openset") or {}
@@ -72,7 +79,7 @@ class ExpressionClassifier:
             z = np.zeros((0, len(self.classes)), np.float32)
             return Prediction(z, z, np.zeros(0, np.float32))
         x = normalize(torch.from_numpy(np.ascontiguousarray(crops)))
-        logits, feats = ensemble_forward(self.models, x, self.flip)
+        logits, feats = ensemble_forward(self._predict_models, x, self.flip)
         raw = unknown_scores(logits, feats, self._means)[self.unknown_method]
         unknown = to_unit(raw, self._quantiles) if self._quantiles is not None else raw.astype(np.float32)
         return Prediction(torch.softmax(logits, 1).numpy(), logits.numpy(), unknown)
@@ -105,10 +112,11 @@ def _member_cam(model: torch.nn.Module, x: torch.Tensor, k: int) -> torch.Tensor
     return torch.relu((weights * act).sum(1))[0].detach()
 
 
-def _fuse_bn(model: torch.nn.Module) -> None:
+def _fuse_bn(model: torch.nn.Module) -> torch.nn.Module:
     """Fold each eval-mode BatchNorm into its conv: same outputs, ~20% less CPU per crop."""
     from torch.nn.utils.fusion import fuse_conv_bn_eval
     for block in model.features:
         if isinstance(block, torch.nn.Sequential) and isinstance(block[1], torch.nn.BatchNorm2d):
             block[0] = fuse_conv_bn_eval(block[0], block[1])
             block[1] = torch.nn.Identity()
+    return model

@@ -5,6 +5,7 @@ score all build exactly the same network.
 """
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Sequence
 
@@ -69,13 +70,17 @@ def _plain(obj):
     return obj
 
 
-def save_export(models: FerNet | Sequence[FerNet], path: Path, meta: dict, half: bool = True) -> Path:
-    """Write an inference file: one or more members' weights (float16 where `half`) plus metadata.
+def save_export(models: FerNet | Sequence[FerNet], path: Path, meta: dict, half: bool = True,
+                int8_states: Sequence[dict] | None = None) -> Path:
+    """Write an inference file: one or more members' weights (float16 where `half`) plus metadata,
+    and optionally each member's quantized feature extractor (see core.fer.quantize).
 
     Written to a temporary name and renamed, so an interrupted export never leaves a broken model."""
     models = [models] if isinstance(models, FerNet) else list(models)
     members = [{"state_dict": {k: (v.half() if half and v.is_floating_point() else v)
                                for k, v in m.state_dict().items()}, "width": m.width} for m in models]
+    for member, q in zip(members, int8_states or []):
+        member["int8"] = q
     path.parent.mkdir(parents=True, exist_ok=True)
     classes = meta.get("classes", list(FER_CLASSES)[:models[0].head.out_features])
     tmp = path.with_name(path.name + ".tmp")
@@ -90,13 +95,23 @@ def _build(state: dict, width: int) -> FerNet:
     return model.eval()
 
 
+def _read(path: str | Path) -> dict:
+    # weights_only: a model file handed to us is never unpickled as arbitrary objects
+    with warnings.catch_warnings():  # torch's own TypedStorage notice when it rebuilds int8 tensors
+        warnings.filterwarnings("ignore", message="TypedStorage is deprecated")
+        blob = torch.load(Path(path), map_location="cpu", weights_only=True)
+    if not isinstance(blob, dict):
+        raise TypeError(f"expected a dict of tensors, found {type(blob).__name__}")
+    return blob
+
+
 def load_models(path: str | Path) -> tuple[list[FerNet], dict]:
     """Load an exported file (one network or an ensemble) or a training checkpoint.
 
     Weights are cast back to float32 for CPU speed. Raises ValueError with a readable reason
     for anything that is not a model file."""
-    try:  # weights_only: a model file handed to us is never unpickled as arbitrary objects
-        blob = torch.load(Path(path), map_location="cpu", weights_only=True)
+    try:
+        blob = _read(path)
         if "members" in blob:
             specs = [(m["state_dict"], m["width"]) for m in blob["members"]]
         else:  # single-network export or a training checkpoint
@@ -129,3 +144,18 @@ def ensemble_forward(models: Sequence[FerNet], x: torch.Tensor, flip: bool) -> t
         logits.append(m.head(f))
         feats.append(torch.nn.functional.normalize(f, dim=1))
     return torch.stack(logits).mean(0), torch.cat(feats, 1) / len(models) ** 0.5
+
+
+def load_int8_models(path: str | Path, models: Sequence[FerNet]) -> list[nn.Module] | None:
+    """The file's quantized members (int8 features + the given float32 heads), or None when the
+    file has none or this CPU build has no quantized engine. Raises ValueError if they are damaged."""
+    from . import quantize
+    try:
+        blob = _read(path)
+        states = [m.get("int8") for m in blob.get("members", [])]
+        if not states or any(s is None for s in states) or not quantize.available():
+            return None
+        return [quantize.from_state(s, m.head, m.width) for s, m in zip(states, models)]
+    except Exception as exc:
+        raise ValueError(f"{path}: damaged int8 weights ({type(exc).__name__}: "
+                         f"{str(exc).splitlines()[0][:200] if str(exc) else 'unreadable'})") from exc
