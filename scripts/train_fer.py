@@ -75,10 +75,18 @@ def evaluate(model: FerNet, x: torch.Tensor, y: torch.Tensor) -> tuple[float, to
     return float((logits.argmax(1) == y).float().mean()), logits
 
 
-def lr_at(step: int, total: int, warm: int, peak: float) -> float:
+def lr_at(step: int, total: int, warm: int, peak: float, decay: int | None = None) -> float:
+    """Linear warm-up, then cosine to 1% of `peak` over the rest of the run, or with `decay`
+    (warmup-stable-decay) constant `peak` until the last `decay` steps and only those cosine.
+
+    The constant phase is what makes a long CPU run extendable across sessions: raise --epochs
+    and the run goes on; a --branch-from run decays a copy to measure and ship the weights so far."""
     if step < warm:
         return peak * (step + 1) / warm
-    p = (step - warm) / max(1, total - warm)
+    start = warm if decay is None else max(warm, total - decay)
+    if step < start:
+        return peak
+    p = (step - start) / max(1, total - start)
     return peak * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * p)))
 
 
@@ -146,6 +154,15 @@ def _kd_text(args: dict) -> str:
             f"the finished runs {args['teachers']} on the same augmented batch.")
 
 
+def _schedule_text(args: dict) -> str:
+    if args.get("schedule", "cosine") != "wsd":
+        return f"cosine over {args['epochs']} epochs"
+    return (f"constant learning rate, then cosine decay over the last {args['decay_epochs']:g} of "
+            f"{args['epochs']} epochs (warmup-stable-decay"
+            + (f"; decayed as a branch of run `{Path(args['branch_from']).parent.name if args['branch_from'].endswith('.pt') else args['branch_from']}`" if args.get("branch_from") else "")
+            + ")")
+
+
 def write_card(path: Path, info: dict, args: dict) -> None:
     """The model card is generated from measured numbers so it cannot drift from the file."""
     loo = sorted(CACHE.glob("loo_*/openset.json"))
@@ -170,7 +187,7 @@ Test-time mirror averaging: {'on' if info['flip'] else 'off'} (the shipped confi
 has no explicit licence (research use); the model inherits that.
 
 **Training:** `scripts/train_fer.py` - AdamW (lr {args['lr']}, wd {args['wd']}), 1-epoch warm-up then
-cosine over {args['epochs']} epochs, batch {args['batch']}, label smoothing {args['smoothing']},
+{_schedule_text(args)}, batch {args['batch']}, label smoothing {args['smoothing']},
 EMA of weights ({args['ema']}), augmentation: random rotation +-12 deg, scale +-12%, shift +-10%,
 horizontal flip, brightness/contrast jitter, random erasing.{_kd_text(args)} CPU only (torch threads at the
 last resume: {args['threads']}; channels-last convolutions) on a 2-core machine shared with other jobs.
@@ -250,6 +267,15 @@ def main() -> None:
                          "batch are distilled into this network (knowledge distillation)")
     ap.add_argument("--kd-weight", type=float, default=0.7, help="share of the distillation term in the loss")
     ap.add_argument("--kd-temp", type=float, default=2.0, help="softmax temperature of the distillation term")
+    ap.add_argument("--schedule", default="cosine", choices=("cosine", "wsd"),
+                    help="cosine over the whole run, or warmup-stable-decay (constant, then cosine over "
+                         "the last --decay-epochs): extend a wsd run by resuming it with a larger --epochs")
+    ap.add_argument("--decay-epochs", type=float, default=8, help="length of the wsd decay phase")
+    ap.add_argument("--branch-from", default=None,
+                    help="start this new run from another run's last.pt (weights, optimizer, EMA, step): "
+                         "e.g. decay a copy of a long wsd run to measure it while the run goes on")
+    ap.add_argument("--snapshot-every", type=int, default=0,
+                    help="also keep epoch_<n>.pt every this many epochs (branch points); 0 = never")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--ckpt-every", type=int, default=50, help="steps between resumable checkpoints")
     ap.add_argument("--seed", type=int, default=0)
@@ -291,10 +317,22 @@ def main() -> None:
     total = steps_per_epoch * args.epochs
     step, best, train_seconds = 0, 0.0, 0.0
     run_dir.mkdir(parents=True, exist_ok=True)
-    if (run_dir / "last.pt").exists():
-        ck = torch.load(run_dir / "last.pt", map_location="cpu", weights_only=True)
+    decay = round(args.decay_epochs * steps_per_epoch) if args.schedule == "wsd" else None
+    start_ck = run_dir / "last.pt"
+    if not start_ck.exists() and args.branch_from:
+        start_ck = Path(args.branch_from) if args.branch_from.endswith(".pt") else CACHE / args.branch_from / "last.pt"
+        if not start_ck.exists():
+            raise SystemExit(f"--branch-from: {start_ck} not found")
+    if start_ck.exists():
+        ck = torch.load(start_ck, map_location="cpu", weights_only=True)
+        if ck["args"]["width"] != args.width or ck["num_classes"] != len(classes):
+            raise SystemExit(f"{start_ck} has width {ck['args']['width']} / {ck['num_classes']} classes; "
+                             f"this run asks for width {args.width} / {len(classes)} classes")
         model.load_state_dict(ck["model"]); opt.load_state_dict(ck["opt"]); ema = ck["ema"]
         step, best, train_seconds = ck["step"], ck["best"], ck["train_seconds"]
+        if start_ck.parent != run_dir:  # a branch measures its own best; training time stays cumulative
+            best = 0.0
+            print(f"branched {run_dir} from {start_ck} at step {step}", flush=True)
         print(f"resumed {run_dir} at step {step}/{total} (best val {best:.4f})", flush=True)
     # NHWC convolutions: ~1.8x faster forward on this CPU (see core/fer/classifier.py)
     model = model.to(memory_format=torch.channels_last)
@@ -336,7 +374,7 @@ def main() -> None:
             idx = perm[k * args.batch:(k + 1) * args.batch]
             xb, yb = augment(xt[idx], gen).contiguous(memory_format=torch.channels_last), yt[idx]
             for g in opt.param_groups:
-                g["lr"] = lr_at(step, total, steps_per_epoch, args.lr)
+                g["lr"] = lr_at(step, total, steps_per_epoch, args.lr, decay)
             loss = loss_fn(model(xb), xb, yb)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -360,7 +398,8 @@ def main() -> None:
         acc, _ = evaluate(ema_model, xv, yv)
         improved = acc > best
         best = max(best, acc)
-        rec = {"epoch": epoch + 1, "step": step, "val_acc": round(acc, 4), "best": round(best, 4),
+        rec = {"epoch": epoch + 1, "step": step, "lr": round(lr_at(step - 1, total, steps_per_epoch, args.lr, decay), 6),
+               "val_acc": round(acc, 4), "best": round(best, 4),
                "train_loss": round(run_loss / max(run_n, 1), 4), "train_seconds": round(train_seconds)}
         print(json.dumps(rec), flush=True)
         with open(run_dir / "log.jsonl", "a") as f:
@@ -368,6 +407,8 @@ def main() -> None:
         save("last.pt")
         if improved:
             save("best.pt", epoch=epoch + 1, val_acc=acc)
+        if args.snapshot_every and (epoch + 1) % args.snapshot_every == 0:
+            save(f"epoch_{epoch + 1}.pt")
         t_mark = time.time()
     print(json.dumps({"done": True, "best_val_acc": best, "train_seconds": round(train_seconds)}), flush=True)
 
