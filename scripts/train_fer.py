@@ -154,13 +154,18 @@ def _kd_text(args: dict) -> str:
             f"the finished runs {args['teachers']} on the same augmented batch.")
 
 
+def _branch_checkpoint(spec: str) -> Path:
+    """--branch-from value -> checkpoint: a path to a .pt file, or a run name (its last.pt)."""
+    return Path(spec) if spec.endswith(".pt") else CACHE / spec / "last.pt"
+
+
 def _schedule_text(args: dict) -> str:
     if args.get("schedule", "cosine") != "wsd":
         return f"cosine over {args['epochs']} epochs"
+    branch = (f"; decayed as a branch of run `{_branch_checkpoint(args['branch_from']).parent.name}`"
+              if args.get("branch_from") else "")
     return (f"constant learning rate, then cosine decay over the last {args['decay_epochs']:g} of "
-            f"{args['epochs']} epochs (warmup-stable-decay"
-            + (f"; decayed as a branch of run `{Path(args['branch_from']).parent.name if args['branch_from'].endswith('.pt') else args['branch_from']}`" if args.get("branch_from") else "")
-            + ")")
+            f"{args['epochs']} epochs (warmup-stable-decay{branch})")
 
 
 def write_card(path: Path, info: dict, args: dict) -> None:
@@ -320,7 +325,7 @@ def main() -> None:
     decay = round(args.decay_epochs * steps_per_epoch) if args.schedule == "wsd" else None
     start_ck = run_dir / "last.pt"
     if not start_ck.exists() and args.branch_from:
-        start_ck = Path(args.branch_from) if args.branch_from.endswith(".pt") else CACHE / args.branch_from / "last.pt"
+        start_ck = _branch_checkpoint(args.branch_from)
         if not start_ck.exists():
             raise SystemExit(f"--branch-from: {start_ck} not found")
     if start_ck.exists():
@@ -398,7 +403,7 @@ def main() -> None:
         acc, _ = evaluate(ema_model, xv, yv)
         improved = acc > best
         best = max(best, acc)
-        rec = {"epoch": epoch + 1, "step": step, "lr": round(lr_at(step - 1, total, steps_per_epoch, args.lr, decay), 6),
+        rec = {"epoch": epoch + 1, "step": step, "lr": round(opt.param_groups[0]["lr"], 6),
                "val_acc": round(acc, 4), "best": round(best, 4),
                "train_loss": round(run_loss / max(run_n, 1), 4), "train_seconds": round(train_seconds)}
         print(json.dumps(rec), flush=True)
