@@ -97,9 +97,31 @@ def _best(run_dir: Path) -> tuple[FerNet, dict]:
     return model.eval(), ck
 
 
-def export(runs: list[str], out: Path, score: str, flip: bool) -> dict:
+def recalibrate_bn(model: FerNet, images: torch.Tensor, batch: int = 500) -> FerNet:
+    """Re-estimate every BatchNorm's running mean/variance on clean faces (originals and mirrors).
+
+    The EMA carries statistics of augmented batches (erased rectangles, jittered contrast), which
+    differ from the clean, mirrored faces the network sees at inference. Only BN layers switch to
+    training mode; momentum None makes the estimate a plain average over the batches."""
+    bns = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None
+        m.train()
+    x = normalize(images)
+    with torch.no_grad():
+        for i in range(0, len(x), batch):
+            xb = x[i:i + batch]
+            model(torch.cat([xb, xb.flip(-1)]))
+    for m in bns:
+        m.momentum = 0.1
+    return model.eval()
+
+
+def export(runs: list[str], out: Path, score: str, flip: bool, bn_recal: int = 0) -> dict:
     """Best checkpoints of `runs` -> one float16 inference file (an ensemble when several), with
-    open-set calibration; accuracy is re-measured on the file after the cast."""
+    open-set calibration; accuracy is re-measured on the file after the cast. With `bn_recal`,
+    BatchNorm statistics are first re-estimated on that many clean training faces."""
     from core.fer import openset, quantize
     from core.fer.classifier import ExpressionClassifier
     from core.fer.model import load_models
@@ -111,12 +133,18 @@ def export(runs: list[str], out: Path, score: str, flip: bool) -> dict:
     xt, yt = load_npz(Path(ck["args"]["train"]), ck["args"]["exclude_idx"])
     xv, yv = load_npz(Path(ck["args"]["val"]), ck["args"]["exclude_idx"])
     sub = torch.randperm(len(xt), generator=torch.Generator().manual_seed(0))[:8000]
+    acc_ema_bn = None
+    if bn_recal:
+        lv, _ = openset.logits_and_features(models, xv, flip=flip)
+        acc_ema_bn = float((lv.argmax(1) == yv).float().mean())
+        bn_sub = torch.randperm(len(xt), generator=torch.Generator().manual_seed(1))[:bn_recal]
+        models = [recalibrate_bn(m, xt[bn_sub]) for m in models]
     _, ft = openset.logits_and_features(models, xt[sub], flip=flip)
     means = openset.class_means(ft, yt[sub], ck["num_classes"])
     lv, fv = openset.logits_and_features(models, xv, flip=flip)
     raw = openset.unknown_scores(lv, fv, means)[score]
     acc32 = float((lv.argmax(1) == yv).float().mean())
-    meta = {"classes": ck["classes"], "flip": flip, "val_acc": acc32,
+    meta = {"classes": ck["classes"], "flip": flip, "val_acc": acc32, "bn_recal": bn_recal,
             "members": [{"run": r, **{k: c[k] for k in ("epoch", "val_acc", "train_seconds", "args")}}
                         for r, c in zip(runs, cks)],
             "openset": {"score": score, "means": means.numpy(), "quantiles": openset.calibrate(raw)}}
@@ -136,6 +164,7 @@ def export(runs: list[str], out: Path, score: str, flip: bool) -> dict:
     info = {"exported": str(out), "runs": runs, "flip": flip,
             "member_val_acc": [round(c["val_acc"], 4) for c in cks],
             "member_epochs": [f"{c['epoch']}/{c['args']['epochs']}" for c in cks],
+            "bn_recal": bn_recal, "val_acc_fp32_ema_bn": None if acc_ema_bn is None else round(acc_ema_bn, 4),
             "val_acc_fp32": round(acc32, 4), "val_acc_fp16": round(acc16, 4),
             "int8": clf.int8, "val_acc_shipped": round(acc_shipped, 4), "recall": recall,
             "unknown_score": score, "bytes": out.stat().st_size,
@@ -152,6 +181,14 @@ def _kd_text(args: dict) -> str:
     return (f" Knowledge distillation: the loss mixes {1 - args['kd_weight']:.0%} label cross-entropy with "
             f"{args['kd_weight']:.0%} KL divergence (temperature {args['kd_temp']:g}) to the mean logits of "
             f"the finished runs {args['teachers']} on the same augmented batch.")
+
+
+def _bn_text(info: dict) -> str:
+    if not info.get("bn_recal"):
+        return ""
+    return (f" At export (`--bn-recal {info['bn_recal']}`) the BatchNorm statistics were re-estimated on "
+            f"{info['bn_recal']:,} clean training faces and their mirrors (the EMA holds statistics of augmented "
+            f"batches): float32 val accuracy {info['val_acc_fp32_ema_bn']:.2%} before, {info['val_acc_fp32']:.2%} after.")
 
 
 def _branch_checkpoint(spec: str) -> Path:
@@ -194,7 +231,7 @@ has no explicit licence (research use); the model inherits that.
 **Training:** `scripts/train_fer.py` - AdamW (lr {args['lr']}, wd {args['wd']}), 1-epoch warm-up then
 {_schedule_text(args)}, batch {args['batch']}, label smoothing {args['smoothing']},
 EMA of weights ({args['ema']}), augmentation: random rotation +-12 deg, scale +-12%, shift +-10%,
-horizontal flip, brightness/contrast jitter, random erasing.{_kd_text(args)} CPU only (torch threads at the
+horizontal flip, brightness/contrast jitter, random erasing.{_kd_text(args)}{_bn_text(info)} CPU only (torch threads at the
 last resume: {args['threads']}; channels-last convolutions) on a 2-core machine shared with other jobs.
 
 **This file:** members (training runs in .cache/fer, each at its best val epoch):
@@ -288,6 +325,8 @@ def main() -> None:
     ap.add_argument("--members", default=None, help="comma-separated runs to export as one ensemble")
     ap.add_argument("--no-flip", action="store_true", help="export for single-view inference (no mirror averaging)")
     ap.add_argument("--out", default=None, help="export path (default resources/models/fer_vgg.pt)")
+    ap.add_argument("--bn-recal", type=int, default=0, metavar="N",
+                    help="export: re-estimate BatchNorm statistics on N clean training faces first")
     ap.add_argument("--unknown-score", default="energy", choices=("msp", "maxlogit", "energy", "feature"),
                     help="open-set score shipped with --export")
     ap.add_argument("--eval-openset", action="store_true",
@@ -297,7 +336,8 @@ def main() -> None:
     run_dir = CACHE / args.run
     if args.export:
         export(args.members.split(",") if args.members else [args.run],
-               Path(args.out) if args.out else MODELS_DIR / "fer_vgg.pt", args.unknown_score, not args.no_flip)
+               Path(args.out) if args.out else MODELS_DIR / "fer_vgg.pt", args.unknown_score, not args.no_flip,
+               args.bn_recal)
         return
     if args.eval_openset:
         eval_openset(run_dir)

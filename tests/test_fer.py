@@ -188,6 +188,27 @@ def test_ensemble_file_averages_member_logits(tmp_path):
     assert clf.gradcam(x[0]).shape == (48, 48)
 
 
+def test_bn_recalibration_estimates_clean_face_statistics():
+    """Export's --bn-recal: every BatchNorm's running statistics become those of its input over the
+    given faces and their mirrors, and the whole network is back in eval mode."""
+    import torch
+    from core.fer.model import FerNet, normalize
+    from scripts.train_fer import recalibrate_bn
+    torch.manual_seed(0)
+    net = FerNet(width=4).eval()
+    faces = torch.from_numpy(np.random.default_rng(3).integers(0, 256, (40, 48, 48), dtype=np.uint8))
+    recalibrate_bn(net, faces, batch=20)  # two batches: the estimate is their plain average
+    x = normalize(faces)
+    conv, bn = net.features[0][0], net.features[0][1]
+    with torch.no_grad():
+        a = [conv(torch.cat([b, b.flip(-1)])) for b in (x[:20], x[20:])]
+    want_mean = torch.stack([t.mean((0, 2, 3)) for t in a]).mean(0)
+    want_var = torch.stack([t.var((0, 2, 3)) for t in a]).mean(0)
+    torch.testing.assert_close(bn.running_mean, want_mean, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(bn.running_var, want_var, rtol=1e-4, atol=1e-5)
+    assert not any(m.training for m in net.modules())
+
+
 @needs_val
 def test_shipped_int8_path_predicts_like_float32(val):
     """Predictions run the file's int8 convolutions: they must give the float32 network's class
