@@ -104,6 +104,7 @@ def recalibrate_bn(model: FerNet, images: torch.Tensor, batch: int = 500) -> Fer
     differ from the clean, mirrored faces the network sees at inference. Only BN layers switch to
     training mode; momentum None makes the estimate a plain average over the batches."""
     bns = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    momenta = [m.momentum for m in bns]
     for m in bns:
         m.reset_running_stats()
         m.momentum = None
@@ -113,8 +114,8 @@ def recalibrate_bn(model: FerNet, images: torch.Tensor, batch: int = 500) -> Fer
         for i in range(0, len(x), batch):
             xb = x[i:i + batch]
             model(torch.cat([xb, xb.flip(-1)]))
-    for m in bns:
-        m.momentum = 0.1
+    for m, mom in zip(bns, momenta):
+        m.momentum = mom
     return model.eval()
 
 
