@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from core.fer.classifier import _fuse_bn  # noqa: E402
@@ -73,6 +74,30 @@ def evaluate(model: FerNet, x: torch.Tensor, y: torch.Tensor) -> tuple[float, to
     from core.fer.openset import logits_and_features
     logits, _ = logits_and_features(model.eval(), x, flip=True)
     return float((logits.argmax(1) == y).float().mean()), logits
+
+
+def sam_ascent(model: nn.Module, closure, rho: float) -> None:
+    """Sharpness-aware minimization (Foret et al. 2021): replace the gradients already in
+    `model` by the gradients at the worst point within an L2 ball of radius `rho`, so the
+    optimizer steps towards flat minima. BatchNorm running statistics are left as the first
+    (unperturbed) pass set them."""
+    params = [p for p in model.parameters() if p.grad is not None]
+    norm = torch.linalg.vector_norm(torch.stack([p.grad.detach().norm() for p in params]))
+    scale = rho / (float(norm) + 1e-12)
+    saved = [p.detach().clone() for p in params]  # restored exactly, not by subtracting (rounding)
+    buffers = [(b, b.detach().clone()) for b in model.buffers()]  # BN running statistics
+    with torch.no_grad():
+        for p in params:
+            p.add_(p.grad, alpha=scale)
+    try:
+        model.zero_grad(set_to_none=True)
+        closure().backward()
+    finally:
+        with torch.no_grad():
+            for p, w in zip(params, saved):
+                p.copy_(w)
+            for b, v in buffers:  # the perturbed pass does not count towards them
+                b.copy_(v)
 
 
 def lr_at(step: int, total: int, warm: int, peak: float, decay: int | None = None) -> float:
@@ -184,6 +209,13 @@ def _kd_text(args: dict) -> str:
             f"the finished runs {args['teachers']} on the same augmented batch.")
 
 
+def _sam_text(args: dict) -> str:
+    if not args.get("sam"):
+        return ""
+    return (f" Sharpness-aware minimization (radius {args['sam']:g}) in this run's steps: each step takes the "
+            f"gradient at the worst point of an L2 ball around the weights (twice the CPU per step).")
+
+
 def _bn_text(info: dict) -> str:
     if not info.get("bn_recal"):
         return ""
@@ -232,7 +264,7 @@ has no explicit licence (research use); the model inherits that.
 **Training:** `scripts/train_fer.py` - AdamW (lr {args['lr']}, wd {args['wd']}), 1-epoch warm-up then
 {_schedule_text(args)}, batch {args['batch']}, label smoothing {args['smoothing']},
 EMA of weights ({args['ema']}), augmentation: random rotation +-12 deg, scale +-12%, shift +-10%,
-horizontal flip, brightness/contrast jitter, random erasing.{_kd_text(args)}{_bn_text(info)} CPU only (torch threads at the
+horizontal flip, brightness/contrast jitter, random erasing.{_kd_text(args)}{_sam_text(args)}{_bn_text(info)} CPU only (torch threads at the
 last resume: {args['threads']}; channels-last convolutions) on a 2-core machine shared with other jobs.
 
 **This file:** members (training runs in .cache/fer, each at its best val epoch):
@@ -319,6 +351,8 @@ def main() -> None:
                          "e.g. decay a copy of a long wsd run to measure it while the run goes on")
     ap.add_argument("--snapshot-every", type=int, default=0,
                     help="also keep epoch_<n>.pt every this many epochs (branch points); 0 = never")
+    ap.add_argument("--sam", type=float, default=0.0, metavar="RHO",
+                    help="sharpness-aware minimization with this radius (0: off; doubles the step cost)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--ckpt-every", type=int, default=50, help="steps between resumable checkpoints")
     ap.add_argument("--seed", type=int, default=0)
@@ -421,9 +455,12 @@ def main() -> None:
             xb, yb = augment(xt[idx], gen).contiguous(memory_format=torch.channels_last), yt[idx]
             for g in opt.param_groups:
                 g["lr"] = lr_at(step, total, steps_per_epoch, args.lr, decay)
-            loss = loss_fn(model(xb), xb, yb)
+            step_loss = lambda: loss_fn(model(xb), xb, yb)  # noqa: E731
+            loss = step_loss()
             opt.zero_grad(set_to_none=True)
             loss.backward()
+            if args.sam:
+                sam_ascent(model, step_loss, args.sam)
             opt.step()
             with torch.no_grad():
                 d = min(args.ema, (1 + step) / (10 + step))  # EMA warms up quickly early on

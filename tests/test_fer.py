@@ -209,6 +209,39 @@ def test_bn_recalibration_estimates_clean_face_statistics():
     assert not any(m.training for m in net.modules())
 
 
+def test_sam_ascent_takes_the_gradient_at_the_perturbed_weights():
+    """--sam: the gradient left for the optimizer is the one at w + rho * g / |g|; the weights and
+    the BatchNorm running statistics come back exactly as they were."""
+    import torch
+    from core.fer.model import FerNet, normalize
+    from scripts.train_fer import sam_ascent
+    torch.manual_seed(0)
+    net = FerNet(width=4, dropout=0.0).train()
+    x = normalize(torch.from_numpy(np.random.default_rng(5).integers(0, 256, (16, 48, 48), dtype=np.uint8)))
+    y = torch.arange(16) % 7
+    loss = lambda: torch.nn.functional.cross_entropy(net(x), y)  # noqa: E731
+    w0 = {k: v.clone() for k, v in net.state_dict().items()}
+    loss().backward()
+    g = [p.grad.clone() for p in net.parameters()]
+    stats = {k: v.clone() for k, v in net.state_dict().items()}  # after the first pass's BN update
+    rho = 0.05
+    sam_ascent(net, loss, rho)
+    for k, v in net.state_dict().items():
+        torch.testing.assert_close(v, stats[k], rtol=0, atol=0)
+    # reference: move by hand, one more pass, read the gradient
+    ref = FerNet(width=4, dropout=0.0).train()
+    ref.load_state_dict(stats)
+    norm = torch.linalg.vector_norm(torch.stack([t.norm() for t in g]))
+    with torch.no_grad():
+        for p, gi in zip(ref.parameters(), g):
+            p.add_(gi * rho / norm)
+    torch.nn.functional.cross_entropy(ref(x), y).backward()
+    for p, r, gi in zip(net.parameters(), ref.parameters(), g):
+        torch.testing.assert_close(p.grad, r.grad, rtol=1e-4, atol=1e-6)
+    assert any(not torch.allclose(p.grad, gi) for p, gi in zip(net.parameters(), g))
+    assert any(not torch.equal(w0[k], stats[k]) for k in w0)  # the test's own first pass did train BN
+
+
 @needs_val
 def test_shipped_int8_path_predicts_like_float32(val):
     """Predictions run the file's int8 convolutions: they must give the float32 network's class
