@@ -251,7 +251,7 @@ def test_shipped_int8_path_predicts_like_float32(val):
     x, y = val[0][:512], val[1][:512]
     pq, pf = q.predict(x).probs, f.predict(x).probs
     cq, cf = pq.argmax(1), pf.argmax(1)
-    # measured for the shipped width-40 net: 95.9% same class before --bn-recal, 98.8% after; what
+    # measured for width-40 w40_d40: 95.9% same class before --bn-recal, 98.8% after; what
     # matters is that the disagreements do not cost accuracy (at most 1 point, about 5 of these faces)
     assert float((cq == cf).mean()) >= 0.95
     assert abs(float((cq == y).mean()) - float((cf == y).mean())) <= 0.01
