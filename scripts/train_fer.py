@@ -69,11 +69,15 @@ def augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     return x.masked_fill(mask[:, None], 0.0)
 
 
+def _accuracy(logits: torch.Tensor, y: torch.Tensor) -> float:
+    return float((logits.argmax(1) == y).float().mean())
+
+
 def evaluate(model: FerNet, x: torch.Tensor, y: torch.Tensor) -> tuple[float, torch.Tensor]:
     """Accuracy with test-time flip averaging (as shipped); also returns the averaged logits."""
     from core.fer.openset import logits_and_features
     logits, _ = logits_and_features(model.eval(), x, flip=True)
-    return float((logits.argmax(1) == y).float().mean()), logits
+    return _accuracy(logits, y), logits
 
 
 def sam_ascent(model: nn.Module, closure, rho: float) -> None:
@@ -128,7 +132,7 @@ def recalibrate_bn(model: FerNet, images: torch.Tensor, batch: int = 500) -> Fer
     The EMA carries statistics of augmented batches (erased rectangles, jittered contrast), which
     differ from the clean, mirrored faces the network sees at inference. Only BN layers switch to
     training mode; momentum None makes the estimate a plain average over the batches."""
-    bns = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    bns = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
     momenta = [m.momentum for m in bns]
     for m in bns:
         m.reset_running_stats()
@@ -162,14 +166,14 @@ def export(runs: list[str], out: Path, score: str, flip: bool, bn_recal: int = 0
     acc_ema_bn = None
     if bn_recal:
         lv, _ = openset.logits_and_features(models, xv, flip=flip)
-        acc_ema_bn = float((lv.argmax(1) == yv).float().mean())
+        acc_ema_bn = _accuracy(lv, yv)
         bn_sub = torch.randperm(len(xt), generator=torch.Generator().manual_seed(1))[:bn_recal]
         models = [recalibrate_bn(m, xt[bn_sub]) for m in models]
     _, ft = openset.logits_and_features(models, xt[sub], flip=flip)
     means = openset.class_means(ft, yt[sub], ck["num_classes"])
     lv, fv = openset.logits_and_features(models, xv, flip=flip)
     raw = openset.unknown_scores(lv, fv, means)[score]
-    acc32 = float((lv.argmax(1) == yv).float().mean())
+    acc32 = _accuracy(lv, yv)
     meta = {"classes": ck["classes"], "flip": flip, "val_acc": acc32, "bn_recal": bn_recal,
             "members": [{"run": r, **{k: c[k] for k in ("epoch", "val_acc", "train_seconds", "args")}}
                         for r, c in zip(runs, cks)],
@@ -177,7 +181,7 @@ def export(runs: list[str], out: Path, score: str, flip: bool, bn_recal: int = 0
     save_export(models, out, meta, half=True)
     m16, _ = load_models(out)  # float16 must hold up
     logits16, _ = openset.logits_and_features(m16, xv, flip=flip)
-    acc16 = float((logits16.argmax(1) == yv).float().mean())
+    acc16 = _accuracy(logits16, yv)
     # int8 feature extractors calibrated on training faces, from the float16-rounded weights
     calib = normalize(xt[sub[:2000]])
     save_export(m16, out, meta, half=True, int8_states=[quantize.quantize(m, calib).qembed.state_dict()
@@ -201,27 +205,22 @@ def export(runs: list[str], out: Path, score: str, flip: bool, bn_recal: int = 0
     return info
 
 
-def _kd_text(args: dict) -> str:
-    if not args.get("teachers"):
-        return ""
-    return (f" Knowledge distillation: the loss mixes {1 - args['kd_weight']:.0%} label cross-entropy with "
-            f"{args['kd_weight']:.0%} KL divergence (temperature {args['kd_temp']:g}) to the mean logits of "
-            f"the finished runs {args['teachers']} on the same augmented batch.")
-
-
-def _sam_text(args: dict) -> str:
-    if not args.get("sam"):
-        return ""
-    return (f" Sharpness-aware minimization (radius {args['sam']:g}) in this run's steps: each step takes the "
-            f"gradient at the worst point of an L2 ball around the weights (twice the CPU per step).")
-
-
-def _bn_text(info: dict) -> str:
-    if not info.get("bn_recal"):
-        return ""
-    return (f" At export (`--bn-recal {info['bn_recal']}`) the BatchNorm statistics were re-estimated on "
-            f"{info['bn_recal']:,} clean training faces and their mirrors (the EMA holds statistics of augmented "
-            f"batches): float32 val accuracy {info['val_acc_fp32_ema_bn']:.2%} before, {info['val_acc_fp32']:.2%} after.")
+def _recipe_notes(args: dict, info: dict) -> str:
+    """The card's sentences for the optional parts of the recipe: distillation, SAM, BN re-estimation."""
+    notes = []
+    if args.get("teachers"):
+        notes.append(f"Knowledge distillation: the loss mixes {1 - args['kd_weight']:.0%} label cross-entropy with "
+                     f"{args['kd_weight']:.0%} KL divergence (temperature {args['kd_temp']:g}) to the mean logits of "
+                     f"the finished runs {args['teachers']} on the same augmented batch.")
+    if args.get("sam"):
+        notes.append(f"Sharpness-aware minimization (radius {args['sam']:g}) in this run's steps: each step takes "
+                     f"the gradient at the worst point of an L2 ball around the weights (twice the CPU per step).")
+    if info.get("bn_recal"):
+        notes.append(f"At export (`--bn-recal {info['bn_recal']}`) the BatchNorm statistics were re-estimated on "
+                     f"{info['bn_recal']:,} clean training faces and their mirrors (the EMA holds statistics of "
+                     f"augmented batches): float32 val accuracy {info['val_acc_fp32_ema_bn']:.2%} before, "
+                     f"{info['val_acc_fp32']:.2%} after.")
+    return "".join(" " + n for n in notes)
 
 
 def _branch_checkpoint(spec: str) -> Path:
@@ -264,7 +263,7 @@ has no explicit licence (research use); the model inherits that.
 **Training:** `scripts/train_fer.py` - AdamW (lr {args['lr']}, wd {args['wd']}), 1-epoch warm-up then
 {_schedule_text(args)}, batch {args['batch']}, label smoothing {args['smoothing']},
 EMA of weights ({args['ema']}), augmentation: random rotation +-12 deg, scale +-12%, shift +-10%,
-horizontal flip, brightness/contrast jitter, random erasing.{_kd_text(args)}{_sam_text(args)}{_bn_text(info)} CPU only (torch threads at the
+horizontal flip, brightness/contrast jitter, random erasing.{_recipe_notes(args, info)} CPU only (torch threads at the
 last resume: {args['threads']}; channels-last convolutions) on a 2-core machine shared with other jobs.
 
 **This file:** members (training runs in .cache/fer, each at its best val epoch):
