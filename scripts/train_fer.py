@@ -104,6 +104,16 @@ def sam_ascent(model: nn.Module, closure, rho: float) -> None:
                 b.copy_(v)
 
 
+@torch.no_grad()
+def teacher_logits(teachers: list[nn.Module], x: torch.Tensor, flip: bool) -> torch.Tensor:
+    """The teachers' mean logits on a batch; with `flip` each predicts from its features averaged
+    over the view and its mirror (their shipped configuration: stronger targets, twice the CPU)."""
+    if not flip:
+        return torch.stack([t(x) for t in teachers]).mean(0)
+    both = torch.cat([x, x.flip(-1)])
+    return torch.stack([t.head(t.embed(both).view(2, len(x), -1).mean(0)) for t in teachers]).mean(0)
+
+
 def lr_at(step: int, total: int, warm: int, peak: float, decay: int | None = None) -> float:
     """Linear warm-up, then cosine to 1% of `peak` over the rest of the run, or with `decay`
     (warmup-stable-decay) constant `peak` until the last `decay` steps and only those cosine.
@@ -211,7 +221,8 @@ def _recipe_notes(args: dict, info: dict) -> str:
     if args.get("teachers"):
         notes.append(f"Knowledge distillation: the loss mixes {1 - args['kd_weight']:.0%} label cross-entropy with "
                      f"{args['kd_weight']:.0%} KL divergence (temperature {args['kd_temp']:g}) to the mean logits of "
-                     f"the finished runs {args['teachers']} on the same augmented batch.")
+                     f"the finished runs {args['teachers']} on the same augmented batch"
+                     f"{' (features averaged with its mirror)' if args.get('teacher_flip') else ''}.")
     if args.get("sam"):
         notes.append(f"Sharpness-aware minimization (radius {args['sam']:g}) in this run's steps: each step takes "
                      f"the gradient at the worst point of an L2 ball around the weights (twice the CPU per step).")
@@ -341,6 +352,8 @@ def main() -> None:
                          "batch are distilled into this network (knowledge distillation)")
     ap.add_argument("--kd-weight", type=float, default=0.7, help="share of the distillation term in the loss")
     ap.add_argument("--kd-temp", type=float, default=2.0, help="softmax temperature of the distillation term")
+    ap.add_argument("--teacher-flip", action="store_true",
+                    help="teachers predict from features averaged over the view and its mirror (as they ship)")
     ap.add_argument("--schedule", default="cosine", choices=("cosine", "wsd"),
                     help="cosine over the whole run, or warmup-stable-decay (constant, then cosine over "
                          "the last --decay-epochs): extend a wsd run by resuming it with a larger --epochs")
@@ -437,7 +450,7 @@ def main() -> None:
         if not teachers:
             return ce
         with torch.no_grad():
-            t_logits = torch.stack([t(xb) for t in teachers]).mean(0)
+            t_logits = teacher_logits(teachers, xb, args.teacher_flip)
         tmp = args.kd_temp
         kd = F.kl_div(F.log_softmax(logits / tmp, 1), F.log_softmax(t_logits / tmp, 1),
                       log_target=True, reduction="batchmean") * tmp * tmp

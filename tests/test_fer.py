@@ -242,6 +242,23 @@ def test_sam_ascent_takes_the_gradient_at_the_perturbed_weights():
     assert any(not torch.equal(w0[k], stats[k]) for k in w0)  # the test's own first pass did train BN
 
 
+
+def test_mirrored_teacher_targets_ignore_which_side_they_see():
+    """--teacher-flip: a teacher predicts from its features averaged with the mirror's, so a face
+    and its mirror get the same target; without it they differ (asymmetric random weights)."""
+    import torch
+    from core.fer.model import FerNet, normalize
+    from scripts.train_fer import teacher_logits
+    torch.manual_seed(1)
+    teachers = [FerNet(width=4).eval(), FerNet(width=4).eval()]
+    x = normalize(torch.from_numpy(np.random.default_rng(6).integers(0, 256, (8, 48, 48), dtype=np.uint8)))
+    flipped = teacher_logits(teachers, x, flip=True)
+    torch.testing.assert_close(flipped, teacher_logits(teachers, x.flip(-1), flip=True), rtol=1e-4, atol=1e-5)
+    plain = teacher_logits(teachers, x, flip=False)
+    assert not torch.allclose(plain, teacher_logits(teachers, x.flip(-1), flip=False), atol=1e-4)
+    want = torch.stack([t.head((t.embed(x) + t.embed(x.flip(-1))) / 2) for t in teachers]).mean(0)
+    torch.testing.assert_close(flipped, want, rtol=1e-4, atol=1e-5)
+
 @needs_val
 def test_shipped_int8_path_predicts_like_float32(val):
     """Predictions run the file's int8 convolutions: they must give the float32 network's class
