@@ -194,8 +194,7 @@ def export(runs: list[str], out: Path, score: str, flip: bool, bn_recal: int = 0
     acc16 = _accuracy(logits16, yv)
     # int8 feature extractors calibrated on training faces, from the float16-rounded weights
     calib = normalize(xt[sub[:2000]])
-    save_export(m16, out, meta, half=True, int8_states=[quantize.quantize(m, calib).qembed.state_dict()
-                                                         for m in m16])
+    save_export(m16, out, meta, half=True, int8_models=[quantize.quantize(m, calib) for m in m16])
     clf = ExpressionClassifier(out, threads=None)  # exactly what ships: measure the file's default path
     pred = torch.cat([torch.from_numpy(clf.predict(xv[i:i + 512].numpy()).probs.argmax(1))
                       for i in range(0, len(xv), 512)])
@@ -264,7 +263,7 @@ def write_card(path: Path, info: dict, args: dict) -> None:
 neutral) on 48x48 grayscale aligned faces. {'One network' if len(info['runs']) == 1 else f"An ensemble of {len(info['runs'])} networks"} `core.fer.model.FerNet`
 (VGG-style, BN, width {args['width']}){'' if len(info['runs']) == 1 else ' whose logits are averaged'}, {info['params']:,} parameters in all,
 weights stored float16 plus an int8 copy of the convolutions ({info['bytes'] / 1e6:.2f} MB in all);
-predictions run the int8 convolutions (core/fer/quantize.py), Grad-CAM the float32 network.
+predictions run the int8 convolutions in ONNX Runtime (core/fer/quantize.py), Grad-CAM the float32 network.
 Test-time mirror averaging: {'on' if info['flip'] else 'off'} (the shipped configuration; accuracy below is measured in it).
 
 **Data:** FER2013 `Training` split (28,709 images, ../shared/fer2013/train.npz) for training;

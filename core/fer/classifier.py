@@ -36,9 +36,9 @@ class ExpressionClassifier:
     The model file holds one network or an ensemble whose logits are averaged. `flip` turns on
     test-time mirror averaging; None takes the configuration the file's accuracy was measured
     in (its meta "flip", default on). `int8` runs the file's quantized feature extractors when
-    it has them (default; ~1.5x the crops/s at the same accuracy, see core.fer.quantize);
-    Grad-CAM always uses the float32 network. `threads` sets torch's process-wide thread count
-    (None leaves it alone).
+    it has them (default; ONNX Runtime, ~1.7x the float32 crops/s at the same accuracy, see
+    core.fer.quantize); Grad-CAM always uses the float32 network. `threads` sets torch's
+    process-wide thread count (None leaves it alone); the int8 session uses the same count.
     """
 
     def __init__(self, path: str | Path | None = None, flip: bool | None = None, threads: int | None = 1,

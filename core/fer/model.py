@@ -71,16 +71,17 @@ def _plain(obj):
 
 
 def save_export(models: FerNet | Sequence[FerNet], path: Path, meta: dict, half: bool = True,
-                int8_states: Sequence[dict] | None = None) -> Path:
+                int8_models: Sequence[bytes] | None = None) -> Path:
     """Write an inference file: one or more members' weights (float16 where `half`) plus metadata,
-    and optionally each member's quantized feature extractor (see core.fer.quantize).
+    and optionally each member's int8 feature extractor (ONNX bytes, see core.fer.quantize),
+    stored as a uint8 tensor so the file stays plain data.
 
     Written to a temporary name and renamed, so an interrupted export never leaves a broken model."""
     models = [models] if isinstance(models, FerNet) else list(models)
     members = [{"state_dict": {k: (v.half() if half and v.is_floating_point() else v)
                                for k, v in m.state_dict().items()}, "width": m.width} for m in models]
-    for member, q in zip(members, int8_states or []):
-        member["int8"] = q
+    for member, q in zip(members, int8_models or []):
+        member["int8_onnx"] = torch.frombuffer(bytearray(q), dtype=torch.uint8)
     path.parent.mkdir(parents=True, exist_ok=True)
     classes = meta.get("classes", list(FER_CLASSES)[:models[0].head.out_features])
     tmp = path.with_name(path.name + ".tmp")
@@ -147,15 +148,16 @@ def ensemble_forward(models: Sequence[FerNet], x: torch.Tensor, flip: bool) -> t
 
 
 def load_int8_models(path: str | Path, models: Sequence[FerNet]) -> list[nn.Module] | None:
-    """The file's quantized members (int8 features + the given float32 heads), or None when the
-    file has none or this CPU build has no quantized engine. Raises ValueError if they are damaged."""
+    """The file's quantized members (int8 features in ONNX Runtime + the given float32 heads), or
+    None when the file has none (or an older torch-quantized copy) or onnxruntime is missing.
+    Raises ValueError if they are damaged."""
     from . import quantize
     try:
         blob = _read(path)
-        states = [m.get("int8") for m in blob.get("members", [])]
-        if not states or any(s is None for s in states) or not quantize.available():
+        graphs = [m.get("int8_onnx") for m in blob.get("members", [])]
+        if not graphs or any(g is None for g in graphs) or not quantize.available():
             return None
-        return [quantize.from_state(s, m.head, m.width) for s, m in zip(states, models)]
+        return [quantize.from_bytes(g.numpy().tobytes(), m.head, m.width) for g, m in zip(graphs, models)]
     except Exception as exc:
         raise ValueError(f"{path}: damaged int8 weights ({type(exc).__name__}: "
                          f"{str(exc).splitlines()[0][:200] if str(exc) else 'unreadable'})") from exc
