@@ -7,6 +7,7 @@ they cannot be decoded, so a corrupt video is reported before any work starts.
 """
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 from typing import Callable, Iterator
@@ -32,6 +33,9 @@ class VideoSource:
     def __init__(self) -> None:
         self._status = SourceStatus(SourceState.OPENING)
         self._closed = False
+        # cv2.VideoCapture is not thread-safe: a UI closes the source while a worker reads it, and
+        # releasing mid-read can deadlock inside FFmpeg. Reads and releases take this lock.
+        self._io = threading.Lock()
 
     @property
     def status(self) -> SourceStatus:
@@ -100,13 +104,19 @@ class CameraSource(VideoSource):
         self._cap = cap
         return True
 
-    def _release(self) -> None:
-        if self._cap is not None:
-            try:
-                self._cap.release()
-            except Exception:
-                pass
-        self._cap = None
+    def _release(self, timeout: float = -1) -> None:
+        # a camera hung in read() keeps the lock: then the reader releases when read() returns
+        if not self._io.acquire(timeout=timeout):
+            return
+        try:
+            if self._cap is not None:
+                try:
+                    self._cap.release()
+                except Exception:
+                    pass
+            self._cap = None
+        finally:
+            self._io.release()
 
     def __iter__(self) -> Iterator[Frame]:
         index, last_frame_t = 0, time.monotonic()
@@ -116,7 +126,8 @@ class CameraSource(VideoSource):
                     return
                 continue
             try:
-                ok, image = self._cap.read()
+                with self._io:
+                    ok, image = self._cap.read() if self._cap is not None else (False, None)
             except Exception as exc:
                 ok, image = False, None
                 self._set(SourceState.RECONNECTING, f"{self.name}: read failed ({exc})")
@@ -150,8 +161,8 @@ class CameraSource(VideoSource):
         return not self._closed
 
     def close(self) -> None:
-        self._release()
         super().close()
+        self._release(timeout=1.0)
 
 
 class VideoFileSource(VideoSource):
@@ -183,7 +194,8 @@ class VideoFileSource(VideoSource):
         while image is not None and not self._closed:
             yield Frame(_as_bgr(image), index, index / self.fps if self.fps > 0 else 0.0, self.name)
             index += 1
-            ok, image = self._cap.read()
+            with self._io:
+                ok, image = self._cap.read() if not self._closed else (False, None)
             if not ok:
                 image = None
         if not self._closed:
@@ -194,8 +206,9 @@ class VideoFileSource(VideoSource):
                       f"(damaged file)" if short else f"{self.name}: {index} frames")
 
     def close(self) -> None:
-        self._cap.release()
         super().close()
+        with self._io:  # waits for a read in progress (milliseconds for a file)
+            self._cap.release()
 
 
 class ImageSource(VideoSource):
