@@ -28,7 +28,7 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from core.fer.classifier import _fuse_bn  # noqa: E402
-from core.fer.model import FER_CLASSES, FerNet, normalize, save_export  # noqa: E402
+from core.fer.model import FER_CLASSES, FerNet, ensemble_forward, normalize, save_export  # noqa: E402
 from core.paths import MODELS_DIR, REPO_ROOT, shared_path  # noqa: E402
 
 CACHE = REPO_ROOT / ".cache" / "fer"
@@ -102,16 +102,6 @@ def sam_ascent(model: nn.Module, closure, rho: float) -> None:
                 p.copy_(w)
             for b, v in buffers:  # the perturbed pass does not count towards them
                 b.copy_(v)
-
-
-@torch.no_grad()
-def teacher_logits(teachers: list[nn.Module], x: torch.Tensor, flip: bool) -> torch.Tensor:
-    """The teachers' mean logits on a batch; with `flip` each predicts from its features averaged
-    over the view and its mirror (their shipped configuration: stronger targets, twice the CPU)."""
-    if not flip:
-        return torch.stack([t(x) for t in teachers]).mean(0)
-    both = torch.cat([x, x.flip(-1)])
-    return torch.stack([t.head(t.embed(both).view(2, len(x), -1).mean(0)) for t in teachers]).mean(0)
 
 
 def lr_at(step: int, total: int, warm: int, peak: float, decay: int | None = None) -> float:
@@ -449,7 +439,8 @@ def main() -> None:
         if not teachers:
             return ce
         with torch.no_grad():
-            t_logits = teacher_logits(teachers, xb, args.teacher_flip)
+            # with --teacher-flip the teachers predict as they ship: features averaged with the mirror's
+            t_logits = ensemble_forward(teachers, xb, args.teacher_flip)[0]
         tmp = args.kd_temp
         kd = F.kl_div(F.log_softmax(logits / tmp, 1), F.log_softmax(t_logits / tmp, 1),
                       log_target=True, reduction="batchmean") * tmp * tmp

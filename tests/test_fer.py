@@ -242,13 +242,12 @@ def test_sam_ascent_takes_the_gradient_at_the_perturbed_weights():
     assert any(not torch.equal(w0[k], stats[k]) for k in w0)  # the test's own first pass did train BN
 
 
-
 def test_mirrored_teacher_targets_ignore_which_side_they_see():
     """--teacher-flip: a teacher predicts from its features averaged with the mirror's, so a face
     and its mirror get the same target; without it they differ (asymmetric random weights)."""
     import torch
-    from core.fer.model import FerNet, normalize
-    from scripts.train_fer import teacher_logits
+    from core.fer.model import FerNet, ensemble_forward, normalize
+    teacher_logits = lambda ts, x, flip: ensemble_forward(ts, x, flip)[0]  # noqa: E731  what train_fer distils to
     torch.manual_seed(1)
     teachers = [FerNet(width=4).eval(), FerNet(width=4).eval()]
     x = normalize(torch.from_numpy(np.random.default_rng(6).integers(0, 256, (8, 48, 48), dtype=np.uint8)))
@@ -258,6 +257,7 @@ def test_mirrored_teacher_targets_ignore_which_side_they_see():
     assert not torch.allclose(plain, teacher_logits(teachers, x.flip(-1), flip=False), atol=1e-4)
     want = torch.stack([t.head((t.embed(x) + t.embed(x.flip(-1))) / 2) for t in teachers]).mean(0)
     torch.testing.assert_close(flipped, want, rtol=1e-4, atol=1e-5)
+
 
 @needs_val
 def test_shipped_int8_path_predicts_like_float32(val):
@@ -286,7 +286,7 @@ def test_int8_export_round_trip_and_damage(tmp_path):
     net = FerNet(width=8).eval()
     calib = normalize(torch.from_numpy(np.random.default_rng(1).integers(0, 256, (64, 48, 48), dtype=np.uint8)))
     graph = quantize.quantize(net, calib)
-    q = quantize.from_bytes(graph, net.head, net.width)
+    q = quantize.Int8FerNet(graph, net.head, net.width)
     path = save_export([net], tmp_path / "q.pt", {"flip": True}, half=False, int8_models=[graph])
     clf = ExpressionClassifier(path)
     assert clf.int8

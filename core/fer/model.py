@@ -157,7 +157,7 @@ def load_int8_models(path: str | Path, models: Sequence[FerNet]) -> list[nn.Modu
         graphs = [m.get("int8_onnx") for m in blob.get("members", [])]
         if not graphs or any(g is None for g in graphs) or not quantize.available():
             return None
-        return [quantize.from_bytes(g.numpy().tobytes(), m.head, m.width) for g, m in zip(graphs, models)]
+        return [quantize.Int8FerNet(g.numpy().tobytes(), m.head, m.width) for g, m in zip(graphs, models)]
     except Exception as exc:
         raise ValueError(f"{path}: damaged int8 weights ({type(exc).__name__}: "
                          f"{str(exc).splitlines()[0][:200] if str(exc) else 'unreadable'})") from exc

@@ -71,8 +71,9 @@ class Int8FerNet(nn.Module):
             opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
             opts.log_severity_level = 3
             session = ort.InferenceSession(self.model, opts, providers=["CPUExecutionProvider"])
-            if [i.name for i in session.get_inputs()] != ["x"]:
-                raise ValueError(f"unexpected int8 graph inputs {[i.name for i in session.get_inputs()]}")
+            inputs = [i.name for i in session.get_inputs()]
+            if inputs != ["x"]:
+                raise ValueError(f"unexpected int8 graph inputs {inputs}")
             self._sessions[n] = session
         return self._sessions[n]
 
@@ -124,7 +125,3 @@ def quantize(net: FerNet, calibration: torch.Tensor, batch: int = 200) -> bytes:
                         reduce_range=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
         return out.read_bytes()
 
-
-def from_bytes(model: bytes, head: nn.Linear, width: int) -> Int8FerNet:
-    """Load an exported int8 feature extractor next to its float32 head (raises if damaged)."""
-    return Int8FerNet(model, head, width)

@@ -105,7 +105,7 @@ class CameraSource(VideoSource):
         return True
 
     def _release(self, timeout: float = -1) -> None:
-        # a camera hung in read() keeps the lock: then the reader releases when read() returns
+        # a camera hung in read() keeps the lock: its reader releases it when read() returns
         if not self._io.acquire(timeout=timeout):
             return
         try:
@@ -120,31 +120,35 @@ class CameraSource(VideoSource):
 
     def __iter__(self) -> Iterator[Frame]:
         index, last_frame_t = 0, time.monotonic()
-        while not self._closed:
-            if self._cap is None and not self._open():
-                if not self._wait_retry(last_frame_t):
-                    return
-                continue
-            try:
-                with self._io:
-                    ok, image = self._cap.read() if self._cap is not None else (False, None)
-            except Exception as exc:
-                ok, image = False, None
-                self._set(SourceState.RECONNECTING, f"{self.name}: read failed ({exc})")
-            if not ok or image is None:
-                # unplugged or grabbed by another program mid-session: drop it and reconnect
-                if self._status.state != SourceState.RECONNECTING:
-                    self._set(SourceState.RECONNECTING, f"{self.name} stopped delivering frames; reconnecting")
+        try:
+            while not self._closed:
+                if self._cap is None and not self._open():
+                    if not self._wait_retry(last_frame_t):
+                        return
+                    continue
+                try:
+                    with self._io:
+                        ok, image = self._cap.read() if self._cap is not None else (False, None)
+                except Exception as exc:
+                    ok, image = False, None
+                    self._set(SourceState.RECONNECTING, f"{self.name}: read failed ({exc})")
+                if not ok or image is None:
+                    # unplugged or grabbed by another program mid-session: drop it and reconnect
+                    if self._status.state != SourceState.RECONNECTING:
+                        self._set(SourceState.RECONNECTING, f"{self.name} stopped delivering frames; reconnecting")
+                    self._release()
+                    if not self._wait_retry(last_frame_t):
+                        return
+                    continue
+                self.attempts = 0
+                last_frame_t = time.monotonic()
+                if self._status.state != SourceState.LIVE:
+                    self._set(SourceState.LIVE, f"{self.name} {image.shape[1]}x{image.shape[0]}")
+                yield Frame(_as_bgr(image), index, last_frame_t - self._t0, self.name)
+                index += 1
+        finally:
+            if self._closed:  # closed while this thread was in read(): release it here
                 self._release()
-                if not self._wait_retry(last_frame_t):
-                    return
-                continue
-            self.attempts = 0
-            last_frame_t = time.monotonic()
-            if self._status.state != SourceState.LIVE:
-                self._set(SourceState.LIVE, f"{self.name} {image.shape[1]}x{image.shape[0]}")
-            yield Frame(_as_bgr(image), index, last_frame_t - self._t0, self.name)
-            index += 1
 
     def _wait_retry(self, last_frame_t: float) -> bool:
         """Sleep the backoff for the next attempt; False when it is time to give up."""
