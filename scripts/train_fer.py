@@ -28,7 +28,7 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from core.fer.classifier import _fuse_bn  # noqa: E402
-from core.fer.model import FER_CLASSES, FerNet, ensemble_forward, normalize, save_export  # noqa: E402
+from core.fer.model import FER_CLASSES, FerNet, ensemble_forward, load_models, normalize, save_export  # noqa: E402
 from core.paths import MODELS_DIR, REPO_ROOT, shared_path  # noqa: E402
 
 CACHE = REPO_ROOT / ".cache" / "fer"
@@ -119,11 +119,33 @@ def lr_at(step: int, total: int, warm: int, peak: float, decay: int | None = Non
     return peak * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * p)))
 
 
-def _best(run_dir: Path) -> tuple[FerNet, dict]:
-    ck = torch.load(run_dir / "best.pt", map_location="cpu", weights_only=True)
+def _best(run: str | Path) -> tuple[FerNet, dict]:
+    """A run's best network and checkpoint record. `run` is a run name (.cache/fer/<run>/best.pt) or
+    an exported single-network model file (*.pt, e.g. a shipped fer_vgg.pt whose training
+    checkpoints are gone): its record is rebuilt from the file's metadata."""
+    if str(run).endswith(".pt"):
+        models, meta = load_models(run)
+        if len(models) != 1 or len(meta.get("members", [])) != 1:
+            raise SystemExit(f"{run}: expected a single-network model file")
+        rec = meta["members"][0]
+        return models[0], {"ema": models[0].state_dict(), "num_classes": models[0].head.out_features,
+                           "classes": list(meta["classes"]), "epoch": rec["epoch"], "val_acc": rec["val_acc"],
+                           "train_seconds": rec["train_seconds"], "args": rec["args"], "run": rec["run"]}
+    ck = torch.load(CACHE / run / "best.pt", map_location="cpu", weights_only=True)
     model = FerNet(num_classes=ck["num_classes"], width=ck["args"]["width"])
     model.load_state_dict(ck["ema"])
     return model.eval(), ck
+
+
+def initial_weights(spec: str | Path, width: int, num_classes: int) -> dict[str, torch.Tensor]:
+    """--init-from: float32 weights of a model file's (first) network or a checkpoint's EMA, checked
+    against the run's width and classes, so a run can continue from a shipped model whose
+    training checkpoints are gone."""
+    model = load_models(spec)[0][0]
+    if model.width != width or model.head.out_features != num_classes:
+        raise SystemExit(f"--init-from {spec}: width {model.width} / {model.head.out_features} classes; "
+                         f"this run asks for width {width} / {num_classes} classes")
+    return model.state_dict()
 
 
 def recalibrate_bn(model: FerNet, images: torch.Tensor, batch: int = 500) -> FerNet:
@@ -154,9 +176,9 @@ def export(runs: list[str], out: Path, score: str, flip: bool, bn_recal: int = 0
     BatchNorm statistics are first re-estimated on that many clean training faces."""
     from core.fer import openset, quantize
     from core.fer.classifier import ExpressionClassifier
-    from core.fer.model import load_models
-    best = [_best(CACHE / r) for r in runs]
+    best = [_best(r) for r in runs]
     models, cks = [m for m, _ in best], [ck for _, ck in best]
+    runs = [c.get("run", r) for r, c in zip(runs, cks)]  # a model file member keeps its run's name
     ck = cks[0]
     if len({(c["num_classes"], c["args"]["exclude_idx"]) for c in cks}) != 1:
         raise SystemExit("ensemble members must be trained on the same classes")
@@ -302,7 +324,7 @@ Expressions are not emotions: do not use the output to infer what someone feels.
 def eval_openset(run_dir: Path) -> dict:
     """AUROC of each unknown score: val faces of the left-out class vs the seen classes."""
     from core.fer import openset
-    model, ck = _best(run_dir)
+    model, ck = _best(run_dir.name)
     left_out = ck["args"]["exclude_idx"]
     if left_out is None:
         raise SystemExit(f"{run_dir} was not trained with --exclude")
@@ -354,6 +376,12 @@ def main() -> None:
                     help="also keep epoch_<n>.pt every this many epochs (branch points); 0 = never")
     ap.add_argument("--sam", type=float, default=0.0, metavar="RHO",
                     help="sharpness-aware minimization with this radius (0: off; doubles the step cost)")
+    ap.add_argument("--bf16", action="store_true",
+                    help="bfloat16 autocast for the training forward/backward (weights, optimizer and EMA stay "
+                         "float32): ~2.3x faster on CPUs with AMX/AVX512-BF16, measured 0.53 -> 0.23 s a step")
+    ap.add_argument("--init-from", default=None, metavar="MODEL",
+                    help="start a new run from the weights of an exported model file (its first member) or a "
+                         "checkpoint; optimizer state and step start fresh (unlike --branch-from)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--ckpt-every", type=int, default=50, help="steps between resumable checkpoints")
     ap.add_argument("--seed", type=int, default=0)
@@ -415,6 +443,10 @@ def main() -> None:
             best = 0.0
             print(f"branched {run_dir} from {start_ck} at step {step}", flush=True)
         print(f"resumed {run_dir} at step {step}/{total} (best val {best:.4f})", flush=True)
+    elif args.init_from:
+        model.load_state_dict(initial_weights(args.init_from, args.width, len(classes)))
+        ema = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        print(f"initialised {run_dir} from the weights in {args.init_from}", flush=True)
     # NHWC convolutions: ~1.8x faster forward on this CPU (see core/fer/classifier.py)
     model = model.to(memory_format=torch.channels_last)
 
@@ -427,7 +459,7 @@ def main() -> None:
         tmp.replace(run_dir / name)  # atomic: a kill mid-write never corrupts the checkpoint
 
     crit = torch.nn.CrossEntropyLoss(label_smoothing=args.smoothing)
-    teachers = [_fuse_bn(_best(CACHE / r)[0]).to(memory_format=torch.channels_last)
+    teachers = [_fuse_bn(_best(r)[0]).to(memory_format=torch.channels_last)
                 for r in args.teachers.split(",")] if args.teachers else []
     if teachers and teachers[0].head.out_features != len(classes):
         raise SystemExit("teachers must be trained on the same classes as the student")
@@ -457,7 +489,10 @@ def main() -> None:
             xb, yb = augment(xt[idx], gen).contiguous(memory_format=torch.channels_last), yt[idx]
             for g in opt.param_groups:
                 g["lr"] = lr_at(step, total, steps_per_epoch, args.lr, decay)
-            step_loss = lambda: loss_fn(model(xb), xb, yb)  # noqa: E731
+            def step_loss() -> torch.Tensor:
+                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16):
+                    logits = model(xb)
+                return loss_fn(logits.float(), xb, yb)
             loss = step_loss()
             opt.zero_grad(set_to_none=True)
             loss.backward()

@@ -209,6 +209,26 @@ def test_bn_recalibration_estimates_clean_face_statistics():
     assert not any(m.training for m in net.modules())
 
 
+def test_run_continues_from_a_shipped_model_file(tmp_path):
+    """--init-from and export members given as model files: the shipped network comes back with
+    exactly its weights and run record; a file of another width is refused with the reason."""
+    import torch
+    from core.fer.model import FerNet, load_models, save_export
+    from scripts.train_fer import _best, initial_weights
+    shipped, meta = load_models(DEFAULT_MODEL)
+    width = shipped[0].width
+    state = initial_weights(DEFAULT_MODEL, width, len(FER_CLASSES))
+    for k, v in shipped[0].state_dict().items():
+        torch.testing.assert_close(state[k], v)
+    net, rec = _best(str(DEFAULT_MODEL))
+    assert rec["run"] == meta["members"][0]["run"] and rec["args"]["width"] == width
+    x = torch.randn(3, 1, 48, 48)
+    torch.testing.assert_close(net(x), shipped[0](x))
+    other = save_export(FerNet(width=4), tmp_path / "w4.pt", {"members": [meta["members"][0]]})
+    with pytest.raises(SystemExit, match="width 4"):
+        initial_weights(other, width, len(FER_CLASSES))
+
+
 def test_sam_ascent_takes_the_gradient_at_the_perturbed_weights():
     """--sam: the gradient left for the optimizer is the one at w + rho * g / |g|; the weights and
     the BatchNorm running statistics come back exactly as they were."""
