@@ -32,6 +32,7 @@ from core.fer.model import FER_CLASSES, FerNet, ensemble_forward, load_models, n
 from core.paths import MODELS_DIR, REPO_ROOT, shared_path  # noqa: E402
 
 CACHE = REPO_ROOT / ".cache" / "fer"
+OPENSET_RESULTS = MODELS_DIR / "fer_openset_loo.json"  # leave-one-class-out AUROCs, read by the card
 
 
 def load_npz(path: Path, exclude: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -215,6 +216,7 @@ def export(runs: list[str], out: Path, score: str, flip: bool, bn_recal: int = 0
     info = {"exported": str(out), "runs": runs, "flip": flip,
             "member_val_acc": [round(c["val_acc"], 4) for c in cks],
             "member_epochs": [f"{c['epoch']}/{c['args']['epochs']}" for c in cks],
+            "member_recipes": [_member_recipe(c["args"]) for c in cks],
             "bn_recal": bn_recal, "val_acc_fp32_ema_bn": None if acc_ema_bn is None else round(acc_ema_bn, 4),
             "val_acc_fp32": round(acc32, 4), "val_acc_fp16": round(acc16, 4),
             "int8": clf.int8, "val_acc_shipped": round(acc_shipped, 4), "recall": recall,
@@ -259,12 +261,17 @@ def _schedule_text(args: dict) -> str:
             f"{args['epochs']} epochs (warmup-stable-decay{branch})")
 
 
+def _member_recipe(args: dict) -> str:
+    """One member's training in a line: width, seed, schedule, precision."""
+    return (f"width {args['width']}, seed {args['seed']}, {_schedule_text(args)}"
+            f"{', bfloat16 autocast' if args.get('bf16') else ''}")
+
+
 def write_card(path: Path, info: dict, args: dict) -> None:
     """The model card is generated from measured numbers so it cannot drift from the file."""
-    loo = sorted(CACHE.glob("loo_*/openset.json"))
+    loo = json.loads(OPENSET_RESULTS.read_text()) if OPENSET_RESULTS.exists() else {}
     loo_lines = []
-    for f in loo:
-        r = json.loads(f.read_text())
+    for _, r in sorted(loo.items()):
         loo_lines.append(f"| {r['left_out']} | {r['epoch']} | {r['closed_set_val_acc']:.1%} | {r['n_known']} / "
                          f"{r['n_unknown']} | " + " | ".join(f"{r['auroc'][k]:.3f}" for k in
                                                            ("msp", "maxlogit", "energy", "feature")) + " |")
@@ -283,13 +290,13 @@ Test-time mirror averaging: {'on' if info['flip'] else 'off'} (the shipped confi
 has no explicit licence (research use); the model inherits that.
 
 **Training:** `scripts/train_fer.py` - AdamW (lr {args['lr']}, wd {args['wd']}), 1-epoch warm-up then
-{_schedule_text(args)}, batch {args['batch']}, label smoothing {args['smoothing']},
+{_schedule_text(args) if len(info['runs']) == 1 else 'the schedule listed for each member below'}, batch {args['batch']}, label smoothing {args['smoothing']},
 EMA of weights ({args['ema']}), augmentation: random rotation +-12 deg, scale +-12%, shift +-10%,
 horizontal flip, brightness/contrast jitter, random erasing.{_recipe_notes(args, info)} CPU only (torch threads at the
 last resume: {args['threads']}; channels-last convolutions) on a 2-core machine shared with other jobs.
 
 **This file:** members (training runs in .cache/fer, each at its best val epoch):
-{chr(10).join(f"- `{r}`: epoch {e}, {a:.1%} alone (flip-averaged)" for r, e, a in zip(info['runs'], info['member_epochs'], info['member_val_acc']))}
+{chr(10).join(f"- `{r}`: epoch {e}, {a:.1%} alone (flip-averaged); {rec}" for r, e, a, rec in zip(info['runs'], info['member_epochs'], info['member_val_acc'], info['member_recipes']))}
 
 {info['train_seconds']} s of training wall time in all.
 
@@ -340,7 +347,12 @@ def eval_openset(run_dir: Path) -> dict:
     res = {"left_out": FER_CLASSES[left_out], "epoch": ck["epoch"], "closed_set_val_acc": round(ck["val_acc"], 4),
            "n_known": int((~unk).sum()), "n_unknown": int(unk.sum()),
            "auroc": {k: round(openset.auroc(v[~unk], v[unk]), 4) for k, v in scores.items()}}
-    (run_dir / "openset.json").write_text(json.dumps(res, indent=1))
+    # kept beside the model (not only in .cache, which a new machine loses) for the model card
+    results = json.loads(OPENSET_RESULTS.read_text()) if OPENSET_RESULTS.exists() else {}
+    results[res["left_out"]] = res
+    tmp = OPENSET_RESULTS.with_name(OPENSET_RESULTS.name + ".tmp")
+    tmp.write_text(json.dumps(results, indent=1, sort_keys=True) + "\n")
+    tmp.replace(OPENSET_RESULTS)
     print(json.dumps(res))
     return res
 

@@ -210,23 +210,28 @@ def test_bn_recalibration_estimates_clean_face_statistics():
 
 
 def test_run_continues_from_a_shipped_model_file(tmp_path):
-    """--init-from and export members given as model files: the shipped network comes back with
-    exactly its weights and run record; a file of another width is refused with the reason."""
+    """--init-from and export members given as model files (a shipped network whose training
+    checkpoints are gone): the network comes back with exactly its float16-stored weights and its
+    run record; another width, or an ensemble where one network is expected, is refused."""
     import torch
     from core.fer.model import FerNet, load_models, save_export
     from scripts.train_fer import _best, initial_weights
-    shipped, meta = load_models(DEFAULT_MODEL)
-    width = shipped[0].width
-    state = initial_weights(DEFAULT_MODEL, width, len(FER_CLASSES))
-    for k, v in shipped[0].state_dict().items():
+    torch.manual_seed(0)
+    record = {"run": "w8", "epoch": 3, "val_acc": 0.5, "train_seconds": 10.0, "args": {"width": 8}}
+    path = save_export(FerNet(width=8).eval(), tmp_path / "w8.pt", {"members": [record]})
+    stored = load_models(path)[0][0]
+    state = initial_weights(path, 8, len(FER_CLASSES))
+    for k, v in stored.state_dict().items():
         torch.testing.assert_close(state[k], v)
-    net, rec = _best(str(DEFAULT_MODEL))
-    assert rec["run"] == meta["members"][0]["run"] and rec["args"]["width"] == width
+    net, rec = _best(str(path))
+    assert rec["run"] == "w8" and rec["epoch"] == 3 and rec["ema"].keys() == state.keys()
     x = torch.randn(3, 1, 48, 48)
-    torch.testing.assert_close(net(x), shipped[0](x))
-    other = save_export(FerNet(width=4), tmp_path / "w4.pt", {"members": [meta["members"][0]]})
-    with pytest.raises(SystemExit, match="width 4"):
-        initial_weights(other, width, len(FER_CLASSES))
+    torch.testing.assert_close(net(x), stored(x))
+    with pytest.raises(SystemExit, match="width 8"):
+        initial_weights(path, 40, len(FER_CLASSES))
+    pair = save_export([FerNet(width=8), FerNet(width=8)], tmp_path / "pair.pt", {"members": [record, record]})
+    with pytest.raises(SystemExit, match="single-network"):
+        _best(str(pair))
 
 
 def test_sam_ascent_takes_the_gradient_at_the_perturbed_weights():
