@@ -271,7 +271,7 @@ def write_card(path: Path, info: dict, args: dict) -> None:
     """The model card is generated from measured numbers so it cannot drift from the file."""
     loo = json.loads(OPENSET_RESULTS.read_text()) if OPENSET_RESULTS.exists() else {}
     loo_lines = []
-    score_names = ("msp", "maxlogit", "energy", "feature")
+    from core.fer.openset import SCORES as score_names  # the table columns, in the order scored
     for _, r in sorted(loo.items()):
         loo_lines.append(f"| {r['left_out']} | {r['epoch']} | {r['closed_set_val_acc']:.1%} | {r['n_known']} / "
                          f"{r['n_unknown']} | " + " | ".join(f"{r['auroc'][k]:.3f}" for k in score_names) + " |")
