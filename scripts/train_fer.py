@@ -29,10 +29,16 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from core.fer.classifier import _fuse_bn  # noqa: E402
 from core.fer.model import FER_CLASSES, FerNet, ensemble_forward, load_models, normalize, save_export  # noqa: E402
+from core.fer.openset import SCORES  # noqa: E402
 from core.paths import MODELS_DIR, REPO_ROOT, shared_path  # noqa: E402
 
 CACHE = REPO_ROOT / ".cache" / "fer"
 OPENSET_RESULTS = MODELS_DIR / "fer_openset_loo.json"  # leave-one-class-out AUROCs, read by the card
+
+
+def _openset_results() -> dict[str, dict]:
+    """The committed leave-one-class-out results, keyed by the class left out (empty if none yet)."""
+    return json.loads(OPENSET_RESULTS.read_text()) if OPENSET_RESULTS.exists() else {}
 
 
 def load_npz(path: Path, exclude: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -269,15 +275,14 @@ def _member_recipe(args: dict) -> str:
 
 def write_card(path: Path, info: dict, args: dict) -> None:
     """The model card is generated from measured numbers so it cannot drift from the file."""
-    loo = json.loads(OPENSET_RESULTS.read_text()) if OPENSET_RESULTS.exists() else {}
+    loo = _openset_results()
     loo_lines = []
-    from core.fer.openset import SCORES as score_names  # the table columns, in the order scored
     for _, r in sorted(loo.items()):
         loo_lines.append(f"| {r['left_out']} | {r['epoch']} | {r['closed_set_val_acc']:.1%} | {r['n_known']} / "
-                         f"{r['n_unknown']} | " + " | ".join(f"{r['auroc'][k]:.3f}" for k in score_names) + " |")
+                         f"{r['n_unknown']} | " + " | ".join(f"{r['auroc'][k]:.3f}" for k in SCORES) + " |")
     if len(loo) > 1:
-        mean = {k: float(np.mean([r["auroc"][k] for r in loo.values()])) for k in score_names}
-        loo_lines.append(f"| **mean of {len(loo)}** | | | | " + " | ".join(f"{mean[k]:.3f}" for k in score_names) + " |")
+        mean = {k: float(np.mean([r["auroc"][k] for r in loo.values()])) for k in SCORES}
+        loo_lines.append(f"| **mean of {len(loo)}** | | | | " + " | ".join(f"{mean[k]:.3f}" for k in SCORES) + " |")
     recall = ", ".join(f"{c} {v:.1%}" for c, v in info["recall"].items())
     path.write_text(f"""# Model card: FER2013 expression classifier (`{Path(info['exported']).name}`)
 
@@ -355,7 +360,7 @@ def eval_openset(run_dir: Path) -> dict:
            "n_known": int((~unk).sum()), "n_unknown": int(unk.sum()),
            "auroc": {k: round(openset.auroc(v[~unk], v[unk]), 4) for k, v in scores.items()}}
     # kept beside the model (not only in .cache, which a new machine loses) for the model card
-    results = json.loads(OPENSET_RESULTS.read_text()) if OPENSET_RESULTS.exists() else {}
+    results = _openset_results()
     results[res["left_out"]] = res
     tmp = OPENSET_RESULTS.with_name(OPENSET_RESULTS.name + ".tmp")
     tmp.write_text(json.dumps(results, indent=1, sort_keys=True) + "\n")
