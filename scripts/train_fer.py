@@ -28,7 +28,7 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from core.fer.classifier import _fuse_bn  # noqa: E402
-from core.fer.model import FER_CLASSES, FerNet, ensemble_forward, load_models, normalize, save_export  # noqa: E402
+from core.fer.model import ARCHS, FER_CLASSES, FerNet, ensemble_forward, load_models, normalize, save_export  # noqa: E402
 from core.fer.openset import SCORES  # noqa: E402
 from core.paths import MODELS_DIR, REPO_ROOT, shared_path  # noqa: E402
 
@@ -127,31 +127,36 @@ def lr_at(step: int, total: int, warm: int, peak: float, decay: int | None = Non
 
 
 def _best(run: str | Path) -> tuple[FerNet, dict]:
-    """A run's best network and checkpoint record. `run` is a run name (.cache/fer/<run>/best.pt) or
-    an exported single-network model file (*.pt, e.g. a shipped fer_vgg.pt whose training
-    checkpoints are gone): its record is rebuilt from the file's metadata."""
-    if str(run).endswith(".pt"):
-        models, meta = load_models(run)
-        if len(models) != 1 or len(meta.get("members", [])) != 1:
-            raise SystemExit(f"{run}: expected a single-network model file")
-        rec = meta["members"][0]
-        return models[0], {"ema": models[0].state_dict(), "num_classes": models[0].head.out_features,
+    """A run's best network and checkpoint record. `run` is a run name (.cache/fer/<run>/best.pt), an
+    exported single-network model file (*.pt, e.g. a shipped fer_vgg.pt whose training
+    checkpoints are gone) or one member of an exported ensemble (`file.pt#k`, k from 0): its
+    record is rebuilt from the file's metadata."""
+    path, _, k = str(run).partition("#")
+    if path.endswith(".pt"):
+        models, meta = load_models(path)
+        if len(models) != len(meta.get("members", [])) or (not k and len(models) != 1):
+            raise SystemExit(f"{run}: expected a single-network model file, or name a member as {path}#k")
+        i = int(k or 0)
+        if not 0 <= i < len(models):
+            raise SystemExit(f"{run}: the file has {len(models)} members (0..{len(models) - 1})")
+        rec = meta["members"][i]
+        return models[i], {"ema": models[i].state_dict(), "num_classes": models[0].head.out_features,
                            "classes": list(meta["classes"]), "epoch": rec["epoch"], "val_acc": rec["val_acc"],
                            "train_seconds": rec["train_seconds"], "args": rec["args"], "run": rec["run"]}
     ck = torch.load(CACHE / run / "best.pt", map_location="cpu", weights_only=True)
-    model = FerNet(num_classes=ck["num_classes"], width=ck["args"]["width"])
+    model = FerNet(num_classes=ck["num_classes"], width=ck["args"]["width"], arch=ck["args"].get("arch", "vgg"))
     model.load_state_dict(ck["ema"])
     return model.eval(), ck
 
 
-def initial_weights(spec: str | Path, width: int, num_classes: int) -> dict[str, torch.Tensor]:
+def initial_weights(spec: str | Path, width: int, num_classes: int, arch: str = "vgg") -> dict[str, torch.Tensor]:
     """--init-from: float32 weights of a model file's (first) network or a checkpoint's EMA, checked
     against the run's width and classes, so a run can continue from a shipped model whose
     training checkpoints are gone."""
     model = load_models(spec)[0][0]
-    if model.width != width or model.head.out_features != num_classes:
-        raise SystemExit(f"--init-from {spec}: width {model.width} / {model.head.out_features} classes; "
-                         f"this run asks for width {width} / {num_classes} classes")
+    if (model.arch, model.width, model.head.out_features) != (arch, width, num_classes):
+        raise SystemExit(f"--init-from {spec}: {model.arch} width {model.width} / {model.head.out_features} classes; "
+                         f"this run asks for {arch} width {width} / {num_classes} classes")
     return model.state_dict()
 
 
@@ -223,6 +228,7 @@ def export(runs: list[str], out: Path, score: str, flip: bool, bn_recal: int = 0
             "member_val_acc": [round(c["val_acc"], 4) for c in cks],
             "member_epochs": [f"{c['epoch']}/{c['args']['epochs']}" for c in cks],
             "member_recipes": [_member_recipe(c["args"]) for c in cks],
+            "family": _family_text([c["args"] for c in cks]),
             "bn_recal": bn_recal, "val_acc_fp32_ema_bn": None if acc_ema_bn is None else round(acc_ema_bn, 4),
             "val_acc_fp32": round(acc32, 4), "val_acc_fp16": round(acc16, 4),
             "int8": clf.int8, "val_acc_shipped": round(acc_shipped, 4), "recall": recall,
@@ -267,9 +273,18 @@ def _schedule_text(args: dict) -> str:
             f"{args['epochs']} epochs (warmup-stable-decay{branch})")
 
 
+_ARCH_NAMES = {"vgg": "VGG-style", "res": "residual"}
+
+
+def _family_text(member_args: list[dict]) -> str:
+    """The card's architecture phrase: one family and width, or the mix the members make."""
+    kinds = sorted({(_ARCH_NAMES[a.get("arch", "vgg")], a["width"]) for a in member_args})
+    return "; ".join(f"{name}, BN, width {width}" for name, width in kinds)
+
+
 def _member_recipe(args: dict) -> str:
     """One member's training in a line: width, seed, schedule, precision."""
-    return (f"width {args['width']}, seed {args['seed']}, {_schedule_text(args)}"
+    return (f"{_ARCH_NAMES[args.get('arch', 'vgg')]}, width {args['width']}, seed {args['seed']}, {_schedule_text(args)}"
             f"{', bfloat16 autocast' if args.get('bf16') else ''}")
 
 
@@ -288,7 +303,7 @@ def write_card(path: Path, info: dict, args: dict) -> None:
 
 **What:** 7-way facial-expression classifier (angry, disgust, fear, happy, sad, surprise,
 neutral) on 48x48 grayscale aligned faces. {'One network' if len(info['runs']) == 1 else f"An ensemble of {len(info['runs'])} networks"} `core.fer.model.FerNet`
-(VGG-style, BN, width {args['width']}){'' if len(info['runs']) == 1 else ' whose logits are averaged'}, {info['params']:,} parameters in all,
+({info['family']}){'' if len(info['runs']) == 1 else ' whose logits are averaged'}, {info['params']:,} parameters in all,
 weights stored float16 plus an int8 copy of the convolutions ({info['bytes'] / 1e6:.2f} MB in all);
 predictions run the int8 convolutions in ONNX Runtime (core/fer/quantize.py), Grad-CAM the float32 network.
 Test-time mirror averaging: {'on' if info['flip'] else 'off'} (the shipped configuration; accuracy below is measured in it).
@@ -379,6 +394,7 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=3e-3)
     ap.add_argument("--wd", type=float, default=0.05)
     ap.add_argument("--width", type=int, default=32)
+    ap.add_argument("--arch", default="vgg", choices=ARCHS, help="network family (core.fer.model.FerNet)")
     ap.add_argument("--smoothing", type=float, default=0.1)
     ap.add_argument("--ema", type=float, default=0.999)
     ap.add_argument("--exclude", default=None, help="leave this class out (open-set evaluation run)")
@@ -440,7 +456,7 @@ def main() -> None:
     xt = normalize(xt)
 
     torch.manual_seed(args.seed)
-    model = FerNet(num_classes=len(classes), width=args.width)
+    model = FerNet(num_classes=len(classes), width=args.width, arch=args.arch)
     ema = {k: v.detach().clone() for k, v in model.state_dict().items()}
     no_decay = [p for n, p in model.named_parameters() if p.dim() == 1]
     decay = [p for n, p in model.named_parameters() if p.dim() > 1]
@@ -458,9 +474,10 @@ def main() -> None:
             raise SystemExit(f"--branch-from: {start_ck} not found")
     if start_ck.exists():
         ck = torch.load(start_ck, map_location="cpu", weights_only=True)
-        if ck["args"]["width"] != args.width or ck["num_classes"] != len(classes):
-            raise SystemExit(f"{start_ck} has width {ck['args']['width']} / {ck['num_classes']} classes; "
-                             f"this run asks for width {args.width} / {len(classes)} classes")
+        ck_arch = ck["args"].get("arch", "vgg")
+        if (ck_arch, ck["args"]["width"], ck["num_classes"]) != (args.arch, args.width, len(classes)):
+            raise SystemExit(f"{start_ck} has {ck_arch} width {ck['args']['width']} / {ck['num_classes']} classes; "
+                             f"this run asks for {args.arch} width {args.width} / {len(classes)} classes")
         model.load_state_dict(ck["model"]); opt.load_state_dict(ck["opt"]); ema = ck["ema"]
         step, best, train_seconds = ck["step"], ck["best"], ck["train_seconds"]
         if start_ck.parent != run_dir:  # a branch measures its own best; training time stays cumulative
@@ -468,7 +485,7 @@ def main() -> None:
             print(f"branched {run_dir} from {start_ck} at step {step}", flush=True)
         print(f"resumed {run_dir} at step {step}/{total} (best val {best:.4f})", flush=True)
     elif args.init_from:
-        model.load_state_dict(initial_weights(args.init_from, args.width, len(classes)))
+        model.load_state_dict(initial_weights(args.init_from, args.width, len(classes), args.arch))
         ema = {k: v.detach().clone() for k, v in model.state_dict().items()}
         print(f"initialised {run_dir} from the weights in {args.init_from}", flush=True)
     # NHWC convolutions: ~1.8x faster forward on this CPU (see core/fer/classifier.py)
@@ -537,7 +554,7 @@ def main() -> None:
                 save("last.pt")
                 print(f"  step {step}/{total} loss {run_loss / run_n:.4f} {train_seconds:.0f}s", flush=True)
         now = time.time(); train_seconds += now - t_mark; t_mark = now
-        ema_model = FerNet(num_classes=len(classes), width=args.width)
+        ema_model = FerNet(num_classes=len(classes), width=args.width, arch=args.arch)
         ema_model.load_state_dict(ema)
         acc, _ = evaluate(ema_model, xv, yv)
         improved = acc > best

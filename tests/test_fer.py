@@ -174,10 +174,10 @@ def test_ensemble_file_averages_member_logits(tmp_path):
     import torch
     from core.fer.model import FerNet, load_models, normalize, save_export
     torch.manual_seed(0)
-    nets = [FerNet(width=8).eval(), FerNet(width=8).eval()]
+    nets = [FerNet(width=8).eval(), FerNet(width=8, arch="res").eval()]  # members may differ in architecture
     path = save_export(nets, tmp_path / "ens.pt", {"flip": False}, half=False)
     loaded, meta = load_models(path)
-    assert len(loaded) == 2 and meta["flip"] is False
+    assert len(loaded) == 2 and meta["flip"] is False and [m.arch for m in loaded] == ["vgg", "res"]
     x = np.random.default_rng(0).integers(0, 256, (5, 48, 48), dtype=np.uint8)
     with torch.no_grad():
         want = torch.stack([n(normalize(torch.from_numpy(x))) for n in nets]).mean(0).numpy()
@@ -285,6 +285,42 @@ def test_mirrored_teacher_targets_ignore_which_side_they_see():
 
 
 @needs_val
+def test_residual_member_folds_batchnorm_quantizes_and_is_picked_from_an_ensemble(tmp_path):
+    """The residual architecture: BatchNorm folding (inside its blocks and shortcuts) keeps its
+    outputs, its int8 graph stays close to float32, and export can take one member of an
+    ensemble file (`file.pt#k`) with that member's own run record."""
+    import copy
+    import torch
+    from torch import nn
+    from core.fer import quantize
+    from core.fer.classifier import _fuse_bn
+    from core.fer.model import FerNet, normalize, save_export
+    from scripts.train_fer import _best
+    torch.manual_seed(0)
+    net = FerNet(width=8, arch="res")
+    with torch.no_grad():  # non-trivial BN statistics, so folding has something to fold
+        net.train()(torch.randn(16, 1, 48, 48) * 2 + 0.5)
+    net.eval()
+    fused = _fuse_bn(copy.deepcopy(net))
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in fused.modules())
+    x = normalize(torch.from_numpy(np.random.default_rng(4).integers(0, 256, (6, 48, 48), dtype=np.uint8)))
+    with torch.no_grad():
+        torch.testing.assert_close(fused(x), net(x), rtol=1e-4, atol=1e-4)
+        calib = normalize(torch.from_numpy(np.random.default_rng(5).integers(0, 256, (64, 48, 48), dtype=np.uint8)))
+        q = quantize.Int8FerNet(quantize.quantize(net, calib), net.head, net.width)
+        f32, i8 = net(x), q(x)
+    assert (i8 - f32).abs().max() < 0.05 * f32.abs().max()
+    records = [{"run": r, "epoch": 1, "val_acc": 0.5, "train_seconds": 1.0, "args": {"width": 8, "arch": a}}
+               for r, a in (("v", "vgg"), ("r", "res"))]
+    pair = save_export([FerNet(width=8).eval(), net], tmp_path / "pair.pt", {"members": records}, half=False)
+    member, rec = _best(f"{pair}#1")
+    assert member.arch == "res" and rec["run"] == "r"
+    with torch.no_grad():
+        torch.testing.assert_close(member(x), net(x))
+    with pytest.raises(SystemExit, match="0..1"):
+        _best(f"{pair}#2")
+
+
 def test_shipped_int8_path_predicts_like_float32(val):
     """Predictions run the file's int8 convolutions: they must give the float32 network's class
     on nearly every val face, with close probabilities."""

@@ -22,24 +22,54 @@ def _conv(cin: int, cout: int) -> nn.Sequential:
                          nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
 
 
-class FerNet(nn.Module):
-    """A 3x3 conv stem at 48x48, then three stages of two 3x3 convs (24, 12, 6), GAP, linear head.
+class ResBlock(nn.Module):
+    """Two 3x3 convs (the first may stride) plus a shortcut (1x1 conv where the shape changes).
 
+    Every conv sits in a (Conv2d, BatchNorm2d, ...) Sequential so BatchNorm folding finds it."""
+
+    def __init__(self, cin: int, cout: int, stride: int = 1):
+        super().__init__()
+        self.a = nn.Sequential(nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout),
+                               nn.ReLU(inplace=True))
+        self.b = nn.Sequential(nn.Conv2d(cout, cout, 3, 1, 1, bias=False), nn.BatchNorm2d(cout))
+        self.short = (nn.Identity() if cin == cout and stride == 1 else
+                      nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.relu(self.b(self.a(x)) + self.short(x))
+
+
+ARCHS = ("vgg", "res")
+
+
+class FerNet(nn.Module):
+    """A 3x3 conv stem at 48x48, then three stages (24, 12, 6), GAP, linear head.
+
+    arch "vgg": each stage is a max-pool and two 3x3 convs. arch "res": each stage is one
+    residual block whose first conv strides by 2 (same resolutions and about the same
+    multiply-adds, but a different function class: an ensemble member that errs differently).
     `width` scales every stage (32 gives ~1.2M parameters). `features` ends at the last
     conv block so Grad-CAM can hook its 6x6 map; `embed` is the pooled feature used by the
     feature-distance open-set score.
     """
 
-    def __init__(self, num_classes: int = len(FER_CLASSES), width: int = 32, dropout: float = 0.3):
+    def __init__(self, num_classes: int = len(FER_CLASSES), width: int = 32, dropout: float = 0.3,
+                 arch: str = "vgg"):
         super().__init__()
+        if arch not in ARCHS:
+            raise ValueError(f"unknown architecture {arch!r} (known: {', '.join(ARCHS)})")
         w = [width, width * 2, width * 4, width * 8]
-        self.width = width
-        self.features = nn.Sequential(
-            _conv(1, w[0]), nn.MaxPool2d(2),  # one conv at 48x48: that stage dominates CPU time
-            _conv(w[0], w[1]), _conv(w[1], w[1]), nn.MaxPool2d(2),
-            _conv(w[1], w[2]), _conv(w[2], w[2]), nn.MaxPool2d(2),
-            _conv(w[2], w[3]), _conv(w[3], w[3]),
-        )
+        self.width, self.arch = width, arch
+        if arch == "vgg":
+            self.features = nn.Sequential(
+                _conv(1, w[0]), nn.MaxPool2d(2),  # one conv at 48x48: that stage dominates CPU time
+                _conv(w[0], w[1]), _conv(w[1], w[1]), nn.MaxPool2d(2),
+                _conv(w[1], w[2]), _conv(w[2], w[2]), nn.MaxPool2d(2),
+                _conv(w[2], w[3]), _conv(w[3], w[3]),
+            )
+        else:
+            self.features = nn.Sequential(_conv(1, w[0]), ResBlock(w[0], w[1], 2), ResBlock(w[1], w[2], 2),
+                                          ResBlock(w[2], w[3], 2))
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.drop = nn.Dropout(dropout)
         self.head = nn.Linear(w[3], num_classes)
@@ -79,7 +109,8 @@ def save_export(models: FerNet | Sequence[FerNet], path: Path, meta: dict, half:
     Written to a temporary name and renamed, so an interrupted export never leaves a broken model."""
     models = [models] if isinstance(models, FerNet) else list(models)
     members = [{"state_dict": {k: (v.half() if half and v.is_floating_point() else v)
-                               for k, v in m.state_dict().items()}, "width": m.width} for m in models]
+                               for k, v in m.state_dict().items()}, "width": m.width, "arch": m.arch}
+               for m in models]
     for member, q in zip(members, int8_models or []):
         member["int8_onnx"] = torch.frombuffer(bytearray(q), dtype=torch.uint8)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -90,8 +121,8 @@ def save_export(models: FerNet | Sequence[FerNet], path: Path, meta: dict, half:
     return path
 
 
-def _build(state: dict, width: int) -> FerNet:
-    model = FerNet(num_classes=state["head.weight"].shape[0], width=int(width))
+def _build(state: dict, width: int, arch: str = "vgg") -> FerNet:
+    model = FerNet(num_classes=state["head.weight"].shape[0], width=int(width), arch=arch)
     model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
     return model.eval()
 
@@ -114,11 +145,12 @@ def load_models(path: str | Path) -> tuple[list[FerNet], dict]:
     try:
         blob = _read(path)
         if "members" in blob:
-            specs = [(m["state_dict"], m["width"]) for m in blob["members"]]
+            specs = [(m["state_dict"], m["width"], m.get("arch", "vgg")) for m in blob["members"]]
         else:  # single-network export or a training checkpoint
+            args = blob.get("args") or {}
             specs = [(blob.get("state_dict") or blob.get("ema") or blob["model"],
-                      blob.get("width", (blob.get("args") or {}).get("width", 32)))]
-        models = [_build(state, width) for state, width in specs]
+                      blob.get("width", args.get("width", 32)), blob.get("arch", args.get("arch", "vgg")))]
+        models = [_build(*spec) for spec in specs]
     except Exception as exc:
         raise ValueError(f"{path} is not a usable expression model ({type(exc).__name__}: "
                          f"{str(exc).splitlines()[0][:200] if str(exc) else 'unreadable'})") from exc
