@@ -20,25 +20,11 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from train_fer import _best, load_npz, recalibrate_bn  # noqa: E402
+from train_fer import _best, _subset, int8_calibration_faces, load_npz, recalibrate_bn  # noqa: E402
 
 from core.fer import quantize  # noqa: E402
-from core.fer.model import normalize  # noqa: E402
 from core.fer.openset import logits_and_features  # noqa: E402
 from core.paths import shared_path  # noqa: E402
-
-
-@torch.no_grad()
-def member_logits(model: torch.nn.Module, x: torch.Tensor, flip: bool, bs: int = 512) -> torch.Tensor:
-    """Logits of one (float32 or int8) member on uint8 faces, features mirror-averaged when `flip`."""
-    out = []
-    for i in range(0, len(x), bs):
-        xb = normalize(x[i:i + bs])
-        f = model.embed(torch.cat([xb, xb.flip(-1)]) if flip else xb)
-        if flip:
-            f = (f[:len(xb)] + f[len(xb):]) / 2
-        out.append(model.head(f))
-    return torch.cat(out)
 
 
 def main() -> None:
@@ -52,20 +38,20 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     xt, _ = load_npz(shared_path("fer2013/train.npz"))
     xv, yv = load_npz(shared_path("fer2013/val.npz"))
-    bn_sub = torch.randperm(len(xt), generator=torch.Generator().manual_seed(1))[:args.bn_recal]  # as export
-    calib = normalize(xt[torch.randperm(len(xt), generator=torch.Generator().manual_seed(0))[:2000]])
-    logits: dict[tuple[str, str], torch.Tensor] = {}  # (precision, view) -> (members, N, 7)
+    bn_faces = xt[_subset(len(xt), args.bn_recal, seed=1)]  # the export's faces
+    calib = int8_calibration_faces(xt)
+    logits: dict[tuple[str, str], list[torch.Tensor]] = {}  # (precision, view) -> per member (N, 7)
     for name in args.candidates:
         model, _ = _best(name)
         if args.bn_recal:
-            model = recalibrate_bn(model, xt[bn_sub])
+            model = recalibrate_bn(model, bn_faces)
         variants = {"fp32": model.half().float()}  # the file stores float16 weights
         if args.int8:
             variants["int8"] = quantize.Int8FerNet(quantize.quantize(variants["fp32"], calib), variants["fp32"].head,
                                                    model.width)
         for prec, m in variants.items():
             for view, flip in (("flip", True), ("single", False)):
-                logits.setdefault((prec, view), []).append(member_logits(m, xv, flip))
+                logits.setdefault((prec, view), []).append(logits_and_features([m], xv, flip=flip)[0])
         alone = {k: float((v[-1].argmax(1) == yv).float().mean()) for k, v in logits.items()}
         print(f"{name}: " + ", ".join(f"{p} {v} {a:.2%}" for (p, v), a in alone.items()), flush=True)
     rows = []

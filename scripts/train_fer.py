@@ -126,6 +126,11 @@ def lr_at(step: int, total: int, warm: int, peak: float, decay: int | None = Non
     return peak * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * p)))
 
 
+def _arch(args: dict) -> str:
+    """A run's network family; runs from before --arch existed are VGG-style."""
+    return args.get("arch", "vgg")
+
+
 def _best(run: str | Path) -> tuple[FerNet, dict]:
     """A run's best network and checkpoint record. `run` is a run name (.cache/fer/<run>/best.pt), an
     exported single-network model file (*.pt, e.g. a shipped fer_vgg.pt whose training
@@ -144,7 +149,7 @@ def _best(run: str | Path) -> tuple[FerNet, dict]:
                            "classes": list(meta["classes"]), "epoch": rec["epoch"], "val_acc": rec["val_acc"],
                            "train_seconds": rec["train_seconds"], "args": rec["args"], "run": rec["run"]}
     ck = torch.load(CACHE / run / "best.pt", map_location="cpu", weights_only=True)
-    model = FerNet(num_classes=ck["num_classes"], width=ck["args"]["width"], arch=ck["args"].get("arch", "vgg"))
+    model = FerNet(num_classes=ck["num_classes"], width=ck["args"]["width"], arch=_arch(ck["args"]))
     model.load_state_dict(ck["ema"])
     return model.eval(), ck
 
@@ -158,6 +163,16 @@ def initial_weights(spec: str | Path, width: int, num_classes: int, arch: str = 
         raise SystemExit(f"--init-from {spec}: {model.arch} width {model.width} / {model.head.out_features} classes; "
                          f"this run asks for {arch} width {width} / {num_classes} classes")
     return model.state_dict()
+
+
+def _subset(n: int, k: int, seed: int) -> torch.Tensor:
+    """k of n indices in a fixed random order (the same faces on every call with this seed)."""
+    return torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:k]
+
+
+def int8_calibration_faces(train_images: torch.Tensor) -> torch.Tensor:
+    """The 2,000 normalised training faces the export calibrates int8 activation ranges on."""
+    return normalize(train_images[_subset(len(train_images), 2000, seed=0)])
 
 
 def recalibrate_bn(model: FerNet, images: torch.Tensor, batch: int = 500) -> FerNet:
@@ -196,13 +211,12 @@ def export(runs: list[str], out: Path, score: str, flip: bool, bn_recal: int = 0
         raise SystemExit("ensemble members must be trained on the same classes")
     xt, yt = load_npz(Path(ck["args"]["train"]), ck["args"]["exclude_idx"])
     xv, yv = load_npz(Path(ck["args"]["val"]), ck["args"]["exclude_idx"])
-    sub = torch.randperm(len(xt), generator=torch.Generator().manual_seed(0))[:8000]
+    sub = _subset(len(xt), 8000, seed=0)  # class means; its first 2,000 calibrate int8
     acc_ema_bn = None
     if bn_recal:
         lv, _ = openset.logits_and_features(models, xv, flip=flip)
         acc_ema_bn = _accuracy(lv, yv)
-        bn_sub = torch.randperm(len(xt), generator=torch.Generator().manual_seed(1))[:bn_recal]
-        models = [recalibrate_bn(m, xt[bn_sub]) for m in models]
+        models = [recalibrate_bn(m, xt[_subset(len(xt), bn_recal, seed=1)]) for m in models]
     _, ft = openset.logits_and_features(models, xt[sub], flip=flip)
     means = openset.class_means(ft, yt[sub], ck["num_classes"])
     lv, fv = openset.logits_and_features(models, xv, flip=flip)
@@ -217,7 +231,7 @@ def export(runs: list[str], out: Path, score: str, flip: bool, bn_recal: int = 0
     logits16, _ = openset.logits_and_features(m16, xv, flip=flip)
     acc16 = _accuracy(logits16, yv)
     # int8 feature extractors calibrated on training faces, from the float16-rounded weights
-    calib = normalize(xt[sub[:2000]])
+    calib = int8_calibration_faces(xt)
     save_export(m16, out, meta, half=True, int8_models=[quantize.quantize(m, calib) for m in m16])
     clf = ExpressionClassifier(out, threads=None)  # exactly what ships: measure the file's default path
     pred = torch.cat([torch.from_numpy(clf.predict(xv[i:i + 512].numpy()).probs.argmax(1))
@@ -278,13 +292,13 @@ _ARCH_NAMES = {"vgg": "VGG-style", "res": "residual"}
 
 def _family_text(member_args: list[dict]) -> str:
     """The card's architecture phrase: one family and width, or the mix the members make."""
-    kinds = sorted({(_ARCH_NAMES[a.get("arch", "vgg")], a["width"]) for a in member_args})
+    kinds = sorted({(_ARCH_NAMES[_arch(a)], a["width"]) for a in member_args})
     return "; ".join(f"{name}, BN, width {width}" for name, width in kinds)
 
 
 def _member_recipe(args: dict) -> str:
     """One member's training in a line: width, seed, schedule, precision."""
-    return (f"{_ARCH_NAMES[args.get('arch', 'vgg')]}, width {args['width']}, seed {args['seed']}, {_schedule_text(args)}"
+    return (f"{_ARCH_NAMES[_arch(args)]}, width {args['width']}, seed {args['seed']}, {_schedule_text(args)}"
             f"{', bfloat16 autocast' if args.get('bf16') else ''}")
 
 
@@ -474,7 +488,7 @@ def main() -> None:
             raise SystemExit(f"--branch-from: {start_ck} not found")
     if start_ck.exists():
         ck = torch.load(start_ck, map_location="cpu", weights_only=True)
-        ck_arch = ck["args"].get("arch", "vgg")
+        ck_arch = _arch(ck["args"])
         if (ck_arch, ck["args"]["width"], ck["num_classes"]) != (args.arch, args.width, len(classes)):
             raise SystemExit(f"{start_ck} has {ck_arch} width {ck['args']['width']} / {ck['num_classes']} classes; "
                              f"this run asks for {args.arch} width {args.width} / {len(classes)} classes")

@@ -284,7 +284,6 @@ def test_mirrored_teacher_targets_ignore_which_side_they_see():
     torch.testing.assert_close(flipped, want, rtol=1e-4, atol=1e-5)
 
 
-@needs_val
 def test_residual_member_folds_batchnorm_quantizes_and_is_picked_from_an_ensemble(tmp_path):
     """The residual architecture: BatchNorm folding (inside its blocks and shortcuts) keeps its
     outputs, its int8 graph stays close to float32, and export can take one member of an
@@ -321,6 +320,7 @@ def test_residual_member_folds_batchnorm_quantizes_and_is_picked_from_an_ensembl
         _best(f"{pair}#2")
 
 
+@needs_val
 def test_shipped_int8_path_predicts_like_float32(val):
     """Predictions run the file's int8 convolutions: they must give the float32 network's class
     on nearly every val face, with close probabilities."""
