@@ -296,9 +296,16 @@ def _family_text(member_args: list[dict]) -> str:
     return "; ".join(f"{name}, BN, width {width}" for name, width in kinds)
 
 
+def _optimizer_text(args: dict) -> str:
+    if args.get("opt") == "sgd":
+        return f"SGD with Nesterov momentum 0.9 (lr {args['lr']:g}, L2 weight decay {args['wd']:g})"
+    return f"AdamW (lr {args['lr']:g}, wd {args['wd']:g})"
+
+
 def _member_recipe(args: dict) -> str:
     """One member's training in a line: width, seed, schedule, precision."""
-    return (f"{_ARCH_NAMES[_arch(args)]}, width {args['width']}, seed {args['seed']}, {_schedule_text(args)}"
+    return (f"{_ARCH_NAMES[_arch(args)]}, width {args['width']}, seed {args['seed']}, {_optimizer_text(args)}, "
+            f"{_schedule_text(args)}"
             f"{', bfloat16 autocast' if args.get('bf16') else ''}")
 
 
@@ -326,8 +333,8 @@ Test-time mirror averaging: {'on' if info['flip'] else 'off'} (the shipped confi
 `PublicTest` (3,589, val.npz) for model selection and the numbers below. No other data. FER2013
 has no explicit licence (research use); the model inherits that.
 
-**Training:** `scripts/train_fer.py` - AdamW (lr {args['lr']}, wd {args['wd']}), 1-epoch warm-up then
-{_schedule_text(args) if len(info['runs']) == 1 else 'the schedule listed for each member below'}, batch {args['batch']}, label smoothing {args['smoothing']},
+**Training:** `scripts/train_fer.py` - {_optimizer_text(args) + ', ' if len(info['runs']) == 1 else ''}1-epoch warm-up then
+{_schedule_text(args) if len(info['runs']) == 1 else 'the optimizer and schedule listed for each member below'}, batch {args['batch']}, label smoothing {args['smoothing']},
 EMA of weights ({args['ema']}), augmentation: random rotation +-12 deg, scale +-12%, shift +-10%,
 horizontal flip, brightness/contrast jitter, random erasing.{_recipe_notes(args, info)} CPU only (torch threads at the
 last resume: {args['threads']}; channels-last convolutions) on a 2-core machine shared with other jobs.
@@ -406,7 +413,9 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=30)
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--lr", type=float, default=3e-3)
-    ap.add_argument("--wd", type=float, default=0.05)
+    ap.add_argument("--wd", type=float, default=0.05, help="weight decay (decoupled for adamw, L2 for sgd)")
+    ap.add_argument("--opt", default="adamw", choices=("adamw", "sgd"),
+                    help="optimizer: AdamW, or SGD with Nesterov momentum 0.9 (e.g. --lr 0.05 --wd 5e-4)")
     ap.add_argument("--width", type=int, default=32)
     ap.add_argument("--arch", default="vgg", choices=ARCHS, help="network family (core.fer.model.FerNet)")
     ap.add_argument("--smoothing", type=float, default=0.1)
@@ -474,8 +483,9 @@ def main() -> None:
     ema = {k: v.detach().clone() for k, v in model.state_dict().items()}
     no_decay = [p for n, p in model.named_parameters() if p.dim() == 1]
     decay = [p for n, p in model.named_parameters() if p.dim() > 1]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": args.wd},
-                             {"params": no_decay, "weight_decay": 0.0}], lr=args.lr)
+    groups = [{"params": decay, "weight_decay": args.wd}, {"params": no_decay, "weight_decay": 0.0}]
+    opt = (torch.optim.SGD(groups, lr=args.lr, momentum=0.9, nesterov=True) if args.opt == "sgd"
+           else torch.optim.AdamW(groups, lr=args.lr))
     steps_per_epoch = len(xt) // args.batch
     total = steps_per_epoch * args.epochs
     step, best, train_seconds = 0, 0.0, 0.0
@@ -492,6 +502,9 @@ def main() -> None:
         if (ck_arch, ck["args"]["width"], ck["num_classes"]) != (args.arch, args.width, len(classes)):
             raise SystemExit(f"{start_ck} has {ck_arch} width {ck['args']['width']} / {ck['num_classes']} classes; "
                              f"this run asks for {args.arch} width {args.width} / {len(classes)} classes")
+        if ck["args"].get("opt", "adamw") != args.opt:
+            raise SystemExit(f"{start_ck} was trained with --opt {ck['args'].get('opt', 'adamw')}; "
+                             f"this run asks for --opt {args.opt}")
         model.load_state_dict(ck["model"]); opt.load_state_dict(ck["opt"]); ema = ck["ema"]
         step, best, train_seconds = ck["step"], ck["best"], ck["train_seconds"]
         if start_ck.parent != run_dir:  # a branch measures its own best; training time stays cumulative
