@@ -131,6 +131,11 @@ def _arch(args: dict) -> str:
     return args.get("arch", "vgg")
 
 
+def _opt(args: dict) -> str:
+    """A run's optimizer; runs from before --opt existed used AdamW."""
+    return args.get("opt", "adamw")
+
+
 def _best(run: str | Path) -> tuple[FerNet, dict]:
     """A run's best network and checkpoint record. `run` is a run name (.cache/fer/<run>/best.pt), an
     exported single-network model file (*.pt, e.g. a shipped fer_vgg.pt whose training
@@ -297,7 +302,7 @@ def _family_text(member_args: list[dict]) -> str:
 
 
 def _optimizer_text(args: dict) -> str:
-    if args.get("opt") == "sgd":
+    if _opt(args) == "sgd":
         return f"SGD with Nesterov momentum 0.9 (lr {args['lr']:g}, L2 weight decay {args['wd']:g})"
     return f"AdamW (lr {args['lr']:g}, wd {args['wd']:g})"
 
@@ -498,13 +503,11 @@ def main() -> None:
             raise SystemExit(f"--branch-from: {start_ck} not found")
     if start_ck.exists():
         ck = torch.load(start_ck, map_location="cpu", weights_only=True)
-        ck_arch = _arch(ck["args"])
-        if (ck_arch, ck["args"]["width"], ck["num_classes"]) != (args.arch, args.width, len(classes)):
-            raise SystemExit(f"{start_ck} has {ck_arch} width {ck['args']['width']} / {ck['num_classes']} classes; "
-                             f"this run asks for {args.arch} width {args.width} / {len(classes)} classes")
-        if ck["args"].get("opt", "adamw") != args.opt:
-            raise SystemExit(f"{start_ck} was trained with --opt {ck['args'].get('opt', 'adamw')}; "
-                             f"this run asks for --opt {args.opt}")
+        ck_arch, ck_opt = _arch(ck["args"]), _opt(ck["args"])
+        if (ck_arch, ck["args"]["width"], ck["num_classes"], ck_opt) != (args.arch, args.width, len(classes), args.opt):
+            raise SystemExit(f"{start_ck} has {ck_arch} width {ck['args']['width']} / {ck['num_classes']} classes / "
+                             f"{ck_opt}; this run asks for {args.arch} width {args.width} / {len(classes)} classes / "
+                             f"{args.opt}")
         model.load_state_dict(ck["model"]); opt.load_state_dict(ck["opt"]); ema = ck["ema"]
         step, best, train_seconds = ck["step"], ck["best"], ck["train_seconds"]
         if start_ck.parent != run_dir:  # a branch measures its own best; training time stays cumulative
