@@ -15,7 +15,7 @@ from PySide6.QtCore import QObject, QTimer, Signal
 
 from core.avatar import Avatar
 from core.render.scene import VIEWPORT_MAX_TRIANGLES
-from core.tracking.pose import rotation_matrix
+from core.tracking.puppet import posed_head
 
 from .workers import TaskRunner
 
@@ -202,27 +202,6 @@ class FaceSession(QObject):
             "Landmarks", lambda ctx: posed_head(np.asarray(model.landmarks(identity, expression), np.float32), pose),
             on_done=done, quiet=True)
         self._lm_task.signals.done.connect(ended)
-
-
-# The head turns about a point near the top of the spine (cm; between and below the ears).
-HEAD_PIVOT = np.array([0.0, -2.0, -1.0], np.float32)
-
-
-def head_matrix(head_pose: np.ndarray) -> np.ndarray:
-    """4x4 rigid transform of the head pose (yaw, pitch, roll degrees) about HEAD_PIVOT."""
-    m = np.eye(4)
-    r = rotation_matrix(*(float(a) for a in head_pose))
-    m[:3, :3] = r
-    m[:3, 3] = HEAD_PIVOT - r @ HEAD_PIVOT
-    return m
-
-
-def posed_head(points: np.ndarray, head_pose: np.ndarray) -> np.ndarray:
-    """Points of the avatar turned by its head pose (yaw, pitch, roll degrees) about HEAD_PIVOT."""
-    if not np.any(head_pose):
-        return points
-    r = rotation_matrix(*(float(a) for a in head_pose)).astype(np.float32)
-    return (points - HEAD_PIVOT) @ r.T + HEAD_PIVOT
 
 
 def head_box(landmarks: np.ndarray, vertices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

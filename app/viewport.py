@@ -16,8 +16,8 @@ from PySide6.QtOpenGLWidgets import QOpenGLWidget
 
 from core.avatar import Avatar, default_texture
 from core.render import OrbitCamera, lighting_preset
+from core.tracking.puppet import head_matrix
 
-from .face_session import head_matrix
 
 log = logging.getLogger(__name__)
 ORBIT_DEG_PER_PX = 0.4

@@ -246,7 +246,7 @@ def export(runs: list[str], out: Path, score: str, flip: bool, bn_recal: int = 0
     info = {"exported": str(out), "runs": runs, "flip": flip,
             "member_val_acc": [round(c["val_acc"], 4) for c in cks],
             "member_epochs": [f"{c['epoch']}/{c['args']['epochs']}" for c in cks],
-            "member_recipes": [_member_recipe(c["args"]) for c in cks],
+            "member_recipes": [_member_recipe(c["args"], c["epoch"]) for c in cks],
             "family": _family_text([c["args"] for c in cks]),
             "bn_recal": bn_recal, "val_acc_fp32_ema_bn": None if acc_ema_bn is None else round(acc_ema_bn, 4),
             "val_acc_fp32": round(acc32, 4), "val_acc_fp16": round(acc16, 4),
@@ -307,11 +307,15 @@ def _optimizer_text(args: dict) -> str:
     return f"AdamW (lr {args['lr']:g}, wd {args['wd']:g})"
 
 
-def _member_recipe(args: dict) -> str:
-    """One member's training in a line: width, seed, schedule, precision."""
+def _member_recipe(args: dict, epoch: int) -> str:
+    """One member's training in a line: width, seed, schedule, precision, and where in it the kept epoch lies."""
+    phase = ""
+    if args.get("schedule", "cosine") == "wsd" and epoch <= args["epochs"] - args["decay_epochs"]:
+        # the best val epoch can precede the decay (the decay overfits); say so, the schedule alone would mislead
+        phase = f"; the kept epoch {epoch} lies in the constant-rate phase, before the decay"
     return (f"{_ARCH_NAMES[_arch(args)]}, width {args['width']}, seed {args['seed']}, {_optimizer_text(args)}, "
             f"{_schedule_text(args)}"
-            f"{', bfloat16 autocast' if args.get('bf16') else ''}")
+            f"{', bfloat16 autocast' if args.get('bf16') else ''}{phase}")
 
 
 def write_card(path: Path, info: dict, args: dict) -> None:
@@ -336,7 +340,9 @@ Test-time mirror averaging: {'on' if info['flip'] else 'off'} (the shipped confi
 
 **Data:** FER2013 `Training` split (28,709 images, ../shared/fer2013/train.npz) for training;
 `PublicTest` (3,589, val.npz) for model selection and the numbers below. No other data. FER2013
-has no explicit licence (research use); the model inherits that.
+has no explicit licence (research use); the model inherits that. Because the same split chose the
+epochs and the ensemble members, its figures below lean optimistic; by how much cannot be
+measured here (FER2013's `PrivateTest` split is not in ../shared).
 
 **Training:** `scripts/train_fer.py` - {_optimizer_text(args) + ', ' if len(info['runs']) == 1 else ''}1-epoch warm-up then
 {_schedule_text(args) if len(info['runs']) == 1 else 'the optimizer and schedule listed for each member below'}, batch {args['batch']}, label smoothing {args['smoothing']},

@@ -115,3 +115,44 @@ def test_pose_sign_flips_with_mirror_and_multiple_faces(tracker):
 def test_no_face_image_gives_no_faces(tracker):
     blank = np.full((240, 320, 3), 128, np.uint8)
     assert tracker.detect(blank) == []
+
+
+def test_puppet_calibration_and_smoothing():
+    from core.tracking.puppet import Puppet
+
+    p = Puppet(smoothing=0.0)
+    assert not p.calibrate()                     # nothing tracked yet
+    assert p.weights is None and p.pose is None
+    rest = np.full(53, 0.2, np.float32)
+    p.update(rest * 6, np.array([10.0, -5.0, 2.0]))
+    assert np.allclose(p.weights, 1.0)           # uncalibrated: clipped to [0, 1]
+    assert np.allclose(p.pose, [10.0, -5.0, 2.0])
+    p.update(rest, np.array([10.0, -5.0, 2.0]))
+    assert p.calibrate()
+    assert np.allclose(p.weights, 0.0) and np.allclose(p.pose, 0.0)
+    p.update(np.ones(53), np.array([25.0, -5.0, 2.0]))
+    assert np.allclose(p.weights, 1.0)           # full activation stays reachable after calibration
+    assert np.allclose(p.pose, [15.0, 0.0, 0.0])  # relative to the resting pose
+    p.update(rest + 0.4, None)
+    assert np.allclose(p.weights, 0.5)           # (0.6 - 0.2) / (1 - 0.2)
+
+    s = Puppet(smoothing=0.75)
+    s.update(np.zeros(53), np.zeros(3))
+    s.update(np.ones(53), np.array([40.0, 0.0, 0.0]))
+    assert np.allclose(s.weights, 0.25) and np.allclose(s.pose, [10.0, 0.0, 0.0])
+    s.reset()
+    s.update(np.ones(53))
+    assert np.allclose(s.weights, 1.0)           # a new stream starts from the raw value
+
+
+def test_head_pose_turns_points_about_the_pivot():
+    from core.tracking.pose import euler_from_matrix
+    from core.tracking.puppet import HEAD_PIVOT, head_matrix, posed_head
+
+    pts = np.random.default_rng(0).normal(size=(50, 3)).astype(np.float32) * 5
+    pose = np.array([30.0, -10.0, 5.0], np.float32)
+    m = head_matrix(pose)
+    assert np.allclose(posed_head(pts, pose), pts @ m[:3, :3].T + m[:3, 3], atol=1e-4)
+    assert np.allclose(posed_head(HEAD_PIVOT[None], pose), HEAD_PIVOT, atol=1e-5)
+    assert np.allclose(euler_from_matrix(m), pose, atol=1e-4)
+    assert posed_head(pts, np.zeros(3)) is pts   # no pose: no copy

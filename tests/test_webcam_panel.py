@@ -54,7 +54,7 @@ def test_video_file_frames_timeline_puppeteering_and_recording(panel, qtbot, tmp
 
     # the tracked head pose turns the avatar (relative to no calibration: the raw pose)
     assert panel.last_raw_pose is not None
-    assert np.allclose(panel.avatar.head_pose, np.clip(panel._smoothed_pose, -90, 90), atol=1e-4)
+    assert np.allclose(panel.avatar.head_pose, np.clip(panel.puppet.pose, -90, 90), atol=1e-4)
 
     # calibrate neutral: the current face maps to ~0, and the head faces forward
     assert panel.calibrate_neutral()

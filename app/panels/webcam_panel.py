@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QHBoxLayout, Q
                                QSizePolicy, QSlider, QVBoxLayout, QWidget)
 
 from core.avatar import Avatar
+from core.tracking.puppet import Puppet
 
 log = logging.getLogger(__name__)
 
@@ -269,12 +270,7 @@ class WebcamPanel(QWidget):
         self.frames_shown = 0
         self.last_image: np.ndarray | None = None
         self.last_results: list = []
-        self.last_raw_weights: np.ndarray | None = None   # primary face, before calibration
-        self.neutral: np.ndarray | None = None
-        self._smoothed: np.ndarray | None = None
-        self.last_raw_pose: np.ndarray | None = None      # primary face (yaw, pitch, roll)
-        self.neutral_pose = np.zeros(3, np.float32)
-        self._smoothed_pose: np.ndarray | None = None
+        self.puppet = Puppet(smoothing=0.5)   # primary face -> avatar: calibration, smoothing
         self._times: deque[float] = deque()
         self._probs: deque[np.ndarray] = deque()
         self._t0 = time.monotonic()
@@ -336,7 +332,7 @@ class WebcamPanel(QWidget):
         self.smoothing_slider = QSlider(Qt.Horizontal, minimum=0, maximum=95, value=50,
                                         toolTip="Exponential smoothing of the weights (0 … 0.95)")
         self.smoothing_value = QLabel("0.50", minimumWidth=30)
-        self.smoothing_slider.valueChanged.connect(lambda v: self.smoothing_value.setText(f"{v / 100:.2f}"))
+        self.smoothing_slider.valueChanged.connect(self._smoothing_changed)
         self.pose_label = QLabel("head: —")
         self.pose_label.setToolTip("Tracked head rotation (degrees); with Drive avatar on it turns the avatar's head")
         pup = QHBoxLayout()
@@ -364,6 +360,10 @@ class WebcamPanel(QWidget):
     def smoothing(self) -> float:
         return self.smoothing_slider.value() / 100.0
 
+    def _smoothing_changed(self, value: int) -> None:
+        self.smoothing_value.setText(f"{value / 100:.2f}")
+        self.puppet.smoothing = value / 100.0
+
     def _source_chosen(self, index: int) -> None:
         if self.source_combo.itemText(index) == VIDEO_ITEM:
             name, _ = QFileDialog.getOpenFileName(self, "Play a video file as the camera", "", FILE_FILTER)
@@ -390,8 +390,7 @@ class WebcamPanel(QWidget):
             self.stop(wait_ms=3000)
         spec = spec if spec is not None else self.source_spec()
         self.frames_shown = 0
-        self._smoothed = None
-        self._smoothed_pose = None
+        self.puppet.reset()
         self._times.clear()
         self._probs.clear()
         self._t0 = time.monotonic()
@@ -550,45 +549,41 @@ class WebcamPanel(QWidget):
             return np.zeros(0), np.zeros((0, len(self.classes)))
         return np.fromiter(self._times, float), np.stack(self._probs)
 
-    # --- puppeteering -------------------------------------------------------------------------
+    # --- puppeteering (core.tracking.puppet.Puppet holds the state) ----------------------------
+    @property
+    def last_raw_weights(self) -> np.ndarray | None:
+        """The primary face's weights before calibration (last tracked frame)."""
+        return self.puppet.last_raw_weights
+
+    @property
+    def last_raw_pose(self) -> np.ndarray | None:
+        """The primary face's (yaw, pitch, roll) before calibration (last tracked frame)."""
+        return self.puppet.last_raw_pose
+
     def apply_neutral(self, weights: np.ndarray) -> np.ndarray:
-        """Subtract the calibrated neutral, clip to [0, 1] and rescale so 1 stays reachable."""
-        w = np.asarray(weights, np.float32)
-        if self.neutral is None:
-            return np.clip(w, 0.0, 1.0)
-        n = self.neutral
-        return np.clip((w - n) / np.maximum(1.0 - n, 1e-3), 0.0, 1.0)
+        return self.puppet.apply_neutral(weights)
 
     def calibrate_neutral(self) -> bool:
-        if self.last_raw_weights is None:
+        if not self.puppet.calibrate():
             self._set_status("calibrate neutral: no face tracked yet")
             return False
-        self.neutral = self.last_raw_weights.copy()
-        self._smoothed = self.apply_neutral(self.last_raw_weights)
-        if self.last_raw_pose is not None:
-            self.neutral_pose = self.last_raw_pose.copy()
-        self._smoothed_pose = np.zeros(3, np.float32)
-        if self.drive_check.isChecked():
-            self.avatar.set_expression(self._smoothed)
-            self.avatar.set_head_pose(self._smoothed_pose)
+        self._drive()
         self._set_status("neutral calibrated from the current face")
         return True
 
     def _puppeteer(self, raw: np.ndarray, pose: np.ndarray | None = None) -> None:
-        self.last_raw_weights = raw
-        target = self.apply_neutral(raw)
-        a = self.smoothing
-        self._smoothed = target if self._smoothed is None else a * self._smoothed + (1.0 - a) * target
-        if pose is not None:
-            self.last_raw_pose = pose
-            rel = pose - self.neutral_pose
-            self._smoothed_pose = rel if self._smoothed_pose is None else a * self._smoothed_pose + (1.0 - a) * rel
-        if self.drive_check.isChecked():
-            self.avatar.set_expression(self._smoothed)
-            if self._smoothed_pose is not None:
-                self.avatar.set_head_pose(self._smoothed_pose)
+        self.puppet.update(raw, pose)
+        self._drive()
+
+    def _drive(self) -> None:
+        if not self.drive_check.isChecked():
+            return
+        if (w := self.puppet.weights) is not None:
+            self.avatar.set_expression(w)
+        if (p := self.puppet.pose) is not None:
+            self.avatar.set_head_pose(p)
 
     @property
     def current_weights(self) -> np.ndarray | None:
         """The weights puppeteering sends (calibrated, smoothed)."""
-        return None if self._smoothed is None else self._smoothed.copy()
+        return self.puppet.weights
