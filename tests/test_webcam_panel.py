@@ -47,6 +47,13 @@ def test_video_file_frames_timeline_puppeteering_and_recording(panel, qtbot, tmp
     assert len(t) >= 5 and probs.shape[1] == 7
     assert np.isfinite(probs).any()
     assert len(panel.curves["happy"].getData()[0]) >= 5
+    # the legend under the plot names every class with the primary face's current probability
+    import re
+    shown = {m[0]: float(m[1]) for m in re.findall(r"(\w+) (\d\.\d\d)", panel.legend_label.text())}
+    assert all(c in panel.legend_label.text() for c in panel.classes)
+    if np.isfinite(probs[-1]).all():  # a face in the last frame
+        assert set(shown) == set(panel.classes)
+        assert np.allclose([shown[c] for c in panel.classes], probs[-1], atol=0.006)
 
     # puppeteering: the tracked face moves the avatar
     assert panel.last_raw_weights is not None and panel.last_raw_weights.shape == (53,)

@@ -315,12 +315,17 @@ class WebcamPanel(QWidget):
         self.plot.setYRange(0, 1, padding=0.02)
         self.plot.setMouseEnabled(False, False)
         self.plot.setLabel("bottom", "s")
-        self.plot.addLegend(offset=(4, 4), labelTextSize="7pt", colCount=4)
         self.curves = {}
+        self._legend_colours = {}
         for name in FER_CLASSES:
             b, g, r = COLORS[name]
+            self._legend_colours[name] = f"#{r:02x}{g:02x}{b:02x}"
             self.curves[name] = self.plot.plot([], [], name=name, pen=pg.mkPen((r, g, b), width=2),
                                                connect="finite")
+        # The legend sits under the plot, not over the curves (a narrow dock leaves no free corner),
+        # and carries the primary face's current probabilities.
+        self.legend_label = QLabel(wordWrap=True, textFormat=Qt.RichText)
+        self._set_legend(None)
 
         # puppeteering
         self.drive_check = QCheckBox("Drive avatar", toolTip="The primary face's 53 weights and head pose drive the avatar")
@@ -348,6 +353,7 @@ class WebcamPanel(QWidget):
         layout.addWidget(self.video_label, 3)
         layout.addLayout(opts)
         layout.addWidget(self.plot, 1)
+        layout.addWidget(self.legend_label)
         layout.addLayout(pup)
         layout.addWidget(self.pose_label)
 
@@ -377,6 +383,7 @@ class WebcamPanel(QWidget):
         i = self.source_combo.findText(VIDEO_ITEM)
         self.source_combo.setItemText(i, f"Video: {Path(path).name}")
         self.source_combo.setItemData(i, str(path))
+        self.source_combo.setItemData(i, str(path), Qt.ToolTipRole)  # the item elides in a narrow dock
         self.source_combo.setCurrentIndex(i)
 
     def source_spec(self) -> str:
@@ -529,11 +536,19 @@ class WebcamPanel(QWidget):
             pix = pix.scaled(size, Qt.KeepAspectRatio, Qt.SmoothTransformation)
         self.video_label.setPixmap(pix)
 
+    def _set_legend(self, probs: np.ndarray | None) -> None:
+        items = []
+        for i, name in enumerate(self.classes):
+            value = "" if probs is None or not np.isfinite(probs[i]) else f" {probs[i]:.2f}"
+            items.append(f'<span style="color:{self._legend_colours[name]}">&#9632;</span>&nbsp;{name}{value}')
+        self.legend_label.setText(" &nbsp; ".join(items))
+
     def _add_sample(self, primary) -> None:
         now = time.monotonic() - self._t0
         self._times.append(now)
         self._probs.append(np.asarray(primary.probs, np.float32) if primary is not None
                            else np.full(len(self.classes), np.nan, np.float32))
+        self._set_legend(self._probs[-1])
         while self._times and self._times[0] < now - TIMELINE_S:
             self._times.popleft()
             self._probs.popleft()
