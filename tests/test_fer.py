@@ -366,6 +366,8 @@ def test_int8_export_round_trip_and_damage(tmp_path):
         ExpressionClassifier(tmp_path / "broken.pt")
 
 
+# the hostile pickle below is a raw protocol-4 pickle; torch warns about the protocol before refusing it
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")
 def test_damaged_model_file_is_refused_clearly(tmp_path):
     import pickle
     evil = tmp_path / "evil.pt"  # a pickle that would run code if unpickled
