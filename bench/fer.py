@@ -44,7 +44,7 @@ def main() -> None:
     npz = shared_path("fer2013/val.npz", args.npz, "FER2013 val split")
 
     from core.commands.eval_fer import evaluate_npz
-    from core.fer import ExpressionClassifier, FerPipeline
+    from core.fer import ExpressionClassifier, FerPipeline, primary_result
     from core.fer.overlay import draw_results
     from core.video import Frame, VideoFileSource
 
@@ -64,12 +64,10 @@ def main() -> None:
     puppet = Puppet(smoothing=0.5)
 
     def drive_avatar(results) -> None:
-        if results:
-            f = min(results, key=lambda r: r.face.face_id).face
-            puppet.update(np.asarray(f.weights, np.float32), np.array([f.yaw, f.pitch, f.roll], np.float32))
-        if puppet.weights is not None:
-            pose = puppet.pose if puppet.pose is not None else np.zeros(3, np.float32)
-            renderer.update_vertices(posed_head(np.asarray(scene.animator(puppet.weights), np.float32), pose))
+        if (primary := primary_result(results)) is not None:
+            puppet.follow(primary.face)
+        if (weights := puppet.weights) is not None:
+            renderer.update_vertices(posed_head(np.asarray(scene.animator(weights), np.float32), puppet.pose))
         renderer.render(fbo, 512, 512, cam, mode="mesh", view="textured")
         ctx.finish()
 

@@ -270,7 +270,7 @@ class WebcamPanel(QWidget):
         self.frames_shown = 0
         self.last_image: np.ndarray | None = None
         self.last_results: list = []
-        self.puppet = Puppet(smoothing=0.5)   # primary face -> avatar: calibration, smoothing
+        self.puppet = Puppet()   # primary face -> avatar: calibration, smoothing
         self._times: deque[float] = deque()
         self._probs: deque[np.ndarray] = deque()
         self._t0 = time.monotonic()
@@ -334,9 +334,10 @@ class WebcamPanel(QWidget):
         self.calibrate_button = QPushButton("Calibrate neutral",
                                             toolTip="Treat the current face as neutral (its weights become 0)")
         self.calibrate_button.clicked.connect(self.calibrate_neutral)
-        self.smoothing_slider = QSlider(Qt.Horizontal, minimum=0, maximum=95, value=50,
+        self.smoothing_slider = QSlider(Qt.Horizontal, minimum=0, maximum=95,
+                                        value=round(self.puppet.smoothing * 100),
                                         toolTip="Exponential smoothing of the weights (0 … 0.95)")
-        self.smoothing_value = QLabel("0.50", minimumWidth=30)
+        self.smoothing_value = QLabel(f"{self.puppet.smoothing:.2f}", minimumWidth=30)
         self.smoothing_slider.valueChanged.connect(self._smoothing_changed)
         self.pose_label = QLabel("head: —")
         self.pose_label.setToolTip("Tracked head rotation (degrees); with Drive avatar on it turns the avatar's head")
@@ -361,10 +362,6 @@ class WebcamPanel(QWidget):
     @property
     def running(self) -> bool:
         return self.thread is not None
-
-    @property
-    def smoothing(self) -> float:
-        return self.smoothing_slider.value() / 100.0
 
     def _smoothing_changed(self, value: int) -> None:
         self.smoothing_value.setText(f"{value / 100:.2f}")
@@ -512,12 +509,14 @@ class WebcamPanel(QWidget):
             self.last_image, self.last_results = image, results
             self.frames_shown += 1
             self._show(image)
-            primary = min(results, key=lambda r: r.face.face_id) if results else None
+            from core.fer.pipeline import primary_result  # loaded with the panel's FER_CLASSES already
+            primary = primary_result(results)
             self._add_sample(primary)
             if primary is not None:
                 f = primary.face
                 self.pose_label.setText(f"head: yaw {f.yaw:+.0f}°  pitch {f.pitch:+.0f}°  roll {f.roll:+.0f}°")
-                self._puppeteer(np.asarray(f.weights, np.float32), np.array([f.yaw, f.pitch, f.roll], np.float32))
+                self.puppet.follow(f)
+                self._drive()
             else:
                 self.pose_label.setText("head: no face")
         finally:
@@ -585,10 +584,6 @@ class WebcamPanel(QWidget):
         self._drive()
         self._set_status("neutral calibrated from the current face")
         return True
-
-    def _puppeteer(self, raw: np.ndarray, pose: np.ndarray | None = None) -> None:
-        self.puppet.update(raw, pose)
-        self._drive()
 
     def _drive(self) -> None:
         if not self.drive_check.isChecked():

@@ -51,6 +51,11 @@ class FaceResult:
                 f"{self.face.yaw:.1f}", f"{self.face.pitch:.1f}", f"{self.face.roll:.1f}", top]
 
 
+def primary_result(results: list[FaceResult]) -> FaceResult | None:
+    """The face that drives the avatar: the lowest id, i.e. the one tracked longest."""
+    return min(results, key=lambda r: r.face.face_id) if results else None
+
+
 class FerPipeline:
     """`process(frame)` -> list[FaceResult]; `timings` holds the last frame's stage times (s)."""
 

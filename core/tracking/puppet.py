@@ -25,9 +25,10 @@ def head_matrix(head_pose: np.ndarray) -> np.ndarray:
     return m
 
 
-def posed_head(points: np.ndarray, head_pose: np.ndarray) -> np.ndarray:
-    """Points of the avatar turned by its head pose (yaw, pitch, roll degrees) about HEAD_PIVOT."""
-    if not np.any(head_pose):
+def posed_head(points: np.ndarray, head_pose: np.ndarray | None) -> np.ndarray:
+    """Points of the avatar turned by its head pose (yaw, pitch, roll degrees) about HEAD_PIVOT;
+    None or zeros: the points themselves."""
+    if head_pose is None or not np.any(head_pose):
         return points
     r = rotation_matrix(*(float(a) for a in head_pose)).astype(np.float32)
     return (points - HEAD_PIVOT) @ r.T + HEAD_PIVOT
@@ -85,6 +86,10 @@ class Puppet:
             self.last_raw_pose = np.asarray(raw_pose, np.float32).copy()
             rel = self.last_raw_pose - self.neutral_pose
             self._pose = rel if self._pose is None else a * self._pose + (1.0 - a) * rel
+
+    def follow(self, face) -> None:
+        """update() from one `TrackedFace`: its 53 weights and its (yaw, pitch, roll)."""
+        self.update(face.weights, (face.yaw, face.pitch, face.roll))
 
     @property
     def weights(self) -> np.ndarray | None:
