@@ -11,6 +11,7 @@ from typing import Any, Callable
 import numpy as np
 
 from .expressions import EXPRESSION_NAMES, INDEX, NUM_EXPRESSIONS
+from .head.settings import EyeSettings, HairStyle
 
 VIEW_MODES = ("shaded", "textured", "normals", "wireframe")
 GEOMETRIES = ("mesh", "sdf")
@@ -70,18 +71,27 @@ class EventEmitter:
 
 
 class Avatar:
-    """Identity code, 53 expression weights, texture, name and view settings, plus a dirty flag.
+    """Identity code, 53 expression weights, appearance (texture) code, texture, eyes, hair, name
+    and view settings, plus a dirty flag.
+
+    The appearance code is the avatar's coordinates in the learned texture space
+    (core.appearance); an explicit `texture` (a projected photo, a loaded painting) overrides
+    what the code decodes to. `appearance` None means the mean appearance.
 
     Events (callback arguments): "identity" (avatar), "expression" (avatar), "texture" (avatar),
-    "name" (avatar), "view" (avatar), "dirty" (avatar), "replaced" (avatar: everything changed),
-    "head_pose" (avatar). The head pose (yaw, pitch, roll in degrees) is live state for
+    "appearance" (avatar), "eyes" (avatar), "hair" (avatar), "name" (avatar), "view" (avatar),
+    "dirty" (avatar), "replaced" (avatar: everything changed), "head_pose" (avatar). The head pose (yaw, pitch, roll in degrees) is live state for
     puppeteering: it is not saved and does not mark the project dirty.
     """
 
     def __init__(self, identity: np.ndarray, expression: np.ndarray | None = None,
                  texture: np.ndarray | None = None, name: str = "Untitled",
-                 view: ViewSettings | None = None) -> None:
+                 view: ViewSettings | None = None, appearance: np.ndarray | None = None,
+                 eyes: EyeSettings | None = None, hair: HairStyle | None = None) -> None:
         self.events = EventEmitter()
+        self._appearance = None if appearance is None else _code_array(appearance, "appearance code")
+        self._eyes = eyes or EyeSettings()
+        self._hair = hair or HairStyle()
         self._identity = _identity_array(identity)
         self._expression = _expression_array(np.zeros(NUM_EXPRESSIONS) if expression is None else expression)
         self._texture = None if texture is None else _texture_array(texture)
@@ -111,6 +121,19 @@ class Avatar:
     def texture(self) -> np.ndarray | None:
         """(H, W, 3) uint8, row 0 at the top of the image; None means the default skin."""
         return self._texture
+
+    @property
+    def appearance(self) -> np.ndarray | None:
+        """Texture code (K,) float32, or None for the mean appearance."""
+        return None if self._appearance is None else self._appearance.copy()
+
+    @property
+    def eyes(self) -> EyeSettings:
+        return self._eyes
+
+    @property
+    def hair(self) -> HairStyle:
+        return self._hair
 
     @property
     def name(self) -> str:
@@ -159,6 +182,29 @@ class Avatar:
         self._texture = None if texture is None else _texture_array(texture)
         self._changed("texture")
 
+    def set_appearance(self, code: np.ndarray | None) -> None:
+        new = None if code is None else _code_array(code, "appearance code")
+        old = self._appearance
+        if (new is None and old is None) or (new is not None and old is not None
+                                             and new.shape == old.shape and np.array_equal(new, old)):
+            return
+        self._appearance = new
+        self._changed("appearance")
+
+    def set_eyes(self, **changes: Any) -> None:
+        """Change eye settings, e.g. set_eyes(iris_colour=(0.2, 0.4, 0.6))."""
+        new = replace(self._eyes, **changes)
+        if new != self._eyes:
+            self._eyes = new
+            self._changed("eyes")
+
+    def set_hair(self, hair: HairStyle | None = None, **changes: Any) -> None:
+        """Replace the hair (a HairStyle) or change fields, e.g. set_hair(style="long")."""
+        new = replace(hair or self._hair, **changes)
+        if new != self._hair:
+            self._hair = new
+            self._changed("hair")
+
     def set_name(self, name: str) -> None:
         if str(name) != self._name:
             self._name = str(name)
@@ -181,6 +227,8 @@ class Avatar:
         """Take over another document's content (File > Open / New) keeping our observers."""
         self._identity, self._expression = other._identity.copy(), other._expression.copy()
         self._texture, self._name, self._view = other._texture, other._name, other._view
+        self._appearance = None if other._appearance is None else other._appearance.copy()
+        self._eyes, self._hair = other._eyes, other._hair
         self._dirty = other._dirty
         self._head_pose = np.zeros(3, np.float32)
         self.events.emit("replaced", self)
@@ -213,6 +261,15 @@ def _expression_array(weights: np.ndarray) -> np.ndarray:
     return np.clip(w, 0.0, 1.0)
 
 
+def _code_array(code: np.ndarray, what: str) -> np.ndarray:
+    a = np.asarray(code, dtype=np.float32).copy()
+    if a.ndim != 1 or a.size == 0 or a.size > 4096:
+        raise ValueError(f"{what} must be a 1-D vector of 1-4096 values, got shape {a.shape}")
+    if not np.all(np.isfinite(a)):
+        raise ValueError(f"{what} contains NaN or infinity")
+    return a
+
+
 def _texture_array(texture: np.ndarray) -> np.ndarray:
     t = np.asarray(texture)
     if t.ndim == 3 and t.shape[2] == 4:
@@ -222,7 +279,8 @@ def _texture_array(texture: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(t)
 
 
-__all__ = ["Avatar", "ViewSettings", "EventEmitter", "VIEW_MODES", "GEOMETRIES", "EXPRESSION_NAMES"]
+__all__ = ["Avatar", "ViewSettings", "EyeSettings", "HairStyle", "EventEmitter", "VIEW_MODES",
+           "GEOMETRIES", "EXPRESSION_NAMES"]
 
 
 

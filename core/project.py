@@ -18,8 +18,11 @@ import numpy as np
 
 from .avatar import Avatar, ViewSettings
 from .expressions import EXPRESSION_NAMES
+from .head.settings import EyeSettings, HairStyle
 
-FORMAT_VERSION = 1
+# 1: identity, expression, texture, view. 2: + appearance (texture) code, eyes, hair; a version 1
+# file opens with the mean appearance and default eyes and hair.
+FORMAT_VERSION = 2
 SUFFIX = ".likeness"
 MANIFEST = "project.json"
 _MAX_TEXTURE_PIXELS = 8192 * 8192
@@ -46,9 +49,12 @@ def save_project(avatar: Avatar, path: str | os.PathLike) -> Path:
         "app_version": app_version(),
         "name": avatar.name,
         "expression_names": list(EXPRESSION_NAMES),
-        "arrays": {"identity": "identity.npy", "expression": "expression.npy"},
+        "arrays": {"identity": "identity.npy", "expression": "expression.npy",
+                   **({"appearance": "appearance.npy"} if avatar.appearance is not None else {})},
         "textures": {"albedo": "textures/albedo.png"} if avatar.texture is not None else {},
         "view": avatar.view.to_dict(),
+        "eyes": avatar.eyes.to_dict(),
+        "hair": avatar.hair.to_dict(),
         # Human-readable copy of the non-zero weights; the npy array is authoritative.
         "expression_summary": {n: round(float(w), 4) for n, w in zip(EXPRESSION_NAMES, avatar.expression) if w},
     }
@@ -57,6 +63,8 @@ def save_project(avatar: Avatar, path: str | os.PathLike) -> Path:
         "identity.npy": _npy_bytes(avatar.identity),
         "expression.npy": _npy_bytes(avatar.expression),
     }
+    if avatar.appearance is not None:
+        payload["appearance.npy"] = _npy_bytes(avatar.appearance)
     if avatar.texture is not None:
         payload["textures/albedo.png"] = _png_bytes(avatar.texture)
     directory = path.parent if str(path.parent) else Path(".")
@@ -122,12 +130,25 @@ def load_project(path: str | os.PathLike, identity_dim: int | None = None) -> Av
             expression = np.array([by_name.get(n, 0.0) for n in EXPRESSION_NAMES], np.float32)
         if not (np.all(np.isfinite(identity)) and np.all(np.isfinite(expression))):
             raise ProjectError(f"{path.name} is damaged: its codes contain NaN or infinity.")
+        appearance = None
+        if "appearance" in arrays:
+            appearance = _read_npy(zf, path, arrays["appearance"], "appearance code")
+            if appearance.ndim != 1 or not 0 < appearance.size <= 4096 or not np.all(np.isfinite(appearance)):
+                raise ProjectError(f"{path.name} is damaged: the appearance code has shape "
+                                   f"{appearance.shape} or non-finite values; expected a 1-D vector.")
+        try:
+            eyes = EyeSettings.from_dict(manifest.get("eyes") or {})
+            hair = HairStyle.from_dict(manifest.get("hair") or {})
+        except (TypeError, ValueError) as exc:
+            raise ProjectError(f"{path.name} has invalid eye or hair settings: {exc}") from None
         texture = None
         textures = manifest.get("textures") or {}
         if "albedo" in textures:
             texture = _read_png(zf, path, textures["albedo"])
     avatar = Avatar(identity.astype(np.float32), expression.astype(np.float32), texture,
-                    name=str(manifest.get("name") or path.stem), view=view)
+                    name=str(manifest.get("name") or path.stem), view=view,
+                    appearance=None if appearance is None else appearance.astype(np.float32),
+                    eyes=eyes, hair=hair)
     return avatar
 
 
