@@ -37,11 +37,14 @@ def png_bytes(image: np.ndarray) -> bytes:
 
 def write_obj(path: str | os.PathLike, vertices: np.ndarray, faces: np.ndarray, uvs: np.ndarray,
               normals: np.ndarray | None = None, texture: np.ndarray | None = None,
-              name: str = "avatar") -> list[Path]:
+              name: str = "avatar", parts: Sequence = (),
+              part_weights: np.ndarray | None = None) -> list[Path]:
     """Write PATH.obj, PATH.mtl and (with a texture) PATH.png side by side; returns the paths.
 
     `uvs` follow the OBJ/OpenGL convention (v = 0 at the bottom row of the image), as the face
-    model's do, so they are written unchanged.
+    model's do, so they are written unchanged. `parts` (core.head.parts.PartMesh: eyes, teeth,
+    hair) follow as their own objects and materials, posed with the 53 `part_weights` (None:
+    neutral); a textured part writes PATH_<part>.png.
     """
     path = Path(path)
     mtl, png = path.with_suffix(".mtl"), path.with_suffix(".png")
@@ -63,6 +66,29 @@ def write_obj(path: str | os.PathLike, vertices: np.ndarray, faces: np.ndarray, 
         material.append(f"map_Kd {png.name}")
         png.write_bytes(png_bytes(texture))
         written.append(png)
+    offset = len(v)
+    for part in parts:
+        pv = part.posed(part_weights)
+        pn = vertex_normals(pv, part.faces)
+        pname = _safe(part.name)
+        body.write(f"o {pname}\n")
+        np.savetxt(body, pv, fmt="v %.6f %.6f %.6f")
+        puv = part.uvs if part.uvs is not None else np.zeros((len(pv), 2), np.float32)
+        np.savetxt(body, puv, fmt="vt %.6f %.6f")
+        np.savetxt(body, pn, fmt="vn %.6f %.6f %.6f")
+        body.write(f"usemtl {pname}\ns 1\n")
+        np.savetxt(body, np.repeat(part.faces.astype(np.int64) + offset + 1, 3, axis=1),
+                   fmt="f %d/%d/%d %d/%d/%d %d/%d/%d")
+        offset += len(pv)
+        col = " ".join(f"{c:.4f}" for c in part.colour)
+        material += ["", f"newmtl {pname}", "Ka 1 1 1", f"Kd {col}",
+                     f"Ks {part.specular:.3f} {part.specular:.3f} {part.specular:.3f}",
+                     f"Ns {part.shininess:.1f}", "d 1", "illum 2"]
+        if part.texture is not None:
+            ppng = path.with_name(f"{path.stem}_{pname}.png")
+            ppng.write_bytes(png_bytes(part.texture))
+            material.append(f"map_Kd {ppng.name}")
+            written.append(ppng)
     mtl.write_text("\n".join(material) + "\n")
     path.write_text(body.getvalue())
     return written
@@ -140,7 +166,8 @@ def write_glb(path: str | os.PathLike, vertices: np.ndarray, faces: np.ndarray, 
               target_names: Sequence[str] = (), weights: np.ndarray | None = None,
               texture: np.ndarray | None = None, name: str = "avatar",
               cancelled: Callable[[], bool] = lambda: False, target_normals: bool = False,
-              sparse_threshold: float = 5e-3) -> Path:
+              sparse_threshold: float = 5e-3, parts: Sequence = (),
+              part_weights: np.ndarray | None = None) -> Path:
     """Write a self-contained GLB: one mesh, texture embedded, morph targets as POSITION and
     NORMAL deltas named in mesh.extras.targetNames; mesh.weights are the initial weights.
 
@@ -150,12 +177,18 @@ def write_glb(path: str | os.PathLike, vertices: np.ndarray, faces: np.ndarray, 
     accessor of the vertices that move, which keeps the file small. NORMAL deltas are optional
     in glTF; pass
     target_normals=True to include them (importers otherwise keep the base normals).
+
+    `parts` (core.head.parts.PartMesh: eyes, teeth, hair) become further meshes and nodes
+    (children of the avatar's node), each with its own material (base colour factor, optional
+    embedded texture) and its morph targets (named as the ARKit controls that drive them, so an
+    importer drives the skin's and the parts' targets of one name together); their initial
+    weights come from the 53 `part_weights`.
     """
     path = Path(path)
     scale = np.float32(0.01)
     v = np.asarray(vertices, np.float32) * scale
     f = np.asarray(faces, np.uint32).reshape(-1)
-    n = vertex_normals(vertices, faces) if normals is None else np.asarray(normals, np.float32)
+    n = _unit_normals(vertex_normals(vertices, faces) if normals is None else normals)
     # glTF's uv origin is the image's top-left corner; the model's is bottom-left.
     t = np.asarray(uvs, np.float32).copy()
     t[:, 1] = 1.0 - t[:, 1]
@@ -197,13 +230,20 @@ def write_glb(path: str | os.PathLike, vertices: np.ndarray, faces: np.ndarray, 
     }
     material: dict = {"name": "skin", "pbrMetallicRoughness": {"metallicFactor": 0.0, "roughnessFactor": 0.6},
                       "doubleSided": False}
+    images: list[dict] = []
     if texture is not None:
-        gltf["images"] = [{"bufferView": b.view(png_bytes(texture)), "mimeType": "image/png", "name": "albedo"}]
-        gltf["samplers"] = [{"magFilter": 9729, "minFilter": 9987, "wrapS": 33071, "wrapT": 33071}]
-        gltf["textures"] = [{"source": 0, "sampler": 0}]
+        images.append({"bufferView": b.view(png_bytes(texture)), "mimeType": "image/png", "name": "albedo"})
         material["pbrMetallicRoughness"]["baseColorTexture"] = {"index": 0}
     gltf["materials"] = [material]
     primitive["material"] = 0
+    for part in parts:
+        if cancelled():
+            raise ExportCancelled()
+        _glb_part(gltf, b, images, part, part_weights, scale, sparse_threshold)
+    if images:
+        gltf["images"] = images
+        gltf["samplers"] = [{"magFilter": 9729, "minFilter": 9987, "wrapS": 33071, "wrapT": 33071}]
+        gltf["textures"] = [{"source": i, "sampler": 0} for i in range(len(images))]
     binary = b.data()
     gltf["accessors"], gltf["bufferViews"] = b.accessors, b.buffer_views
     gltf["buffers"] = [{"byteLength": len(binary)}]
@@ -217,6 +257,54 @@ def write_glb(path: str | os.PathLike, vertices: np.ndarray, faces: np.ndarray, 
         fh.write(struct.pack("<I4s", len(binary), b"BIN\0") + binary)
     os.replace(tmp, path)
     return path
+
+
+def _glb_part(gltf: dict, b: _BinaryBuilder, images: list[dict], part, weights, scale,
+              sparse_threshold: float) -> None:
+    """Append one PartMesh as a mesh + child node of node 0 (see write_glb)."""
+    pname = _safe(part.name)
+    v = part.vertices * scale
+    attributes = {"POSITION": b.accessor(v, "VEC3", _ARRAY_BUFFER, bounds=True),
+                  "NORMAL": b.accessor(_unit_normals(part.normals()), "VEC3", _ARRAY_BUFFER)}
+    mat: dict = {"name": pname, "pbrMetallicRoughness": {
+        "baseColorFactor": [float(c) ** 2.2 for c in part.colour] + [1.0],   # glTF factors are linear
+        "metallicFactor": 0.0, "roughnessFactor": float(part.roughness)},
+        "doubleSided": bool(part.double_sided)}
+    if part.uvs is not None:
+        t = part.uvs.copy()
+        t[:, 1] = 1.0 - t[:, 1]
+        attributes["TEXCOORD_0"] = b.accessor(t, "VEC2", _ARRAY_BUFFER)
+        if part.texture is not None:
+            images.append({"bufferView": b.view(png_bytes(np.asarray(part.texture)[..., :3])),
+                           "mimeType": "image/png", "name": pname})
+            mat["pbrMetallicRoughness"]["baseColorTexture"] = {"index": len(images) - 1}
+    gltf["materials"].append(mat)
+    prim: dict = {"attributes": attributes, "mode": 4, "material": len(gltf["materials"]) - 1,
+                  "indices": b.accessor(part.faces.astype(np.uint32).reshape(-1), "SCALAR",
+                                        _ELEMENT_ARRAY_BUFFER)}
+    mesh: dict = {"name": pname, "primitives": [prim]}
+    if part.morph_targets is not None and len(part.morph_names):
+        prim["targets"] = [{"POSITION": b.target_accessor(d * scale, sparse_threshold * float(scale))}
+                           for d in part.morph_targets]
+        w = np.zeros(len(part.morph_names), np.float32)
+        if weights is not None:
+            w = np.asarray(weights, np.float32)[part.morph_indices()]
+        mesh["weights"] = [float(x) for x in w]
+        mesh["extras"] = {"targetNames": list(part.morph_names)}
+        prim["extras"] = {"targetNames": list(part.morph_names)}
+    gltf["meshes"].append(mesh)
+    gltf["nodes"].append({"name": pname, "mesh": len(gltf["meshes"]) - 1})
+    gltf["nodes"][0].setdefault("children", []).append(len(gltf["nodes"]) - 1)
+
+
+def _unit_normals(n: np.ndarray) -> np.ndarray:
+    """glTF requires unit normals: vertices only on degenerate triangles (a zero sum) get +z."""
+    n = np.asarray(n, np.float32).copy()
+    length = np.linalg.norm(n, axis=1)
+    bad = length < 0.5
+    n[bad] = (0.0, 0.0, 1.0)
+    n[~bad] /= length[~bad, None]
+    return n
 
 
 def read_glb_json(path: str | os.PathLike) -> dict:

@@ -1,4 +1,5 @@
 #include "common.glsl"
+#include "carve.glsl"
 #ifdef WIREFRAME
 in vec3 g_world;
 in vec3 g_normal;
@@ -6,6 +7,7 @@ in vec2 g_uv;
 in vec3 g_view_pos;
 noperspective in vec3 g_edge;
 #define IN_NORMAL g_normal
+#define IN_WORLD g_world
 #define IN_UV g_uv
 #define IN_VIEW_POS g_view_pos
 #else
@@ -14,6 +16,7 @@ in vec3 v_normal;
 in vec2 v_uv;
 in vec3 v_view_pos;
 #define IN_NORMAL v_normal
+#define IN_WORLD v_world
 #define IN_UV v_uv
 #define IN_VIEW_POS v_view_pos
 #endif
@@ -24,6 +27,7 @@ uniform sampler2D u_texture;
 uniform vec3 u_wire_col;
 out vec4 frag;
 void main() {
+    if (u_num_carves > 0 && carved(IN_WORLD)) discard;   // eye/mouth caps over the parts
     vec3 n = normalize(IN_NORMAL);
     if (!gl_FrontFacing) n = -n;   // open meshes (neck, mouth) show their inside lit sensibly
     vec3 v = normalize(-IN_VIEW_POS);  // flat-ish: only used for rim and specular

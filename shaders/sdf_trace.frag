@@ -2,6 +2,7 @@
 // one: sdf_grid.glsl (baked grid) or generated neural-network code. VIEW is a define as in
 // mesh.frag.
 #include "common.glsl"
+#include "carve.glsl"
 uniform mat4 u_inv_view_proj;
 uniform mat4 u_view_proj;
 uniform mat4 u_model;              // the field's frame -> world (a turned head); rigid
@@ -24,11 +25,17 @@ out vec4 frag;
 
 SCENE_CODE
 
+// The skin cut by the carve ellipsoids (core.head.parts.Carve), in the field's frame.
+float traced_sdf(vec3 p) {
+    float d = scene_sdf(p);
+    return u_num_carves > 0 ? max(d, carve_depth(p)) : d;
+}
+
 vec3 scene_normal(vec3 p) {
     // Tetrahedral differences: 4 evaluations instead of 6 for central differences.
     vec2 k = vec2(1.0, -1.0) * u_grad_h;
-    return normalize(k.xyy * scene_sdf(p + k.xyy) + k.yyx * scene_sdf(p + k.yyx) +
-                     k.yxy * scene_sdf(p + k.yxy) + k.xxx * scene_sdf(p + k.xxx));
+    return normalize(k.xyy * traced_sdf(p + k.xyy) + k.yyx * traced_sdf(p + k.yyx) +
+                     k.yxy * traced_sdf(p + k.yxy) + k.xxx * traced_sdf(p + k.xxx));
 }
 
 void main() {
@@ -47,7 +54,7 @@ void main() {
     float t = t0 + 1e-4;
     bool hit = false;
     for (int i = 0; i < u_max_steps; i++) {
-        float d = scene_sdf(eye + dir * t);
+        float d = traced_sdf(eye + dir * t);
         // Hit when the surface is within half a pixel's footprint of the ray.
         if (d < HIT_PIXELS * u_pixel_angle * t) { hit = true; break; }
         t += d * u_step_scale;

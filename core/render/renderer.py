@@ -8,6 +8,12 @@
     r.render(fbo, w, h, camera, mode="mesh", view="shaded")
 
 Headless: `Renderer(headless_context())` and `render_image(...)`, or `render_offscreen(...)`.
+
+Extra part meshes (eyes, teeth, hair: core.head.parts.PartMesh) are drawn after the skin in
+every mode, depth-tested against it (the sphere tracer writes gl_FragDepth):
+    r.set_parts("head", parts)                      # a named group; another group leaves it alone
+    ...every frame: r.update_parts("head", pose_parts(parts, weights, head_pose))
+    r.set_carves(pose_carves(carves, weights, head_pose))   # skin hidden inside (N <= 4) ellipsoids
 """
 from __future__ import annotations
 
@@ -31,6 +37,8 @@ CLAY = (0.62, 0.58, 0.55)           # linear albedo of the untextured "shaded" v
 SKIN = (224, 180, 155)              # sRGB stand-in when no skin texture is installed
 DEFAULT_TEXTURE = RESOURCES / "textures" / "default_skin.png"
 BACKGROUND = (0.16, 0.17, 0.19)
+MAX_CARVES = 4                      # ellipsoids that hide the skin (shaders loop over u_carves)
+PART_TEXTURE_UNIT = 4
 
 
 _HEADLESS = threading.local()
@@ -67,7 +75,9 @@ def _set(prog: moderngl.Program, name: str, value) -> None:
     if name not in prog:
         return
     u = prog[name]
-    if isinstance(value, np.ndarray) and value.ndim == 2 and value.shape[0] == value.shape[1]:
+    if isinstance(value, bytes):
+        u.write(value)
+    elif isinstance(value, np.ndarray) and value.ndim == 2 and value.shape[0] == value.shape[1]:
         u.write(_mat(value))
     elif isinstance(value, np.ndarray) and value.ndim == 2:   # vec3 array
         u.write(np.ascontiguousarray(value, np.float32).tobytes())
@@ -96,6 +106,8 @@ class Renderer:
         self._texture: moderngl.Texture | None = None
         self._texture_mean = np.array(SKIN) / 255.0
         self._field_pose = np.eye(4)     # the SDF/neural field's frame -> world (rigid)
+        self._parts: dict[str, list[dict]] = {}   # group name -> GL resources of each part
+        self._carves = np.zeros((0, 4, 4), np.float32)  # world -> unit ball
         self._dummy3d = ctx.texture3d((1, 1, 1), 2, np.zeros(2, np.float32).tobytes(), dtype="f4")
         self.set_texture(default_texture())
 
@@ -104,7 +116,7 @@ class Renderer:
     # branch, so each (view, lighting) pair gets its own program, compiled on first use.
     def _program(self, kind: str, view: str = "shaded", light: int = 0,
                  scene_code: str | None = None) -> moderngl.Program:
-        key = (kind, view, light, hash(scene_code) if scene_code else None)
+        key = (kind, view, light, scene_code if kind == "part" else hash(scene_code) if scene_code else None)
         if key not in self._progs:
             d = {"VIEW": str(_VIEW_KIND[view]), "LIGHT_MODE": str(light)}
             if kind == "mesh":
@@ -119,6 +131,9 @@ class Renderer:
                 p = self.ctx.program(vertex_shader=shader_source("fullscreen.vert"),
                                      fragment_shader=shader_source("sdf_trace.frag", d,
                                                                    replace={"SCENE_CODE": code}))
+            elif kind == "part":
+                p = self.ctx.program(vertex_shader=shader_source("mesh.vert"),
+                                     fragment_shader=shader_source(scene_code or "part.frag", d))
             elif kind == "points":
                 p = self.ctx.program(vertex_shader=shader_source("points.vert"),
                                      fragment_shader=shader_source("points.frag"))
@@ -235,6 +250,73 @@ class Renderer:
                         "lo": np.asarray(blo if lo is None else lo, np.float32),
                         "hi": np.asarray(bhi if hi is None else hi, np.float32)}
 
+    def set_parts(self, group: str, parts) -> None:
+        """Replace the part meshes of `group` (e.g. "head" for eyes + mouth, "hair"): a list of
+        core.head.parts.PartMesh (empty or None removes the group). Buffers are allocated here;
+        `update_parts` rewrites positions and normals in place every frame."""
+        from core.head.parts import PartMesh
+
+        self._release_parts(group)
+        if not parts:
+            return
+        ctx, out = self.ctx, []
+        for part in parts:
+            if not isinstance(part, PartMesh):
+                raise TypeError(f"set_parts expects PartMesh objects, got {type(part).__name__}")
+            v, f = part.vertices, part.faces
+            uv = part.uvs if part.uvs is not None else np.zeros((len(v), 2), np.float32)
+            incidence = face_incidence(f, len(v))
+            n = vertex_normals(v, f, incidence)
+            tex = None
+            if part.texture is not None:
+                img = np.ascontiguousarray(np.asarray(part.texture, np.uint8)[::-1, :, :3])
+                tex = ctx.texture((img.shape[1], img.shape[0]), 3, img.tobytes(), alignment=1)
+                tex.build_mipmaps()
+                tex.filter = (moderngl.LINEAR_MIPMAP_LINEAR, moderngl.LINEAR)
+            out.append({"part": part, "count": len(v), "faces": f, "incidence": incidence,
+                        "pos": ctx.buffer(v.tobytes(), dynamic=True),
+                        "nrm": ctx.buffer(np.ascontiguousarray(n).tobytes(), dynamic=True),
+                        "uv": ctx.buffer(np.ascontiguousarray(uv, np.float32).tobytes()),
+                        "ibo": ctx.buffer(f.tobytes()), "tex": tex, "vaos": {}})
+        self._parts[group] = out
+
+    def update_parts(self, group: str, vertices) -> None:
+        """New positions for every part of `group`, in set_parts order: a list of (V,3) arrays
+        (None keeps a part's current positions). Normals are recomputed."""
+        entries = self._parts.get(group)
+        if entries is None:
+            raise RuntimeError(f"update_parts('{group}') before set_parts")
+        if len(vertices) != len(entries):
+            raise ValueError(f"expected {len(entries)} vertex arrays for '{group}', got {len(vertices)}")
+        for e, v in zip(entries, vertices):
+            if v is None:
+                continue
+            v = np.ascontiguousarray(v, np.float32)
+            if v.shape != (e["count"], 3):
+                raise ValueError(f"part {e['part'].name}: expected ({e['count']}, 3) vertices, got {v.shape}")
+            e["pos"].write(v.tobytes())
+            e["nrm"].write(vertex_normals(v, e["faces"], e["incidence"]).tobytes())
+
+    def part_groups(self) -> list[str]:
+        return list(self._parts)
+
+    def set_carves(self, matrices: np.ndarray | None) -> None:
+        """Ellipsoids where the skin is not drawn, as (N,4,4) world -> unit-ball matrices
+        (core.head.parts.pose_carves); N <= MAX_CARVES; None removes them. The mesh view discards
+        skin fragments inside; the SDF views cut the field (max(d, -ellipsoid))."""
+        m = np.zeros((0, 4, 4), np.float32) if matrices is None else np.asarray(matrices, np.float32)
+        if m.ndim != 3 or m.shape[1:] != (4, 4) or len(m) > MAX_CARVES:
+            raise ValueError(f"carves must be (N,4,4) with N <= {MAX_CARVES}, got {m.shape}")
+        self._carves = m
+
+    def _carve_uniforms(self, to_world: np.ndarray | None = None) -> dict:
+        """u_carves for a shader whose points are in a frame mapped to the world by to_world."""
+        m = self._carves if to_world is None else self._carves @ np.asarray(to_world, np.float32)
+        pad = np.zeros((MAX_CARVES, 4, 4), np.float32)
+        pad[:len(m)] = m
+        return {"u_num_carves": int(len(m)),
+                "u_carves": np.ascontiguousarray(pad.transpose(0, 2, 1)).tobytes()}  # column-major
+
     def set_field_pose(self, matrix: np.ndarray | None) -> None:
         """Rigid 4x4 transform of the distance field (sdf and neural modes) into the world, e.g.
         a puppeteered head turn; None = identity. Meshes are posed on their vertices instead."""
@@ -290,6 +372,7 @@ class Renderer:
             self._draw_mesh(view, light, view_m, proj, width, height, common)
         else:
             self._draw_sdf(mode, view, light, camera, vp, width, height, common)
+        self._draw_parts(view, light, view_m, proj, common)
         if show_points and self._points is not None:
             ctx.disable(moderngl.DEPTH_TEST)   # landmarks stay visible on top
             ctx.enable(moderngl.PROGRAM_POINT_SIZE)
@@ -311,9 +394,41 @@ class Renderer:
             self.ctx.enable(moderngl.CULL_FACE)
         for name, value in {**common, "u_view": view_m, "u_proj": proj,
                             "u_viewport": (width, height), "u_wire_col": (0.05, 0.05, 0.06),
-                            "u_texture": 0}.items():
+                            "u_texture": 0, **self._carve_uniforms()}.items():
             _set(prog, name, value)
         vao.render(moderngl.TRIANGLES)
+        self.ctx.disable(moderngl.CULL_FACE)
+
+    def _draw_parts(self, view, light, view_m, proj, common) -> None:
+        """Every part group after the skin, depth-tested against it. The wireframe view shows
+        parts shaded (their edges would clutter the face's)."""
+        pview = "shaded" if view == "wireframe" else view
+        for entries in self._parts.values():
+            for e in entries:
+                part = e["part"]
+                prog = self._program("part", pview, light, part.shader)
+                key = prog.glo
+                if key not in e["vaos"]:
+                    content = [(e["pos"], "3f", "in_pos"), (e["nrm"], "3f", "in_normal"),
+                               (e["uv"], "2f", "in_uv")]
+                    e["vaos"][key] = self.ctx.vertex_array(
+                        prog, [c for c in content if c[2] in prog], index_buffer=e["ibo"],
+                        index_element_size=4)
+                if e["tex"] is not None:
+                    e["tex"].use(PART_TEXTURE_UNIT)
+                colour = np.asarray(part.colour, np.float32)
+                values = {**common, "u_view": view_m, "u_proj": proj,
+                          "u_albedo": colour * colour,   # display -> linear, as the skin's texture
+                          "u_has_texture": int(e["tex"] is not None), "u_texture": PART_TEXTURE_UNIT,
+                          "u_specular": part.specular, "u_shininess": part.shininess,
+                          **part.uniforms}
+                for name, value in values.items():
+                    _set(prog, name, value)
+                if part.double_sided:
+                    self.ctx.disable(moderngl.CULL_FACE)
+                else:
+                    self.ctx.enable(moderngl.CULL_FACE)
+                e["vaos"][key].render(moderngl.TRIANGLES)
         self.ctx.disable(moderngl.CULL_FACE)
 
     def _draw_sdf(self, mode, view, light, camera, vp, width, height, common) -> None:
@@ -342,7 +457,8 @@ class Renderer:
                             "u_model": self._field_pose, "u_model_inv": np.linalg.inv(self._field_pose),
                             "u_view_proj": vp, "u_eye": camera.eye, "u_viewport": (width, height),
                             "u_box_lo": g["lo"], "u_box_hi": g["hi"], "u_texture": 0,
-                            "u_pixel_angle": camera.pixel_angle(height)}.items():
+                            "u_pixel_angle": camera.pixel_angle(height),
+                            **self._carve_uniforms(self._field_pose)}.items():
             _set(prog, name, value)
         self._empty_vao(prog).render(moderngl.TRIANGLES, vertices=3)
 
@@ -399,9 +515,17 @@ class Renderer:
     def _release_mesh(self) -> None:
         self._release("_mesh")
 
+    def _release_parts(self, group: str) -> None:
+        for e in self._parts.pop(group, []):
+            for v in [e["pos"], e["nrm"], e["uv"], e["ibo"], e["tex"], *e["vaos"].values()]:
+                if v is not None:
+                    v.release()
+
     def release(self) -> None:
         for attr in ("_mesh", "_grid", "_neural", "_points"):
             self._release(attr)
+        for group in list(self._parts):
+            self._release_parts(group)
         for f in self._fbos.values():
             for a in f.color_attachments:
                 a.release()
