@@ -55,6 +55,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--resolution", type=int, default=128,
                    help="mesh / SDF grid resolution taken from the face model (default 128)")
     p.add_argument("--samples", type=int, default=4, choices=(0, 2, 4, 8), help="MSAA samples (default 4)")
+    p.add_argument("--hair", metavar="STYLE[,length=L,hairline=H,grey=G,colour=#rrggbb]",
+                   help="hair style (bald, buzz, short, medium, long, tied) with optional settings; "
+                        "default: the avatar's")
     p.add_argument("--out", required=True, help="output .png path")
 
 
@@ -84,8 +87,9 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise UserError(f"--expression: {exc}") from None
 
+    hair = parse_hair(args.hair) if args.hair else None
     avatar = load_avatar_file(args.avatar) if args.avatar else None
-    scene = load_scene(avatar, expression, resolution=args.resolution)
+    scene = load_scene(avatar, expression, resolution=args.resolution, hair=hair)
     r = Renderer(headless_context(), samples=args.samples)
     try:
         r.set_mesh(scene.vertices, scene.faces, scene.uvs)
@@ -98,6 +102,12 @@ def run(args: argparse.Namespace) -> int:
             if not stages:
                 raise UserError(f"--mode neural needs the face model's networks ({scene.source} has none)")
             r.set_neural(stages)
+        hair_mesh = scene.hair()
+        if hair_mesh is not None and not hair_mesh.empty:
+            from core.head.hair import pose_hair
+
+            r.set_hair(hair_mesh)
+            r.update_hair(*pose_hair(hair_mesh, scene.expression))
         if args.landmarks:
             pts = scene.landmarks()
             if pts is None:
@@ -117,3 +127,26 @@ def run(args: argparse.Namespace) -> int:
     print(f"wrote {out} ({args.size}x{args.size}, {args.mode}/{args.view}, {scene.source})",
           file=sys.stderr)
     return 0
+
+
+def parse_hair(text: str):
+    """'long' or 'long,length=0.8,hairline=-0.5,grey=0.3,colour=#c8a060' -> HairStyle."""
+    from core.head.settings import HAIR_STYLES, HairStyle
+
+    style, *rest = [t.strip() for t in text.split(",")]
+    if style not in HAIR_STYLES:
+        raise UserError(f"--hair: style must be one of {', '.join(HAIR_STYLES)}, got '{style}'")
+    kw: dict = {"style": style}
+    for item in rest:
+        key, _, value = item.partition("=")
+        key = {"color": "colour"}.get(key.strip(), key.strip())
+        if key not in ("length", "hairline", "grey", "colour") or not value:
+            raise UserError(f"--hair: expected length=, hairline=, grey= or colour=, got '{item}'")
+        try:
+            kw[key] = parse_colour(value) if key == "colour" else float(value)
+        except ValueError:
+            raise UserError(f"--hair: '{value}' is not a number") from None
+    try:
+        return HairStyle(**kw)
+    except ValueError as exc:
+        raise UserError(f"--hair: {exc}") from None

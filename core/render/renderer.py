@@ -108,6 +108,7 @@ class Renderer:
         self._field_pose = np.eye(4)     # the SDF/neural field's frame -> world (rigid)
         self._parts: dict[str, list[dict]] = {}   # group name -> GL resources of each part
         self._carves = np.zeros((0, 4, 4), np.float32)  # world -> unit ball
+        self._hair = None                # core.render.hair_layer.HairLayer, made on first set_hair
         self._dummy3d = ctx.texture3d((1, 1, 1), 2, np.zeros(2, np.float32).tobytes(), dtype="f4")
         self.set_texture(default_texture())
 
@@ -317,6 +318,28 @@ class Renderer:
         return {"u_num_carves": int(len(m)),
                 "u_carves": np.ascontiguousarray(pad.transpose(0, 2, 1)).tobytes()}  # column-major
 
+    def set_hair(self, hair) -> None:
+        """The avatar's hair (core.head.hair.HairMesh; None or an empty one: bald), drawn after
+        the skin and parts with its own strand shader (tangents, alpha-tested strands)."""
+        if self._hair is None:
+            if hair is None:
+                return
+            from .hair_layer import HairLayer
+
+            self._hair = HairLayer(self.ctx)
+        self._hair.set_mesh(hair)
+
+    def update_hair(self, vertices: np.ndarray, normals: np.ndarray | None = None,
+                    tangents: np.ndarray | None = None) -> None:
+        """Posed hair (core.head.hair.pose_hair) for the current hair topology."""
+        if self._hair is not None:
+            self._hair.update(vertices, normals, tangents)
+
+    def set_hair_colour(self, colour, grey: float) -> None:
+        """Hair colour (display RGB) and grey share: uniforms only, no upload."""
+        if self._hair is not None:
+            self._hair.set_colour(colour, grey)
+
     def set_field_pose(self, matrix: np.ndarray | None) -> None:
         """Rigid 4x4 transform of the distance field (sdf and neural modes) into the world, e.g.
         a puppeteered head turn; None = identity. Meshes are posed on their vertices instead."""
@@ -373,6 +396,9 @@ class Renderer:
         else:
             self._draw_sdf(mode, view, light, camera, vp, width, height, common)
         self._draw_parts(view, light, view_m, proj, common)
+        if self._hair is not None:
+            self._hair.draw("shaded" if view == "wireframe" else view, light,
+                            {**common, "u_view": view_m, "u_proj": proj}, _set)
         if show_points and self._points is not None:
             ctx.disable(moderngl.DEPTH_TEST)   # landmarks stay visible on top
             ctx.enable(moderngl.PROGRAM_POINT_SIZE)
@@ -526,6 +552,9 @@ class Renderer:
             self._release(attr)
         for group in list(self._parts):
             self._release_parts(group)
+        if self._hair is not None:
+            self._hair.release()
+            self._hair = None
         for f in self._fbos.values():
             for a in f.color_attachments:
                 a.release()

@@ -27,6 +27,7 @@ class AvatarScene:
     sdf: Callable[[], tuple] = field(repr=False)            # -> (grid, lo, hi)
     stages: Callable[[], list | None] = field(repr=False)   # -> networks or None
     landmarks: Callable[[], np.ndarray | None] = field(repr=False)
+    hair: Callable[[], object] = field(default=lambda: None, repr=False)  # -> core.head.hair.HairMesh
 
 
 def load_avatar_file(path: str | Path):
@@ -43,19 +44,25 @@ def load_avatar_file(path: str | Path):
 
 
 def load_scene(avatar=None, expression: np.ndarray | None = None, resolution: int = 128,
-               max_triangles: int | None = None) -> AvatarScene:
+               max_triangles: int | None = None, hair=None) -> AvatarScene:
     """Avatar (from load_project) or the default (mean) face; `expression` overrides the
     avatar's. `resolution` is the SDF grid's and the mesh extraction's; `max_triangles` caps
-    the mesh (VIEWPORT_MAX_TRIANGLES for interactive use, None for full-detail stills)."""
+    the mesh (VIEWPORT_MAX_TRIANGLES for interactive use, None for full-detail stills).
+    `hair` (core.head.settings.HairStyle) overrides the avatar's (default: HairStyle())."""
     if expression is None:
         expression = (np.asarray(avatar.expression, np.float32) if avatar is not None
                       else np.zeros(NUM_EXPRESSIONS, np.float32))
     texture = None if avatar is None else getattr(avatar, "texture", None)
-    return _model_scene(avatar, expression, resolution, max_triangles, texture)
+    if hair is None:
+        from core.head.settings import HairStyle
+
+        hair = getattr(avatar, "hair", None) or HairStyle()
+    return _model_scene(avatar, expression, resolution, max_triangles, texture, hair)
 
 
-def _model_scene(avatar, expression, resolution, max_triangles, texture) -> AvatarScene:
+def _model_scene(avatar, expression, resolution, max_triangles, texture, hair) -> AvatarScene:
     from core.facemodel import FaceModel
+    from core.head.hair import build_hair
 
     model = FaceModel.load()  # raises a clear error when the weights are missing or damaged
     identity = avatar.identity if avatar is not None else model.mean_identity()
@@ -68,4 +75,5 @@ def _model_scene(avatar, expression, resolution, max_triangles, texture) -> Avat
         texture=texture, expression=expression, animator=anim.vertices,
         sdf=lambda: model.sdf_grid(identity, expression, resolution=resolution),
         stages=lambda: model.shader_networks(identity, expression),
-        landmarks=lambda: np.asarray(model.landmarks(identity, expression), np.float32))
+        landmarks=lambda: np.asarray(model.landmarks(identity, expression), np.float32),
+        hair=lambda: build_hair(model, hair, mesh, anim))
