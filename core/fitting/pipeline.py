@@ -26,6 +26,17 @@ def shared_fitter() -> FaceFitter:
     return _FITTER
 
 
+def _appearance_model():
+    """The shipped texture model, or None (mirror + default skin fill) when it cannot be read."""
+    from core.appearance import AppearanceModelError, shared_model
+    try:
+        return shared_model()
+    except AppearanceModelError as exc:
+        import logging
+        logging.getLogger(__name__).warning("%s; unseen skin is filled by mirroring instead", exc)
+        return None
+
+
 @dataclass
 class PhotoAvatar:
     avatar: Avatar
@@ -72,10 +83,10 @@ def reconstruct(photo: str | os.PathLike | bytes | np.ndarray, *, face_index: in
     mesh = fitter.model.extract_mesh(fit.identity, fit.expression, resolution=128)
     outline = face.landmarks[list(MP_FACE_OVAL), :2]
     tex = project_texture(image, fit.camera, mesh, outline, default_texture(), light=fit.lighting,
-                          size=texture_size)
+                          size=texture_size, appearance=_appearance_model())
     if name is None:
         name = Path(photo).stem if isinstance(photo, (str, os.PathLike)) else "From photo"
-    avatar = Avatar(fit.identity, fit.expression, texture=tex.texture, name=name)
+    avatar = Avatar(fit.identity, fit.expression, texture=tex.texture, name=name, appearance=tex.code)
     avatar.set_dirty(True)   # a new, unsaved document
     report(1.0, "done")
     return PhotoAvatar(avatar, fit, image, scale, tex, faces, face_index, mesh)

@@ -32,6 +32,7 @@ class ProjectedTexture:
     covered: np.ndarray       # (S, S) bool: texels the mesh occupies in UV space
     face_region: np.ndarray   # (S, S) bool: texels of the face (the part the photo can show)
     skin_tone: np.ndarray     # (3,) uint8 sRGB
+    code: np.ndarray | None = None   # the fitted appearance (texture) code, when a model filled
 
 
 def _to_linear(c: np.ndarray) -> np.ndarray:
@@ -68,13 +69,22 @@ def mirror_uvs(template: np.ndarray, uvs: np.ndarray) -> np.ndarray:
     return uvs[idx]
 
 
-def project_texture(image_rgb: np.ndarray, camera: PinholeCamera, mesh, face_outline: np.ndarray | None,
-                    base_texture: np.ndarray, light: np.ndarray | None = None, size: int = 1024,
-                    delight: bool = True) -> ProjectedTexture:
-    """Texture for `mesh` (the fitted face, with uvs, normals and template points) seen by
-    `camera` in `image_rgb`. `face_outline` (N, 2) pixels bounds what may be projected (None:
-    everything visible); `base_texture` is the default skin; `light` (9, 3) linear-RGB SH
-    coefficients of the photo's light (fitted here on the face when None)."""
+@dataclass
+class PhotoObservation:
+    """What a photo shows of the fitted face, per texel of the shared UV layout."""
+    linear: np.ndarray        # (S, S, 3) float32 linear RGB, shading taken out where delit
+    weight: np.ndarray        # (S, S) float32 in [0, 1]: visibility x view angle x face outline
+    covered: np.ndarray       # (S, S) bool: texels the mesh occupies in UV space
+    mirror_uv: np.ndarray     # (S, S, 2) UV of each texel's mirror point
+    light: np.ndarray | None  # (9, 3) SH light used for delighting
+
+
+def observe_photo(image_rgb: np.ndarray, camera: PinholeCamera, mesh, face_outline: np.ndarray | None,
+                  light: np.ndarray | None = None, size: int = 1024, delight: bool = True) -> PhotoObservation:
+    """Project the photo onto `mesh` (the fitted face, with uvs, normals and template points)
+    seen by `camera`: colour and confidence of every texel, no fill. `face_outline` (N, 2)
+    pixels bounds what may be projected (None: everything visible); `light` (9, 3) linear-RGB
+    SH coefficients of the photo's light (fitted here on the face when None)."""
     h, w = image_rgb.shape[:2]
     vc = camera.to_camera(mesh.vertices).astype(np.float32)
     nc = (mesh.normals @ np.asarray(camera.rotation, np.float32).T).astype(np.float32)
@@ -104,7 +114,6 @@ def project_texture(image_rgb: np.ndarray, camera: PinholeCamera, mesh, face_out
         mask = cv2.erode(mask, np.ones((3, 3), np.uint8), iterations=erode)
         soft = _blur(mask.astype(np.float32) / 255.0, erode)
         weight *= cv2.remap(soft, px, py, cv2.INTER_LINEAR, borderValue=0)
-    face_region = _blur((weight > 0).astype(np.float32), 3) > 0.05
 
     photo = cv2.remap(image_rgb.astype(np.float32) / 255.0, px, py, cv2.INTER_LINEAR,
                       borderMode=cv2.BORDER_REPLICATE)
@@ -119,8 +128,30 @@ def project_texture(image_rgb: np.ndarray, camera: PinholeCamera, mesh, face_out
         mean = (shade[good] * weight[good, None]).sum(0) / weight[good].sum()
         ratio = np.clip(shade / mean, 0.35, 3.0)
         lin = lin / ratio
+    else:
+        light = None
+    return PhotoObservation(np.clip(lin, 0.0, 1.0).astype(np.float32), weight.astype(np.float32),
+                            covered, muv.astype(np.float32), light)
 
-    # --- fill: recoloured default skin, mirrored photo, then the photo itself
+
+def project_texture(image_rgb: np.ndarray, camera: PinholeCamera, mesh, face_outline: np.ndarray | None,
+                    base_texture: np.ndarray, light: np.ndarray | None = None, size: int = 1024,
+                    delight: bool = True, appearance=None) -> ProjectedTexture:
+    """Texture for `mesh` seen by `camera` in `image_rgb` (see observe_photo): the photo where
+    it shows the face; elsewhere, with an `appearance` model (core.appearance.AppearanceModel),
+    what the texture code fitted to the seen part decodes to, else the mirrored texel where that
+    side was seen and the default skin `base_texture` recoloured to the photo's skin tone."""
+    obs = observe_photo(image_rgb, camera, mesh, face_outline, light, size, delight)
+    lin, weight, covered, muv = obs.linear, obs.weight, obs.covered, obs.mirror_uv
+    fill_linear = code = None
+    if appearance is not None:
+        from core.appearance.samples import reduce_observation
+        small_lin, small_w = reduce_observation(lin, weight * covered, appearance.size)
+        code = appearance.encode(small_lin, small_w)
+        fill_linear = appearance.decode_linear(code, size)
+    face_region = _blur((weight > 0).astype(np.float32), 3) > 0.05
+    good = weight > 0.5
+
     base = _to_linear(base_texture[..., :3].astype(np.float32) / 255.0)
     if base.shape[:2] != (size, size):
         base = cv2.resize(base, (size, size), interpolation=cv2.INTER_AREA)
@@ -128,6 +159,20 @@ def project_texture(image_rgb: np.ndarray, camera: PinholeCamera, mesh, face_out
     if skin.sum() < 100:
         skin = good
     tone = np.median(lin[skin], 0) if skin.any() else np.median(base[covered], 0)
+    w_photo = _blur(weight, 1.5)
+    if fill_linear is not None:
+        fill = fill_linear if fill_linear.shape[:2] == (size, size) else cv2.resize(
+            fill_linear, (size, size), interpolation=cv2.INTER_LINEAR)
+        # the code explains the low frequencies; the photo's detail stays where it is seen
+        diff = _normalized_blur(lin - fill, weight, size / 96)
+        reach = np.clip(_blur(weight, size / 48) * 4.0, 0.0, 1.0)[..., None]
+        fill = np.clip(fill + diff * reach, 0.0, 1.0)
+        out = fill * (1 - w_photo[..., None]) + lin * w_photo[..., None]
+        rgb = (np.clip(_to_srgb(out), 0, 1) * 255 + 0.5).astype(np.uint8)
+        tone_srgb = (np.clip(_to_srgb(tone), 0, 1) * 255 + 0.5).astype(np.uint8)
+        return ProjectedTexture(rgb, w_photo.astype(np.float32), covered, face_region, tone_srgb, code)
+
+    # --- fill: recoloured default skin, mirrored photo, then the photo itself
     base_tone = np.median(base[skin], 0) if skin.any() else tone
     fill = base * (tone / np.maximum(base_tone, 1e-4))
     # low frequencies of the fill follow the photo near where the photo is (no tone step)
@@ -135,18 +180,24 @@ def project_texture(image_rgb: np.ndarray, camera: PinholeCamera, mesh, face_out
     reach = np.clip(_blur(weight, size / 24) * 4.0, 0.0, 1.0)[..., None]
     fill = np.clip(fill + diff * reach, 0.0, 1.0)
 
-    mx = np.clip(muv[..., 0] * (size - 1), 0, size - 1).astype(np.float32)
-    my = np.clip((1 - muv[..., 1]) * (size - 1), 0, size - 1).astype(np.float32)
-    mirror = cv2.remap(lin.astype(np.float32), mx, my, cv2.INTER_LINEAR)
-    w_mirror = cv2.remap(weight.astype(np.float32), mx, my, cv2.INTER_LINEAR) * covered
-    w_mirror = np.minimum(_blur(w_mirror, 2.0), 1.0) * (1.0 - np.minimum(_blur(weight, 2.0) * 2, 1.0))
-
-    w_photo = _blur(weight, 1.5)
+    mirror, w_mirror = mirror_fill(lin, weight, muv, covered)
     out = fill * (1 - w_mirror[..., None]) + mirror * w_mirror[..., None]
     out = out * (1 - w_photo[..., None]) + lin * w_photo[..., None]
     rgb = (np.clip(_to_srgb(out), 0, 1) * 255 + 0.5).astype(np.uint8)
     tone_srgb = (np.clip(_to_srgb(tone), 0, 1) * 255 + 0.5).astype(np.uint8)
     return ProjectedTexture(rgb, np.maximum(w_photo, w_mirror).astype(np.float32), covered, face_region, tone_srgb)
+
+
+def mirror_fill(lin: np.ndarray, weight: np.ndarray, mirror_uv: np.ndarray,
+                covered: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The mirrored texel's colour and how much to trust it where the texel itself was not seen."""
+    size = lin.shape[0]
+    mx = np.clip(mirror_uv[..., 0] * (size - 1), 0, size - 1).astype(np.float32)
+    my = np.clip((1 - mirror_uv[..., 1]) * (size - 1), 0, size - 1).astype(np.float32)
+    mirror = cv2.remap(lin.astype(np.float32), mx, my, cv2.INTER_LINEAR)
+    w_mirror = cv2.remap(weight.astype(np.float32), mx, my, cv2.INTER_LINEAR) * covered
+    w_mirror = np.minimum(_blur(w_mirror, 2.0), 1.0) * (1.0 - np.minimum(_blur(weight, 2.0) * 2, 1.0))
+    return mirror, w_mirror
 
 
 def _skin_like(lin: np.ndarray) -> np.ndarray:
