@@ -12,6 +12,7 @@ from core.paths import MODELS_DIR
 
 from core.meshops import decimate, grid_points, largest_parts, vertex_normals
 
+from . import neck
 from .mesh import Animator, Mesh, marching_cubes, split_seams
 from .net import NUM_EXPRESSIONS, NUM_ICT_IDENTITY, FaceNet, FaceNetConfig
 
@@ -22,6 +23,21 @@ _CHUNK = 32768
 
 class ModelLoadError(FileNotFoundError):
     """The model file is missing or not a face model; the message says which and what to do."""
+
+
+def _neck_cut(d: torch.Tensor, t: torch.Tensor, round_cm: float = 0.0) -> torch.Tensor:
+    """Template SDF values `d` at template points `t` intersected with the half-space above the
+    neck plane (core.facemodel.neck), so fields end in the same clean cut as meshes.
+
+    `round_cm` > 0 rounds the rim's edge (polynomial smooth max): a sampled grid cannot hold a
+    sharp crease, and trilinear interpolation of one turns a rim that meets the plane at a
+    grazing angle into saw teeth; a bevel wider than two grid cells interpolates smoothly."""
+    n = torch.tensor(neck.NECK_NORMAL, dtype=t.dtype)
+    below = neck.NECK_OFFSET - t @ n
+    if round_cm <= 0:
+        return torch.maximum(d, below)
+    h = (round_cm - (d - below).abs()).clamp(min=0) / round_cm
+    return torch.maximum(d, below) + h * h * round_cm / 4
 
 
 def _f32(a) -> np.ndarray:
@@ -131,7 +147,8 @@ class FaceModel:
         out = []
         with torch.no_grad():
             for i in range(0, len(x), _CHUNK):
-                out.append(self.net.sdf(x[i:i + _CHUNK], z, dw))
+                t = self.net.pull_back(x[i:i + _CHUNK], z, dw)
+                out.append(_neck_cut(self.net.template_sdf(t), t))
         return torch.cat(out).numpy() if out else np.zeros(0, np.float32)
 
     def template_points(self, points: np.ndarray, identity: np.ndarray,
@@ -172,16 +189,41 @@ class FaceModel:
             vt, faces = largest_parts(vt, faces)
             if max_triangles:
                 vt, faces = decimate(vt, faces, max_triangles)
+            vt, faces, cap_info = self._cut_neck(vt, faces)
             fid, fex, logits, uvs = self._template_fields(vt)
+            # The cap's vertices follow a smooth blend of the rim's warp (core.facemodel.neck).
+            rim, n_new, blend, n_cap = cap_info
+            for a in (fid, fex, logits, uvs):
+                a[-n_new:] = np.einsum("mr,r...->m...", blend, a[rim])
             # One UV chart per triangle (its corners' mean logits); vertices split along seams.
             tri_chart = logits[faces].mean(1).argmax(1)
+            tri_chart[-n_cap:] = neck.CAP_CHART
             src, chart, new_faces = split_seams(faces, tri_chart, len(vt))
+            cap = chart == neck.CAP_CHART
+            # One skin colour on the cap: the UV of the rim's back-most point (neck skin).
+            back = rim[np.argmin(vt[rim, 2])]
+            cap_uv = uvs[back, logits[back].argmax()]
+            uv = uvs[src, np.where(cap, 0, chart)]
+            uv[cap] = cap_uv
             if len(self._template_cache) >= 3:  # viewport, export and evaluation meshes at most
                 self._template_cache.pop(next(iter(self._template_cache)))
             self._template_cache[key] = dict(
                 vt=vt, faces=faces, fid=fid.astype(np.float32), fex=fex.astype(np.float32),
-                src=src, split_faces=new_faces, uv=uvs[src, chart].clip(0, 1).astype(np.float32))
+                src=src, split_faces=new_faces, uv=uv.clip(0, 1).astype(np.float32),
+                n_cap=n_cap, cap=cap)
         return self._template_cache[key]
+
+    @staticmethod
+    def _cut_neck(vt: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray, tuple]:
+        """Clip below the neck plane (core.facemodel.neck) and close the rim with a flat cap whose
+        vertices come last; returns (vertices, faces with the cap's triangles last,
+        (rim vertex ids, number of cap vertices, (cap, rim) blend weights, cap triangle count))."""
+        vt, faces = neck.clip_mesh(vt, faces)
+        vt, faces = largest_parts(vt, faces)
+        rim = max(neck.boundary_loops(faces), key=len)
+        new, cap, blend = neck.cap_mesh(vt, rim)
+        return (np.concatenate([vt, new]), np.concatenate([faces, cap]),
+                (rim, len(new), blend, len(cap)))
 
     def _template_grid(self, resolution: int) -> np.ndarray:
         pts = torch.from_numpy(grid_points(*self.bounds, resolution).reshape(-1, 3))
@@ -201,9 +243,12 @@ class FaceModel:
         z, dw = self._codes(identity, expression)
         tm = self._template_mesh(int(resolution), max_triangles)
         v = tm["vt"] + np.einsum("vcd,d->vc", tm["fid"], z.numpy()) + np.einsum("vce,e->vc", tm["fex"], dw.numpy())
-        n = vertex_normals(v, tm["faces"])
-        src = tm["src"]
-        return Mesh(v[src], tm["split_faces"], tm["uv"], n[src], template=tm["vt"][src],
+        # Normals of the skin without the cap, so the rim keeps a crisp edge; the cap's own copies
+        # take the cap's normal.
+        n_cap, cap, src = tm["n_cap"], tm["cap"], tm["src"]
+        n = vertex_normals(v, tm["faces"][:-n_cap])[src]
+        n[cap] = vertex_normals(v[src], tm["split_faces"][-n_cap:])[cap]
+        return Mesh(v[src], tm["split_faces"], tm["uv"], n, template=tm["vt"][src],
                     expression=self._weights(expression).copy())
 
     def animator(self, mesh: Mesh, identity: np.ndarray) -> Animator:
@@ -272,8 +317,10 @@ class FaceModel:
         """
         t = self._volume_template_points(identity, expression, resolution)
         with torch.no_grad():
-            g = torch.cat([self.net.template_sdf(t[i:i + 262144]) for i in range(0, len(t), 262144)])
-        lo, hi = self.bounds
+            lo, hi = self.bounds
+            cell = float((hi - lo).max()) / (resolution - 1)
+            g = torch.cat([_neck_cut(self.net.template_sdf(t[i:i + 262144]), t[i:i + 262144],
+                                     round_cm=3.0 * cell) for i in range(0, len(t), 262144)])
         return g.reshape(resolution, resolution, resolution).numpy(), lo, hi
 
     def uv_grid(self, identity: np.ndarray, expression: np.ndarray | None = None,
@@ -288,4 +335,6 @@ class FaceModel:
         from .shader_spec import stages_from_net
         z, _ = self._codes(identity, expression)
         code = np.concatenate([z.numpy(), self.expression_code(expression)])
-        return stages_from_net(self.net, code)
+        stages = stages_from_net(self.net, code)
+        stages[-1]["clip_plane"] = [*neck.NECK_NORMAL.tolist(), neck.NECK_OFFSET]  # the neck cut
+        return stages

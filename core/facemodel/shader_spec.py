@@ -8,6 +8,8 @@ A stage is a dict:
   layers         [(W (out, in) float32, b (out,) float32), ...]; the activation follows every
                  layer but the last; identity/expression codes are folded into the first bias
   activation     "relu" or "softplus" (softplus_beta: softplus(y) = log(1 + exp(beta y)) / beta)
+  clip_plane     optional on the "sdf" stage, (nx, ny, nz, offset): the result is
+                 max(sdf, offset - n . x) at the stage's input x (the face model's neck cut)
 """
 from __future__ import annotations
 
@@ -49,7 +51,11 @@ def evaluate_stages_numpy(stages: list[dict], points: np.ndarray) -> np.ndarray:
         if stage["kind"] == "warp":
             x = x + out
         elif stage["kind"] == "sdf":
-            return out[:, 0].astype(np.float32)
+            d = out[:, 0]
+            if stage.get("clip_plane") is not None:
+                c = np.asarray(stage["clip_plane"], np.float32)
+                d = np.maximum(d, c[3] - x @ c[:3])
+            return d.astype(np.float32)
         else:
             raise ValueError(f"unknown stage kind {stage['kind']!r}")
     raise ValueError("stages must end with an 'sdf' stage")

@@ -107,8 +107,13 @@ def generate_glsl(stages: list[dict]) -> str:
         out += body
     call = ["float scene_sdf(vec3 p) {", "    vec3 x = p;"]
     for si, stage in enumerate(stages):
-        call.append(f"    x += stage{si}(x);" if stage["kind"] == "warp"
-                    else f"    return stage{si}(x);")
+        clip = stage.get("clip_plane")
+        if stage["kind"] == "warp":
+            call.append(f"    x += stage{si}(x);")
+        elif clip is not None:  # max(sdf, distance below the plane): see shader_spec.py
+            call.append(f"    return max(stage{si}(x), {_f(clip[3])} - dot({_vec3(clip[:3])}, x));")
+        else:
+            call.append(f"    return stage{si}(x);")
     call.append("}")
     return "\n".join(out + call)
 
