@@ -53,6 +53,10 @@ class Viewport(QOpenGLWidget):
         session.vertices_changed.connect(self._vertices_changed)
         session.sdf_changed.connect(lambda g, lo, hi: self._queue("sdf", (g, lo, hi)))
         session.landmarks_changed.connect(self._landmarks_changed)
+        if hasattr(session, "hair_changed"):
+            session.hair_changed.connect(lambda hair: self._queue("hair", hair))
+            session.hair_posed.connect(lambda posed: self._queue("hair_pose", posed))
+            session.hair_colour_changed.connect(lambda c, g: self._queue("hair_colour", (c, g)))
         for event in ("texture", "replaced"):
             avatar.events.connect(event, lambda a: self._queue("texture", a.texture))
         avatar.events.connect("view", lambda a: self.update())
@@ -107,6 +111,12 @@ class Viewport(QOpenGLWidget):
         if "points" in p:
             r.set_points(p.pop("points"), colour=(0.25, 0.95, 0.45), size=6.0)
 
+        if "hair" in p:
+            r.set_hair(p.pop("hair"))
+        if "hair_pose" in p:
+            r.update_hair(*p.pop("hair_pose"))
+        if "hair_colour" in p:
+            r.set_hair_colour(*p.pop("hair_colour"))
     @staticmethod
     @functools.lru_cache(maxsize=None)
     def _lighting(name: str):

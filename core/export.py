@@ -29,7 +29,8 @@ def png_bytes(image: np.ndarray) -> bytes:
     from PIL import Image
 
     buf = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(image, dtype=np.uint8), "RGB").save(buf, format="PNG")
+    img = np.ascontiguousarray(image, dtype=np.uint8)
+    Image.fromarray(img, "RGBA" if img.ndim == 3 and img.shape[2] == 4 else "RGB").save(buf, format="PNG")
     return buf.getvalue()
 
 
@@ -88,6 +89,8 @@ def write_obj(path: str | os.PathLike, vertices: np.ndarray, faces: np.ndarray, 
             ppng = path.with_name(f"{path.stem}_{pname}.png")
             ppng.write_bytes(png_bytes(part.texture))
             material.append(f"map_Kd {ppng.name}")
+            if getattr(part, "alpha_cutoff", None) is not None:   # hair: strands in the alpha
+                material.append(f"map_d {ppng.name}")
             written.append(ppng)
     mtl.write_text("\n".join(material) + "\n")
     path.write_text(body.getvalue())
@@ -242,8 +245,10 @@ def write_glb(path: str | os.PathLike, vertices: np.ndarray, faces: np.ndarray, 
         _glb_part(gltf, b, images, part, part_weights, scale, sparse_threshold)
     if images:
         gltf["images"] = images
-        gltf["samplers"] = [{"magFilter": 9729, "minFilter": 9987, "wrapS": 33071, "wrapT": 33071}]
-        gltf["textures"] = [{"source": i, "sampler": 0} for i in range(len(images))]
+        gltf["samplers"] = [{"magFilter": 9729, "minFilter": 9987, "wrapS": 33071, "wrapT": 33071},
+                            {"magFilter": 9729, "minFilter": 9987, "wrapS": 10497, "wrapT": 10497}]
+        gltf["textures"] = [{"source": i, "sampler": int(img.pop("_repeat", False))}   # 1: tiling
+                            for i, img in enumerate(images)]
     binary = b.data()
     gltf["accessors"], gltf["bufferViews"] = b.accessors, b.buffer_views
     gltf["buffers"] = [{"byteLength": len(binary)}]
@@ -275,9 +280,19 @@ def _glb_part(gltf: dict, b: _BinaryBuilder, images: list[dict], part, weights, 
         t[:, 1] = 1.0 - t[:, 1]
         attributes["TEXCOORD_0"] = b.accessor(t, "VEC2", _ARRAY_BUFFER)
         if part.texture is not None:
-            images.append({"bufferView": b.view(png_bytes(np.asarray(part.texture)[..., :3])),
-                           "mimeType": "image/png", "name": pname})
+            # An alpha-masked part (hair) keeps its alpha and tiles its texture.
+            masked = getattr(part, "alpha_cutoff", None) is not None
+            img = np.asarray(part.texture)
+            images.append({"bufferView": b.view(png_bytes(img if masked else img[..., :3])),
+                           "mimeType": "image/png", "name": pname, "_repeat": masked})
             mat["pbrMetallicRoughness"]["baseColorTexture"] = {"index": len(images) - 1}
+            if masked:
+                mat["alphaMode"], mat["alphaCutoff"] = "MASK", float(part.alpha_cutoff)
+    vertex_alpha = getattr(part, "vertex_alpha", None)
+    if vertex_alpha is not None:   # COLOR_0 multiplies the base colour, alpha included
+        rgba = np.ones((len(v), 4), np.float32)
+        rgba[:, 3] = vertex_alpha
+        attributes["COLOR_0"] = b.accessor(rgba, "VEC4", _ARRAY_BUFFER)
     gltf["materials"].append(mat)
     prim: dict = {"attributes": attributes, "mode": 4, "material": len(gltf["materials"]) - 1,
                   "indices": b.accessor(part.faces.astype(np.uint32).reshape(-1), "SCALAR",
@@ -352,18 +367,33 @@ def export_avatar(avatar, path: str | os.PathLike, model, resolution: int = 128,
     texture = avatar.texture if avatar.texture is not None else default_texture()
     if cancelled():
         raise ExportCancelled()
+    progress(0.6, "Building hair")
+    parts = _hair_parts(avatar, model, mesh, anim)
     progress(0.7, f"Writing {path.name}")
     if suffix == ".obj":
         posed = anim.vertices(avatar.expression)
-        files = write_obj(path, posed, mesh.faces, mesh.uvs, None, texture, name=avatar.name)
+        files = write_obj(path, posed, mesh.faces, mesh.uvs, None, texture, name=avatar.name,
+                          parts=parts, part_weights=avatar.expression)
     else:
         # The morph targets are offsets from the animator's zero-weight mesh, so that is the base.
         base = anim.neutral() if hasattr(anim, "neutral") else anim.vertices(np.zeros(len(EXPRESSION_NAMES)))
         files = [write_glb(path, base, mesh.faces, mesh.uvs, None,
                            anim.morph_targets(), list(EXPRESSION_NAMES), avatar.expression,
-                           texture, name=avatar.name, cancelled=cancelled)]
+                           texture, name=avatar.name, cancelled=cancelled, parts=parts,
+                           part_weights=avatar.expression)]
     progress(1.0, "Done")
     return files
+
+
+def _hair_parts(avatar, model, mesh, anim) -> list:
+    """[the avatar's hair as a PartMesh], or [] when bald or the mesh has no template frame."""
+    from .head.hair import build_hair, hair_part
+
+    style = getattr(avatar, "hair", None)
+    if style is None or style.style == "bald" or getattr(mesh, "template", None) is None:
+        return []
+    hair = build_hair(model, style, mesh, anim)
+    return [] if hair.empty else [hair_part(hair)]
 
 
 def _safe(name: str) -> str:

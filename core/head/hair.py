@@ -245,6 +245,20 @@ def _thickness(q: np.ndarray, shape: _Shape, length: float) -> np.ndarray:
     return np.maximum(t, 0.1).astype(np.float32)
 
 
+def _in_plane(m: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """Unit directions m projected into the planes of unit normals n; where m is (nearly) along
+    n, any direction in the plane (the shader needs a unit tangent everywhere)."""
+    t = m - np.einsum("ij,ij->i", m, n)[:, None] * n
+    length = np.linalg.norm(t, axis=1)
+    bad = length < 1e-3
+    if bad.any():
+        alt = np.cross(n[bad], np.array([1.0, 0.0, 0.0], np.float32))
+        alt[np.linalg.norm(alt, axis=1) < 1e-3] = (0.0, 0.0, 1.0)
+        t[bad] = alt
+        length = np.linalg.norm(t, axis=1)
+    return (t / length[:, None]).astype(np.float32)
+
+
 def _smoothstep(a: float, b: float, x: np.ndarray) -> np.ndarray:
     s = np.clip((x - a) / (b - a), 0.0, 1.0)
     return s * s * (3 - 2 * s)
@@ -372,9 +386,7 @@ def _strand_attributes(v: np.ndarray, n: np.ndarray, style: HairStyle, shape: _S
             vv = np.where(on_knot, bv, vv)
             m = np.where(on_knot[:, None], bm, m)
             fade = np.where(on_knot, 1.0, fade)
-    t = m - np.einsum("ij,ij->i", m, n)[:, None] * n                # into the tangent plane
-    t /= np.maximum(np.linalg.norm(t, axis=1, keepdims=True), 1e-6)
-    return np.stack([u, vv], 1), t, fade.astype(np.float32)
+    return np.stack([u, vv], 1), _in_plane(m, n), fade.astype(np.float32)
 
 
 def _occlusion(v: np.ndarray, n: np.ndarray, skin_sdf: SkinSDF) -> np.ndarray:
@@ -533,8 +545,7 @@ def fit_hair(template: HairTemplate, skin_template: np.ndarray, skin_neutral: np
     disp = weights @ (np.asarray(skin_neutral, np.float32) - np.asarray(skin_template, np.float32))
     v = (template.vertices + disp).astype(np.float32)
     n = vertex_normals(v, template.faces)
-    t = template.tangents - np.einsum("ij,ij->i", template.tangents, n)[:, None] * n
-    t /= np.maximum(np.linalg.norm(t, axis=1, keepdims=True), 1e-6)
+    t = _in_plane(template.tangents, n)
     if skin_offsets is not None:
         so = np.asarray(skin_offsets, np.float32)
         flat = so.transpose(1, 0, 2).reshape(so.shape[1], -1)            # (Vs, 53*3)
@@ -617,3 +628,29 @@ def pose_hair(hair: HairMesh, expression: np.ndarray | None = None,
         return v, hair.normals, hair.tangents
     r = rotation_matrix(*(float(a) for a in head_pose)).astype(np.float32)
     return ((v - HEAD_PIVOT) @ r.T + HEAD_PIVOT, hair.normals @ r.T, hair.tangents @ r.T)
+
+
+# --- export ---------------------------------------------------------------------------------
+
+def hair_part(hair: HairMesh):
+    """The hair as a core.head.parts.PartMesh for OBJ/GLB export: RGBA strand texture (colour
+    and grey baked), alpha-masked, per-vertex alpha = the fade (glTF COLOR_0), morph targets of
+    the expressions that move it."""
+    from core.expressions import EXPRESSION_NAMES
+
+    from .parts import PartMesh
+
+    moving = np.flatnonzero(np.abs(hair.offsets).reshape(len(hair.offsets), -1).max(1) > 1e-4)
+    part = PartMesh(name="hair", vertices=hair.vertices, faces=hair.faces,
+                    uvs=_export_uvs(hair.uvs), texture=colour_texture(hair.style),
+                    colour=(1.0, 1.0, 1.0), specular=0.3 * style_shine(hair.style), shininess=40.0,
+                    roughness=0.55, morph_names=tuple(EXPRESSION_NAMES[i] for i in moving),
+                    morph_targets=hair.offsets[moving], double_sided=False)
+    part.alpha_cutoff = 0.5                     # read by core.export (alphaMode MASK, map_d)
+    part.vertex_alpha = np.clip(hair.fade, 0.0, 1.0).astype(np.float32)
+    return part
+
+
+def _export_uvs(uvs: np.ndarray) -> np.ndarray:
+    """The same UVs: the exported texture repeats (glTF sampler REPEAT), u spans REPEATS."""
+    return np.ascontiguousarray(uvs, np.float32)
