@@ -27,6 +27,9 @@ class FaceSession(QObject):
     vertices_changed = Signal(object)       # posed vertices (V, 3)
     sdf_changed = Signal(object, object, object)  # grid[z, y, x], lo, hi
     landmarks_changed = Signal(object)      # (68, 3) or None
+    hair_changed = Signal(object)           # core.head.hair.HairMesh (None: bald), then hair_posed
+    hair_posed = Signal(object)             # (vertices, normals, tangents) of the posed hair
+    hair_colour_changed = Signal(object, float)   # display RGB, grey share
     status = Signal(str)
 
     def __init__(self, model, avatar: Avatar, runner: TaskRunner, resolution: int = 128,
@@ -50,6 +53,11 @@ class FaceSession(QObject):
         self._anim_cache: tuple[np.ndarray, np.ndarray] | None = None  # (template points, offsets)
         self._lm_task = None
         self._lm_pending = False
+        self.hair = None            # HairMesh fitted to self.mesh (None: bald or not built yet)
+        self._hair_key = None       # geometry of the hair shown (colour changes need no rebuild)
+        self._hair_gen = 0
+        self._hair_task = None
+        self._hair_pending = False
         # Slider drags fire many identity changes; wait for a short pause before extracting.
         self._identity_timer = QTimer(self, singleShot=True, interval=120, timeout=self.rebuild_mesh)
         self._sdf_timer = QTimer(self, singleShot=True, interval=60, timeout=self.rebuild_sdf)
@@ -59,6 +67,7 @@ class FaceSession(QObject):
         ev.connect("head_pose", lambda a: self._head_pose_changed())
         ev.connect("replaced", lambda a: self.rebuild_mesh())
         ev.connect("view", lambda a: self._view_changed())
+        ev.connect("hair", lambda a: self._hair_settings_changed())
 
     # --- state --------------------------------------------------------------------------------
     @property
@@ -67,7 +76,7 @@ class FaceSession(QObject):
 
     @property
     def busy(self) -> bool:
-        return any(t is not None for t in (self._mesh_task, self._sdf_task, self._lm_task))
+        return any(t is not None for t in (self._mesh_task, self._sdf_task, self._lm_task, self._hair_task))
 
     # --- mesh ---------------------------------------------------------------------------------
     def rebuild_mesh(self) -> None:
@@ -107,6 +116,7 @@ class FaceSession(QObject):
         self.vertices = self._pose()
         log.info("Mesh ready: %d vertices, %d triangles in %.2f s", len(mesh.vertices), len(mesh.faces), seconds)
         self.mesh_changed.emit(mesh, self.vertices)
+        self.rebuild_hair()
         self._update_landmarks()
         if self.avatar.view.geometry == "sdf":
             self.rebuild_sdf()
@@ -130,6 +140,7 @@ class FaceSession(QObject):
         if self.animator is not None:
             self.vertices = self._pose()
             self.vertices_changed.emit(self.vertices)
+        self._pose_hair()
         self._update_landmarks()
         if self.avatar.view.geometry == "sdf":
             self._sdf_timer.start()
@@ -140,7 +151,71 @@ class FaceSession(QObject):
         if self.animator is not None:
             self.vertices = self._pose()
             self.vertices_changed.emit(self.vertices)
+        self._pose_hair()
         self._update_landmarks()
+
+    # --- hair ---------------------------------------------------------------------------------
+    def _hair_settings_changed(self) -> None:
+        from core.head.hair import geometry_key
+
+        hair = self.avatar.hair
+        if geometry_key(hair) == self._hair_key and self._hair_task is None:
+            self.hair_colour_changed.emit(hair.colour, hair.grey)   # uniforms only
+        else:
+            self.rebuild_hair()
+
+    def rebuild_hair(self) -> None:
+        """Fit the avatar's hair to the current mesh off the GUI thread (a new style builds its
+        template once, ~0.3-1.5 s; a new identity only re-anchors it, ~0.1 s); newest wins."""
+        if self.mesh is None:
+            return
+        if self._hair_task is not None:
+            self._hair_pending = True
+            return
+        from core.head.hair import build_hair, geometry_key
+
+        self._hair_gen += 1
+        gen, model, style, mesh, anim = self._hair_gen, self.model, self.avatar.hair, self.mesh, self.animator
+
+        def work(ctx):
+            ctx.progress(0.2, "Building hair")
+            t0 = time.perf_counter()
+            hair = build_hair(model, style, mesh, anim)
+            return gen, style, hair, time.perf_counter() - t0
+
+        def done(result):
+            gen_, style_, hair, seconds = result
+            if gen_ != self._hair_gen or mesh is not self.mesh:
+                return
+            self.hair, self._hair_key = (None if hair.empty else hair), geometry_key(style_)
+            log.info("Hair '%s' ready: %d triangles in %.2f s", style_.style, len(hair.faces), seconds)
+            self.hair_changed.emit(self.hair)
+            self._pose_hair()
+            cur = self.avatar.hair
+            if geometry_key(cur) == self._hair_key:
+                self.hair_colour_changed.emit(cur.colour, cur.grey)
+
+        def ended():
+            self._hair_task = None
+            if self._hair_pending:
+                self._hair_pending = False
+                self.rebuild_hair()
+
+        def failed(message):
+            log.error("%s", message)
+            ended()
+
+        # ended() is chained here, not connected to `done` after start(): a bald style finishes
+        # before a later connect would be made, and the signal would be missed.
+        self._hair_task = self.runner.start("Hair", work, on_done=lambda r: (done(r), ended()),
+                                            on_error=failed, quiet=True)
+
+    def _pose_hair(self) -> None:
+        if self.hair is None:
+            return
+        from core.head.hair import pose_hair
+
+        self.hair_posed.emit(pose_hair(self.hair, self.avatar.expression, self.avatar.head_pose))
 
     # --- SDF and landmarks --------------------------------------------------------------------
     def _view_changed(self) -> None:

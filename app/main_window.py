@@ -16,7 +16,9 @@ from core.paths import RESOURCES
 from core.project import SUFFIX, ProjectError, load_project, save_project
 
 from .face_session import FaceSession
+from .panels.appearance_panel import AppearancePanel
 from .panels.expression_panel import ExpressionPanel
+from .panels.hair_panel import HairPanel
 from .panels.identity_panel import IdentityPanel
 from .panels.log_panel import LogPanel
 from .panels.webcam_panel import WebcamPanel
@@ -27,6 +29,16 @@ from .workers import TaskRunner
 log = logging.getLogger(__name__)
 PROJECT_FILTER = f"Likeness project (*{SUFFIX})"
 APP_NAME = "Likeness"
+
+
+def _appearance_model():
+    """The shipped texture model, or None (the panel says so; avatars show the default skin)."""
+    from core.appearance import AppearanceModelError, shared_model
+    try:
+        return shared_model()
+    except AppearanceModelError as exc:
+        log.warning("%s", exc)
+        return None
 
 
 class MainWindow(QMainWindow):
@@ -51,6 +63,13 @@ class MainWindow(QMainWindow):
         self.log_panel = LogPanel()
         self.expression_dock = self._dock("Expression", self.expression_panel, Qt.RightDockWidgetArea)
         self.identity_dock = self._dock("Identity", self.identity_panel, Qt.LeftDockWidgetArea)
+        self.hair_panel = HairPanel(self.avatar)
+        self.hair_dock = self._dock("Hair", self.hair_panel, Qt.LeftDockWidgetArea)
+        self.tabifyDockWidget(self.identity_dock, self.hair_dock)
+        self.appearance_panel = AppearancePanel(self.avatar, _appearance_model())
+        self.appearance_dock = self._dock("Appearance", self.appearance_panel, Qt.LeftDockWidgetArea)
+        self.tabifyDockWidget(self.identity_dock, self.appearance_dock)
+        self.identity_dock.raise_()
         self.log_dock = self._dock("Log", self.log_panel, Qt.BottomDockWidgetArea)
         self.webcam_panel = WebcamPanel(self.avatar)
         self.webcam_dock = self._dock("Webcam", self.webcam_panel, Qt.RightDockWidgetArea)
@@ -156,7 +175,7 @@ class MainWindow(QMainWindow):
         self._action(v, "&Background Colour…", self.choose_background)
         self._action(v, "&Reset View", self.viewport.reset_view, "Home")
         v.addSeparator()
-        for dock in (self.expression_dock, self.identity_dock, self.log_dock, self.webcam_dock):
+        for dock in (self.expression_dock, self.identity_dock, self.hair_dock, self.log_dock, self.webcam_dock):
             v.addAction(dock.toggleViewAction())
 
         win = mb.addMenu("&Window")
@@ -382,7 +401,9 @@ class MainWindow(QMainWindow):
 
     def export_to(self, path: Path):
         """Export in the background; returns the Task (tests wait on it)."""
-        avatar = Avatar(self.avatar.identity, self.avatar.expression, self.avatar.texture, self.avatar.name)
+        a = self.avatar   # a snapshot: the export runs while the user goes on editing
+        avatar = Avatar(a.identity, a.expression, a.texture, a.name, appearance=a.appearance,
+                        eyes=a.eyes, hair=a.hair)
         mesh = self.session.mesh if self.session.ready else None  # reuse when identity is current
 
         def work(ctx):
