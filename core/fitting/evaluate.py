@@ -4,7 +4,8 @@ Annotated photos: a folder of NAME.jpg|png + NAME.pts (68 points, Multi-PIE orde
 ../shared/faces68). The error of a photo is the mean distance of the fitted model's 68
 landmarks to the annotation divided by the outer-eye-corner distance (points 36 and 45);
 a photo whose error is above 10% counts as a failure. When a photo holds several faces, the
-one nearest the annotation is fitted (the annotation says which face is meant).
+one whose box best overlaps the annotation's is fitted (the annotation says which face is
+meant); a photo where it is not found counts as a failure.
 """
 from __future__ import annotations
 
@@ -64,10 +65,27 @@ class PhotoFit:
     error: str = ""
 
 
+def annotated_face(faces: list, gt: np.ndarray, scale: float = 1.0, min_iou: float = 0.2):
+    """The detected face the annotation means: the best overlap of a face's box (its detection
+    box or its landmark extent) with the box of the 68 points; None when none overlaps enough
+    (the annotated face was not found)."""
+    from core.tracking.ids import iou
+    lo, hi = gt.min(0) * scale, gt.max(0) * scale
+    ref = (float(lo[0]), float(lo[1]), float(hi[0] - lo[0]), float(hi[1] - lo[1]))
+
+    def overlap(f) -> float:
+        det = f.extra.get("detection")
+        return max(iou(f.box, ref), iou(det.box, ref) if det is not None else 0.0)
+    best = max(faces, key=overlap, default=None)
+    return best if best is not None and overlap(best) >= min_iou else None
+
+
 def fit_annotated(fitter: FaceFitter, folder: str | Path, options: FitOptions | None = None,
-                  limit: int | None = None, tracker=None,
+                  limit: int | None = None, tracker=None, method: str = "blazeface",
                   log: Callable[[str], None] = print) -> list[PhotoFit]:
-    """Fit every annotated photo; time per photo covers reading, detection and fitting."""
+    """Fit every annotated photo (the face the annotation marks when there are several; a
+    photo where that face is not found is a failure); time per photo covers reading,
+    detection and fitting. `method` is FaceFitter.detect's."""
     from core.tracking import FaceTracker
     own = tracker is None
     tracker = tracker or FaceTracker(num_faces=6)
@@ -78,9 +96,10 @@ def fit_annotated(fitter: FaceFitter, folder: str | Path, options: FitOptions | 
             t0 = time.perf_counter()
             try:
                 img, scale = load_photo(img_path)
-                faces = fitter.detect(img, tracker)
-                c = gt.mean(0) * scale
-                face = min(faces, key=lambda f: np.hypot(f.box[0] + f.box[2] / 2 - c[0], f.box[1] + f.box[3] / 2 - c[1]))
+                faces = fitter.detect(img, tracker, method=method)
+                face = annotated_face(faces, gt, scale)
+                if face is None:
+                    raise FitError(f"the annotated face was not among the {len(faces)} face(s) found")
                 fit = fitter.fit(img, face, options=options)
                 if scale != 1.0:   # back to the annotation's pixels
                     fit.landmarks68 = fit.landmarks68 / scale
@@ -104,6 +123,7 @@ def summarize(fits: list[PhotoFit], landmarks: Callable[[PhotoFit], np.ndarray] 
     errs = np.array([nme(get(pf), pf.gt) if pf.fit is not None else np.inf for pf in fits])
     finite = errs[np.isfinite(errs)]
     return {"photos": len(fits), "fitted": int(np.isfinite(errs).sum()),
+            "found_rate": float(np.isfinite(errs).mean()) if len(fits) else float("nan"),
             "nme_mean": float(finite.mean()) if len(finite) else float("nan"),
             "nme_median": float(np.median(finite)) if len(finite) else float("nan"),
             "failure_rate": float((errs > FAILURE_NME).mean()),

@@ -215,22 +215,32 @@ class FaceFitter:
 
     # --- detection ------------------------------------------------------------------------
     @staticmethod
-    def detect(image_rgb: np.ndarray, tracker=None, min_face_px: int = 40):
-        """Faces in the photo, largest first. Raises FitError when there is none usable."""
+    def detect(image_rgb: np.ndarray, tracker=None, min_face_px: int = 20, method: str = "blazeface"):
+        """Faces in the photo, largest first. Raises FitError when there is none usable.
+        "blazeface": full-range detector (tiled) + landmarker on upright crops (core.fitting.detect);
+        "landmarker": the landmarker alone on the whole photo (the earlier method, for comparison)."""
         import cv2
 
         from core.tracking import FaceTracker
+
+        from .detect import DetectorError, find_faces
         own = tracker is None
         tracker = tracker or FaceTracker(num_faces=6, min_detection=0.5, min_presence=0.5)
         try:
-            faces = tracker.detect(cv2.cvtColor(image_rgb, cv2.COLOR_RGB2BGR))
+            if method == "landmarker":
+                faces = tracker.detect(cv2.cvtColor(image_rgb, cv2.COLOR_RGB2BGR))
+            else:
+                try:
+                    faces = find_faces(image_rgb, tracker, min_face=min_face_px)
+                except DetectorError as exc:
+                    raise FitError(str(exc)) from exc
         finally:
             if own:
                 tracker.close()
         faces.sort(key=lambda f: -f.box[2] * f.box[3])
         if not faces:
-            raise FitError("No face was found in the photo. Use a photo where one face is clearly "
-                           "visible, roughly frontal and not heavily occluded.")
+            raise FitError("No face was found in the photo. Use a photo where a face is clearly "
+                           "visible and not heavily occluded.")
         big = [f for f in faces if max(f.box[2], f.box[3]) >= min_face_px]
         if not big:
             raise FitError(f"The face in the photo is too small ({max(faces[0].box[2:]):.0f} pixels across); "
