@@ -12,7 +12,7 @@ import sys
 
 COMMAND_MODULES = (
     "render", "export", "train_face_model", "eval_face_model",
-    "fer", "eval_fer", "fit", "eval_fit",
+    "fer", "eval_fer", "fit", "eval_fit", "eval_texture",
 )
 
 
@@ -40,12 +40,41 @@ def is_command(word: str) -> bool:
     return any(m.NAME == word for m in _modules())
 
 
+# The error types readers raise for damaged or unsuitable user files (each message is a sentence
+# for the user), as (module, class): looked up only in modules already imported, so the CLI never
+# imports a heavy module just to check an exception.
+USER_ERROR_TYPES = (
+    ("core.project", "ProjectError"), ("core.fitting.photo", "PhotoError"),
+    ("core.fitting.fit", "FitError"), ("core.fitting.detect", "DetectorError"),
+    ("core.tracking.tracker", "TrackerError"), ("core.video.sources", "VideoSourceError"),
+    ("core.appearance.model", "AppearanceModelError"), ("core.head.rig", "HeadRigError"),
+)
+
+
+def is_user_error(exc: BaseException) -> bool:
+    if isinstance(exc, (UserError, FileNotFoundError, ValueError)):
+        return True
+    for module, name in USER_ERROR_TYPES:
+        cls = getattr(sys.modules.get(module), name, None)
+        if isinstance(cls, type) and isinstance(exc, cls):
+            return True
+    return False
+
+
+def error_line(exc: BaseException, limit: int = 600) -> str:
+    """`error: message` on one line (library messages may span several), at most `limit` chars."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return "error: " + (text if len(text) <= limit else text[:limit - 3] + "...")
+
+
 def _wrap(mod):
     def run(args) -> int:
         try:
             return int(mod.run(args) or 0)
-        except (UserError, FileNotFoundError, ValueError) as exc:
-            print(f"error: {exc}", file=sys.stderr)
+        except Exception as exc:
+            if not is_user_error(exc):
+                raise
+            print(error_line(exc), file=sys.stderr)
             return 2
     return run
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+import zipfile
 
 import numpy as np
 
@@ -28,7 +29,7 @@ def evaluate_npz(npz, model=None, flip: bool | None = None) -> dict:
     try:
         with np.load(npz, allow_pickle=False) as data:
             images, labels = data["images"], data["labels"].astype(int)
-    except (OSError, KeyError, ValueError) as exc:
+    except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile) as exc:
         raise ValueError(f"{npz} is not a FER2013-format npz (uint8 'images' (N,48,48), int 'labels'): "
                          f"{exc}") from exc
     if images.ndim != 3 or images.shape[1:] != (48, 48) or len(images) != len(labels):

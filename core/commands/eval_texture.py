@@ -54,6 +54,9 @@ def run(args) -> int:
         print(f"fitted {report['collected']} photos ({report['seconds']:.0f} s)")
     test = load_samples(cache, [n for n, _, _ in photos])
     failed = len(photos) - len(test)
+    if not test:
+        raise UserError(f"none of the {len(photos)} photos in {folder} could be fitted "
+                        f"(damaged images, or no face found)")
     trained_on = set(model.meta.get("photos_sha1", []))
     pool: list = []
     if any(s.photo_sha1 in trained_on for s in test):

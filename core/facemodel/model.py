@@ -69,7 +69,8 @@ class FaceModel:
         except ModelLoadError:
             raise
         except Exception as exc:  # truncated file, pickle payload, wrong keys or shapes
-            raise ModelLoadError(f"{p} is not a readable face model ({exc}); "
+            first = str(exc).splitlines()[0][:200] if str(exc) else "unreadable"
+            raise ModelLoadError(f"{p} is not a readable face model ({type(exc).__name__}: {first}); "
                                  f"re-train with `python main.py train-face-model`") from exc
         return cls(net, blob.get("meta", {}))
 
