@@ -30,6 +30,8 @@ class FaceSession(QObject):
     hair_changed = Signal(object)           # core.head.hair.HairMesh (None: bald), then hair_posed
     hair_posed = Signal(object)             # (vertices, normals, tangents) of the posed hair
     hair_colour_changed = Signal(object, float)   # display RGB, grey share
+    head_changed = Signal(object)           # core.head.build.HeadParts (eyes, mouth), then head_posed
+    head_posed = Signal(object)             # (list of posed part vertices, (N,4,4) carves)
     status = Signal(str)
 
     def __init__(self, model, avatar: Avatar, runner: TaskRunner, resolution: int = 128,
@@ -54,6 +56,11 @@ class FaceSession(QObject):
         self._lm_task = None
         self._lm_pending = False
         self.hair = None            # HairMesh fitted to self.mesh (None: bald or not built yet)
+        self.head = None            # HeadParts (eyes, teeth, mouth cavity) of the current identity
+        self._head_gen = 0
+        self._head_task = None
+        self._head_pending = False
+        self.head_pose_ms = 0.0
         self._hair_key = None       # geometry of the hair shown (colour changes need no rebuild)
         self._hair_gen = 0
         self._hair_task = None
@@ -68,6 +75,7 @@ class FaceSession(QObject):
         ev.connect("replaced", lambda a: self.rebuild_mesh())
         ev.connect("view", lambda a: self._view_changed())
         ev.connect("hair", lambda a: self._hair_settings_changed())
+        ev.connect("eyes", lambda a: self.rebuild_head())
 
     # --- state --------------------------------------------------------------------------------
     @property
@@ -76,7 +84,8 @@ class FaceSession(QObject):
 
     @property
     def busy(self) -> bool:
-        return any(t is not None for t in (self._mesh_task, self._sdf_task, self._lm_task, self._hair_task))
+        return any(t is not None for t in (self._mesh_task, self._sdf_task, self._lm_task, self._hair_task,
+                                           self._head_task))
 
     # --- mesh ---------------------------------------------------------------------------------
     def rebuild_mesh(self) -> None:
@@ -116,6 +125,7 @@ class FaceSession(QObject):
         self.vertices = self._pose()
         log.info("Mesh ready: %d vertices, %d triangles in %.2f s", len(mesh.vertices), len(mesh.faces), seconds)
         self.mesh_changed.emit(mesh, self.vertices)
+        self.rebuild_head()
         self.rebuild_hair()
         self._update_landmarks()
         if self.avatar.view.geometry == "sdf":
@@ -140,6 +150,7 @@ class FaceSession(QObject):
         if self.animator is not None:
             self.vertices = self._pose()
             self.vertices_changed.emit(self.vertices)
+        self._pose_head()
         self._pose_hair()
         self._update_landmarks()
         if self.avatar.view.geometry == "sdf":
@@ -151,8 +162,53 @@ class FaceSession(QObject):
         if self.animator is not None:
             self.vertices = self._pose()
             self.vertices_changed.emit(self.vertices)
+        self._pose_head()
         self._pose_hair()
         self._update_landmarks()
+
+    # --- eyes and mouth interior ----------------------------------------------------------------
+    def rebuild_head(self) -> None:
+        """Build the eyes and mouth interior of the current identity and eye settings off the
+        GUI thread (~0.1 s); newest request wins."""
+        if self._head_task is not None:
+            self._head_pending = True
+            return
+        self._head_gen += 1
+        gen, identity, eyes = self._head_gen, self.avatar.identity, self.avatar.eyes
+
+        def work(ctx):
+            from core.head.build import build_head_parts
+
+            return gen, build_head_parts(identity, eyes)
+
+        def done(result):
+            if result[0] != self._head_gen:
+                return
+            self.head = result[1]
+            self.head_changed.emit(self.head)
+            self._pose_head()
+
+        def ended():
+            self._head_task = None
+            if self._head_pending:
+                self._head_pending = False
+                self.rebuild_head()
+
+        def failed(message):
+            log.error("Eyes and mouth interior: %s", message)
+            ended()
+
+        self._head_task = self.runner.start("Eyes and mouth", work, on_done=lambda r: (done(r), ended()),
+                                            on_error=failed, quiet=True)
+
+    def _pose_head(self) -> None:
+        """Pose the eyes (gaze), the jaw's parts and the carves with the weights and head pose."""
+        if self.head is None:
+            return
+        t0 = time.perf_counter()
+        posed = self.head.pose(self.avatar.expression, self.avatar.head_pose)
+        self.head_pose_ms = (time.perf_counter() - t0) * 1000
+        self.head_posed.emit(posed)
 
     # --- hair ---------------------------------------------------------------------------------
     def _hair_settings_changed(self) -> None:

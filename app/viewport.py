@@ -57,6 +57,9 @@ class Viewport(QOpenGLWidget):
             session.hair_changed.connect(lambda hair: self._queue("hair", hair))
             session.hair_posed.connect(lambda posed: self._queue("hair_pose", posed))
             session.hair_colour_changed.connect(lambda c, g: self._queue("hair_colour", (c, g)))
+        if hasattr(session, "head_changed"):
+            session.head_changed.connect(lambda head: self._queue("head", head))
+            session.head_posed.connect(lambda posed: self._queue("head_pose", posed))
         for event in ("texture", "replaced"):
             avatar.events.connect(event, lambda a: self._queue("texture", a.texture))
         avatar.events.connect("view", lambda a: self.update())
@@ -111,6 +114,14 @@ class Viewport(QOpenGLWidget):
         if "points" in p:
             r.set_points(p.pop("points"), colour=(0.25, 0.95, 0.45), size=6.0)
 
+        if "head" in p:     # eyes and mouth interior (core.head.build.HeadParts)
+            head = p.pop("head")
+            r.set_parts("head", None if head is None else head.parts)
+            r.set_carves(None)
+        if "head_pose" in p and "head" in r.part_groups():
+            verts, carves = p.pop("head_pose")
+            r.update_parts("head", verts)
+            r.set_carves(carves)
         if "hair" in p:
             r.set_hair(p.pop("hair"))
         if "hair_pose" in p:

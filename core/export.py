@@ -368,7 +368,7 @@ def export_avatar(avatar, path: str | os.PathLike, model, resolution: int = 128,
     if cancelled():
         raise ExportCancelled()
     progress(0.6, "Building hair")
-    parts = _hair_parts(avatar, model, mesh, anim)
+    parts = _head_parts(avatar) + _hair_parts(avatar, model, mesh, anim)
     progress(0.7, f"Writing {path.name}")
     if suffix == ".obj":
         posed = anim.vertices(avatar.expression)
@@ -383,6 +383,15 @@ def export_avatar(avatar, path: str | os.PathLike, model, resolution: int = 128,
                            part_weights=avatar.expression)]
     progress(1.0, "Done")
     return files
+
+
+def _head_parts(avatar) -> list:
+    """The eyes and mouth interior (core.head.build) of the avatar's identity as PartMeshes: gaze
+    and jaw motion are their morph targets. The head-parts carves only matter for rendering; in
+    an export the skin's closing caps stay (they sit behind the eyeballs and inside the mouth)."""
+    from .head.build import build_head_parts
+
+    return build_head_parts(avatar.identity, getattr(avatar, "eyes", None)).parts
 
 
 def _hair_parts(avatar, model, mesh, anim) -> list:

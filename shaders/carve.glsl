@@ -2,7 +2,7 @@
 // the unit ball's frame, so |M p| < 1 is inside. Lets eyeballs and teeth show through the
 // learned skin's closing caps over the eyes and mouth.
 uniform int u_num_carves;
-uniform mat4 u_carves[4];
+uniform mat4 u_carves[6];          // MAX_CARVES in core/render/renderer.py
 
 bool carved(vec3 p) {
     for (int i = 0; i < u_num_carves; i++) {

@@ -145,7 +145,8 @@ def test_export_avatar_glb_and_obj(tmp_path, face_model):
     assert gltf["meshes"][0]["weights"][INDEX["jawOpen"]] == pytest.approx(0.5)
 
     obj_files = export_avatar(avatar, tmp_path / "head.obj", face_model, mesh=mesh)
-    m = trimesh.load(obj_files[0], process=False)
+    loaded = trimesh.load(obj_files[0], process=False)   # skin + part objects (eyes, teeth, hair)
+    m = loaded if isinstance(loaded, trimesh.Trimesh) else max(loaded.geometry.values(), key=lambda g: len(g.vertices))
     assert len(m.vertices) == len(mesh.vertices) and len(m.faces) == len(mesh.faces)
     np.testing.assert_allclose(m.vertices, anim.vertices(avatar.expression), atol=1e-4)
 

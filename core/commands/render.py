@@ -102,6 +102,12 @@ def run(args: argparse.Namespace) -> int:
             if not stages:
                 raise UserError(f"--mode neural needs the face model's networks ({scene.source} has none)")
             r.set_neural(stages)
+        head = scene.head()             # eyes, teeth, mouth cavity (core.head.build.HeadParts)
+        if head is not None:
+            verts, carves = head.pose(scene.expression)
+            r.set_parts("head", head.parts)
+            r.update_parts("head", verts)
+            r.set_carves(carves)
         hair_mesh = scene.hair()
         if hair_mesh is not None and not hair_mesh.empty:
             from core.head.hair import pose_hair

@@ -37,7 +37,7 @@ CLAY = (0.62, 0.58, 0.55)           # linear albedo of the untextured "shaded" v
 SKIN = (224, 180, 155)              # sRGB stand-in when no skin texture is installed
 DEFAULT_TEXTURE = RESOURCES / "textures" / "default_skin.png"
 BACKGROUND = (0.16, 0.17, 0.19)
-MAX_CARVES = 4                      # ellipsoids that hide the skin (shaders loop over u_carves)
+MAX_CARVES = 6                      # ellipsoids that hide the skin (shaders loop over u_carves)
 PART_TEXTURE_UNIT = 4
 
 
@@ -395,7 +395,10 @@ class Renderer:
             self._draw_mesh(view, light, view_m, proj, width, height, common)
         else:
             self._draw_sdf(mode, view, light, camera, vp, width, height, common)
-        self._draw_parts(view, light, view_m, proj, common)
+        if self._parts:
+            if mode != "mesh" and self._mesh is not None:
+                self._skin_depth(draw_fbo, light, view_m, proj, width, height, common)
+            self._draw_parts(view, light, view_m, proj, common)
         if self._hair is not None:
             self._hair.draw("shaded" if view == "wireframe" else view, light,
                             {**common, "u_view": view_m, "u_proj": proj}, _set)
@@ -424,6 +427,17 @@ class Renderer:
             _set(prog, name, value)
         vao.render(moderngl.TRIANGLES)
         self.ctx.disable(moderngl.CULL_FACE)
+
+    def _skin_depth(self, fbo, light, view_m, proj, width, height, common) -> None:
+        """SDF modes: the parts are depth-tested against the skin *mesh* (carved), drawn into
+        the depth buffer only. The baked field's mouth and eye caps are smeared by its warp
+        approximation (an opened mouth's cap bulges out of the lips), so its own depth would
+        hide the teeth; the mesh is exact and, without colour, costs little."""
+        fbo.color_mask = (False, False, False, False)
+        fbo.clear(depth=1.0)
+        self._draw_mesh("shaded", light, view_m, proj, width, height, common)
+        fbo.color_mask = (True, True, True, True)
+        fbo.use()   # re-applies the mask to the GL state
 
     def _draw_parts(self, view, light, view_m, proj, common) -> None:
         """Every part group after the skin, depth-tested against it. The wireframe view shows

@@ -28,6 +28,7 @@ class AvatarScene:
     stages: Callable[[], list | None] = field(repr=False)   # -> networks or None
     landmarks: Callable[[], np.ndarray | None] = field(repr=False)
     hair: Callable[[], object] = field(default=lambda: None, repr=False)  # -> core.head.hair.HairMesh
+    head: Callable[[], object] = field(default=lambda: None, repr=False)  # -> core.head.build.HeadParts
 
 
 def load_avatar_file(path: str | Path):
@@ -76,4 +77,12 @@ def _model_scene(avatar, expression, resolution, max_triangles, texture, hair) -
         sdf=lambda: model.sdf_grid(identity, expression, resolution=resolution),
         stages=lambda: model.shader_networks(identity, expression),
         landmarks=lambda: np.asarray(model.landmarks(identity, expression), np.float32),
-        hair=lambda: build_hair(model, hair, mesh, anim))
+        hair=lambda: build_hair(model, hair, mesh, anim),
+        head=lambda: _head_parts(identity, getattr(avatar, "eyes", None)))
+
+
+def _head_parts(identity, eyes):
+    """Eyes and mouth interior (core.head.build.HeadParts) for the scene's identity."""
+    from core.head.build import build_head_parts
+
+    return build_head_parts(identity, eyes)
