@@ -106,10 +106,11 @@ def test_jaw_open_changes_mouth_not_forehead(window, qtbot, face_model):
     assert (diff[forehead] > 24).mean() < 0.01, "opening the jaw must leave the forehead alone"
 
 
-def test_headless_render_equals_viewport(window):
+def test_headless_render_equals_viewport(window, qtbot):
     from core.avatar import default_texture
     from core.render import render_offscreen
 
+    qtbot.waitUntil(lambda: not window.session.busy, timeout=60_000)   # the hair is built too
     cam = frontal(window)
     window.avatar.set_weight("mouthSmile_L", 0.8)
     for mode in ("textured", "shaded"):
@@ -119,6 +120,7 @@ def test_headless_render_equals_viewport(window):
         s = window.session
         headless = render_offscreen(w, h, cam, mesh=(s.vertices, s.mesh.faces, s.mesh.uvs),
                                     texture=default_texture(), mode="mesh", view=mode,
+                                    hair=(s.hair, window.avatar.expression),
                                     background=window.avatar.view.background)[..., :3].astype(np.int16)
         diff = np.abs(shown - headless)
         assert diff.mean() < 0.5 and np.percentile(diff, 99.9) <= 8, (mode, diff.mean(), diff.max())

@@ -70,12 +70,12 @@ def style_shape(style: HairStyle) -> _Shape | None:
     if style.style == "buzz":
         return _Shape(top=0.15 + 0.35 * L, side=0.8, ramp=0.6, ear_margin=0.5, clump=0.0)
     if style.style == "short":
-        return _Shape(top=0.8 + 1.4 * L, side=0.45, ramp=1.6, ear_margin=0.6, clump=0.22)
+        return _Shape(top=0.8 + 1.4 * L, side=0.45, ramp=2.6, ear_margin=0.6, clump=0.22)
     if style.style == "medium":
-        return _Shape(top=1.6 + 0.9 * L, side=0.8, ramp=2.0, ear_margin=-1.0, drape_y=6.0,
+        return _Shape(top=1.6 + 0.9 * L, side=0.8, ramp=3.0, ear_margin=-1.0, drape_y=6.0,
                       end_y=-1.5 - 6.5 * L, layer=1.8, clump=0.25)
     if style.style == "long":
-        return _Shape(top=1.5 + 0.8 * L, side=0.85, ramp=2.0, ear_margin=-1.0, drape_y=6.0,
+        return _Shape(top=1.5 + 0.8 * L, side=0.85, ramp=3.0, ear_margin=-1.0, drape_y=6.0,
                       end_y=-7.0 - 9.0 * L, layer=1.8, clump=0.3)
     if style.style == "tied":
         return _Shape(top=0.45, side=0.9, ramp=1.0, ear_margin=0.5, clump=0.1, knot=True)
@@ -239,7 +239,7 @@ def _thickness(q: np.ndarray, shape: _Shape, length: float) -> np.ndarray:
         u, v, _ = pole_coords(q, HEAD_CENTRE, DRAPE_FRAME if shape.drape_y is not None else CROWN_FRAME,
                               REPEATS)
         # Clumps converge at the pole: fade them out there, or the whorl turns into spikes.
-        t = t * (1.0 + shape.clump * _clumps(u) * _smoothstep(0.15, 0.6, v))
+        t = t * (1.0 + shape.clump * _clumps(u) * _smoothstep(0.3, 0.9, v))
     if shape.drape_y is not None:
         t = t + 0.08 * np.maximum(shape.drape_y - q[:, 1], 0.0)    # fuller toward the tips
     return np.maximum(t, 0.1).astype(np.float32)
@@ -322,7 +322,7 @@ def build_hair_template(style: HairStyle, skin_sdf: SkinSDF, voxel: float = VOXE
     v, f = _compact(v, f)
     if len(f) == 0:
         return _empty_template(style)
-    v, f = largest_parts(v, f, min_fraction=0.02)
+    v, f = largest_parts(v, f, min_fraction=0.08)
     if max_triangles:
         v, f = decimate(v, f, max_triangles)
     f = np.asarray(f, np.int32)
@@ -359,7 +359,7 @@ def _strand_attributes(v: np.ndarray, n: np.ndarray, style: HairStyle, shape: _S
         g = _smoothstep(shape.drape_y + 2.0, shape.drape_y - 3.0, v[:, 1])[:, None]
         m = (1 - g) * m + g * np.array([0.0, -1.0, 0.0], np.float32)   # hanging: straight down
     sd = scalp_distance(q, style.hairline, shape.ear_margin)
-    fade = _smoothstep(-0.4, 2.2, sd)
+    fade = _smoothstep(-0.4, 2.8, sd)
     if shape.drape_y is not None:
         # A curtain's front edge is a cut through hanging hair, not a hairline: keep it dense.
         fade = np.maximum(fade, _smoothstep(shape.drape_y + 1.0, shape.drape_y - 1.0, v[:, 1]))

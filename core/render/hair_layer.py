@@ -41,7 +41,6 @@ class HairLayer:
         tex.build_mipmaps()
         tex.filter = (moderngl.LINEAR_MIPMAP_LINEAR, moderngl.LINEAR)
         tex.repeat_x = tex.repeat_y = True
-        tex.anisotropy = 4.0
         return tex
 
     def program(self, view: str, light: int) -> moderngl.Program:

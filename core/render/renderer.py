@@ -590,12 +590,13 @@ class Renderer:
 def render_offscreen(width: int, height: int, camera: OrbitCamera | None = None, *,
                      mesh: tuple | None = None, texture: np.ndarray | None = None,
                      sdf: tuple | None = None, stages: list[dict] | None = None,
-                     points: np.ndarray | None = None, samples: int = 0,
+                     points: np.ndarray | None = None, samples: int = 0, hair=None,
                      **render_kwargs) -> np.ndarray:
     """One-shot headless render on the cached EGL context -> (H,W,4) uint8.
 
     mesh = (vertices, faces[, uvs]); sdf = (grid, lo, hi[, uv_grid]); stages for mode
     'neural'. With no camera, the default 3/4 camera framing the drawn object is used.
+    hair = (core.head.hair.HairMesh, 53 weights or None[, head pose]) draws posed hair.
     """
     r = Renderer(headless_context(), samples=samples)
     try:
@@ -609,6 +610,11 @@ def render_offscreen(width: int, height: int, camera: OrbitCamera | None = None,
             r.set_neural(stages)
         if points is not None:
             r.set_points(points)
+        if hair is not None and hair[0] is not None:
+            from core.head.hair import pose_hair
+
+            r.set_hair(hair[0])
+            r.update_hair(*pose_hair(*hair))
         if camera is None:
             camera = OrbitCamera().frame(*r.bounds(render_kwargs.get("mode", "mesh")))
         return r.render_image(width, height, camera, **render_kwargs)
