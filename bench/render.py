@@ -40,11 +40,16 @@ def main() -> int:
     ap.add_argument("--resolution", type=int, default=128, help="SDF grid resolution")
     ap.add_argument("--max-triangles", type=int, default=VIEWPORT_MAX_TRIANGLES,
                     help="mesh triangle budget (the viewport's by default)")
+    ap.add_argument("--hair", default="long", help="hair style drawn with the head (bald: none)")
     args = ap.parse_args()
     size = args.size
 
     t = time.perf_counter()
-    scene = load_scene(resolution=args.resolution, max_triangles=args.max_triangles)
+    from core.head.hair import pose_hair
+    from core.head.settings import HairStyle
+
+    scene = load_scene(resolution=args.resolution, max_triangles=args.max_triangles,
+                       hair=HairStyle(style=args.hair))
     print(f"scene: {scene.source}, {len(scene.vertices)} vertices, {len(scene.faces)} triangles "
           f"(loaded in {time.perf_counter() - t:.2f} s)")
     ctx = headless_context()
@@ -53,6 +58,16 @@ def main() -> int:
     r.set_mesh(scene.vertices, scene.faces, scene.uvs)
     if scene.texture is not None:
         r.set_texture(np.asarray(scene.texture, np.uint8))
+    t = time.perf_counter()
+    hair = scene.hair()
+    hair_s = time.perf_counter() - t
+    hair = None if hair is None or hair.empty else hair
+    r.set_hair(hair)
+    print(f"hair: {args.hair}, {0 if hair is None else len(hair.faces)} triangles (built in {hair_s:.2f} s)")
+
+    def pose(w: np.ndarray) -> None:
+        if hair is not None:
+            r.update_hair(*pose_hair(hair, w))
     grid, lo, hi = scene.sdf()
     r.set_sdf_grid(grid, lo, hi)
     cam = OrbitCamera(yaw=25, pitch=8).frame(*r.bounds("mesh"), margin=0.9)
@@ -73,6 +88,7 @@ def main() -> int:
 
     def mesh_frame(i: int) -> None:
         r.update_vertices(poses[i % len(poses)])
+        pose(weights(i % len(poses)))
         r.render(fbo, size, size, cam, mode="mesh", view="textured")
         ctx.finish()
 
@@ -81,6 +97,7 @@ def main() -> int:
 
     def slider_frame(i: int) -> np.ndarray:
         r.update_vertices(scene.animator(weights(i)))
+        pose(weights(i))
         return r.render_image(size, size, cam, mode="mesh", view="shaded")
 
     t_slider = timed_frames(slider_frame, args.seconds)
@@ -114,7 +131,8 @@ def main() -> int:
     fps = lambda ms: 1000.0 / float(np.median(ms))
     result = {
         "source": scene.source, "size": size, "vertices": len(scene.vertices),
-        "triangles": len(scene.faces), "grid": list(grid.shape),
+        "triangles": len(scene.faces), "grid": list(grid.shape), "hair": args.hair,
+        "hair_triangles": 0 if hair is None else len(hair.faces), "hair_build_s": round(hair_s, 2),
         "animator_ms": round(float(np.median(t_anim)), 2),
         "normals_ms": round(float(np.median(t_norm)), 2),
         "mesh_fps": round(fps(t_mesh), 1),
