@@ -16,8 +16,15 @@ _warned = False
 
 
 def avatar_texture(avatar, size: int = 1024) -> np.ndarray:
-    """The texture an avatar shows: its explicit texture (a projected photo, a loaded painting)
-    when it has one, else what its appearance code decodes to (None: the mean appearance). Without
+    """The texture an avatar shows: its base texture (below) with its paint layers (core.paint)
+    composited over it, at the paint resolution; the base itself when it has no paint."""
+    from core.paint.avatar import painted_texture
+    return painted_texture(avatar, base_texture(avatar, size))
+
+
+def base_texture(avatar, size: int = 1024) -> np.ndarray:
+    """The texture under the paint: the avatar's explicit texture (a projected photo) when it has
+    one, else what its appearance code decodes to (None: the mean appearance). Without
     a readable appearance model the default skin is used, and the reason logged once."""
     global _warned
     if getattr(avatar, "texture", None) is not None:
@@ -32,4 +39,4 @@ def avatar_texture(avatar, size: int = 1024) -> np.ndarray:
         return default_texture()
 
 
-__all__ = ["AppearanceModel", "AppearanceModelError", "shared_model", "avatar_texture"]
+__all__ = ["AppearanceModel", "AppearanceModelError", "shared_model", "avatar_texture", "base_texture"]

@@ -12,7 +12,7 @@ import sys
 
 COMMAND_MODULES = (
     "render", "export", "train_face_model", "eval_face_model",
-    "fer", "eval_fer", "fit", "eval_fit", "eval_texture",
+    "fer", "eval_fer", "fit", "eval_fit", "eval_texture", "texture",
 )
 
 

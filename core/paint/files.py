@@ -1,0 +1,251 @@
+"""Paint files: images in and out (PNG/JPEG as a layer, each layer as a PNG with alpha, the
+flattened texture) and the paint/ folder of a .likeness project (layers.json + one PNG per
+layer, plus one per layer mask).
+
+Every reader refuses damaged or unsuitable input with a PaintError whose message is a
+sentence for the user, before anything in the stack changes. Files are written to a temporary
+name beside the target and os.replace()d, so a crash never leaves half a file.
+"""
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Callable
+
+import cv2
+import numpy as np
+
+from .blend import normalise_mode
+from .errors import PaintError
+from .layers import RESOLUTIONS, Layer, LayerStack, resample
+from .tiles import TiledImage
+
+MAX_IMAGE_PIXELS = 16384 * 16384
+PAINT_FORMAT = "likeness-paint"
+PAINT_VERSION = 1
+PAINT_DIR = "paint/"
+LAYERS_JSON = PAINT_DIR + "layers.json"
+
+
+# ---------------------------------------------------------------------- memory, atomic writes
+def available_memory() -> int:
+    """Bytes the system says are available (MemAvailable), or a generous guess elsewhere."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 8 << 30
+
+
+def check_memory(nbytes: int, what: str) -> None:
+    if nbytes > 0.8 * available_memory():
+        raise PaintError(f"{what} needs about {nbytes / 2**30:.1f} GiB of memory, more than this "
+                         f"computer has free ({available_memory() / 2**30:.1f} GiB); nothing was changed.")
+
+
+def write_atomic(path: str | os.PathLike, data: bytes | Callable[[io.BufferedWriter], None]) -> Path:
+    path = Path(path)
+    directory = path.parent if str(path.parent) else Path(".")
+    if not directory.is_dir():
+        raise PaintError(f"Cannot write {path}: the folder {directory} does not exist.")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            if isinstance(data, (bytes, bytearray)):
+                f.write(data)
+            else:
+                data(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        _unlink(tmp)
+        raise PaintError(f"Cannot write {path}: {exc.strerror or exc}") from exc
+    except BaseException:
+        _unlink(tmp)
+        raise
+    return path
+
+
+def _unlink(p: str) -> None:
+    try:
+        os.unlink(p)
+    except OSError:
+        pass
+
+
+# ---------------------------------------------------------------------- PNG bytes
+def png_bytes(image: np.ndarray, level: int = 1) -> bytes:
+    """RGB or RGBA uint8 -> PNG (zlib level 1: a 2048^2 layer in tens of milliseconds; layers
+    are mostly empty or smooth, so the files stay small anyway)."""
+    img = np.asarray(image, np.uint8)
+    code = cv2.COLOR_RGBA2BGRA if img.ndim == 3 and img.shape[2] == 4 else cv2.COLOR_RGB2BGR
+    if img.ndim == 3:
+        img = cv2.cvtColor(img, code)
+    ok, buf = cv2.imencode(".png", img, [cv2.IMWRITE_PNG_COMPRESSION, level])
+    if not ok:
+        raise PaintError("Cannot encode the image as PNG.")
+    return buf.tobytes()
+
+
+def decode_image(data: bytes, what: str) -> np.ndarray:
+    """Image bytes (PNG, JPEG, anything Pillow reads) -> RGBA uint8. PaintError if damaged,
+    not an image, or too large."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            w, h = im.size
+            if w * h > MAX_IMAGE_PIXELS:
+                raise PaintError(f"{what} is {w}x{h} pixels, too large to paint with "
+                                 f"(at most {int(MAX_IMAGE_PIXELS ** 0.5)}^2).")
+            check_memory(w * h * 8, f"Reading {what}")
+            if im.mode in ("I;16", "I;16B", "I", "F"):
+                # 16-bit greyscale: keep the top 8 bits rather than clipping to white.
+                arr = np.asarray(im, np.float64)
+                arr = np.clip(arr / (65535.0 if arr.max() > 255 else 255.0) * 255 + 0.5, 0, 255).astype(np.uint8)
+                return np.dstack([arr] * 3 + [np.full_like(arr, 255)])
+            return np.asarray(im.convert("RGBA"), np.uint8).copy()
+    except PaintError:
+        raise
+    except UnidentifiedImageError:
+        raise PaintError(f"{what} is not an image Likeness can read (PNG or JPEG expected).") from None
+    except Exception as exc:   # Pillow raises many types for truncated or corrupt files
+        raise PaintError(f"{what} is damaged and cannot be read ({exc}).") from None
+
+
+def read_image(path: str | os.PathLike) -> np.ndarray:
+    path = Path(path)
+    if not path.is_file():
+        raise PaintError(f"{path} does not exist.")
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise PaintError(f"Cannot read {path}: {exc.strerror or exc}") from exc
+    return decode_image(data, path.name)
+
+
+def fit_to_stack(image: np.ndarray, size: int, what: str) -> tuple[np.ndarray, str | None]:
+    """Resample an image to size x size; the notice says so when it had to."""
+    h, w = image.shape[:2]
+    if (h, w) == (size, size):
+        return image, None
+    note = f"{what} is {w}x{h}; it was resampled to the texture's {size}x{size}"
+    if w != h:
+        note += " (it is not square, so it was stretched)"
+    return resample(image, size), note + "."
+
+
+# ---------------------------------------------------------------------- layers in and out
+def import_image_layer(stack: LayerStack, path: str | os.PathLike, name: str | None = None,
+                       blend: str = "normal", opacity: float = 1.0) -> tuple[Layer, str | None]:
+    """Add a PNG/JPEG as a new top layer (undoable). Returns (layer, notice or None)."""
+    mode = normalise_mode(blend)
+    img, note = fit_to_stack(read_image(path), stack.size, Path(path).name)
+    layer = stack.add_layer(name or Path(path).stem, pixels=img, opacity=opacity, blend=mode)
+    return layer, note
+
+
+def safe_name(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "layer"
+
+
+def export_layers(stack: LayerStack, directory: str | os.PathLike) -> list[Path]:
+    """Each layer as an RGBA PNG, bottom first: NN_name.png. Returns the paths."""
+    d = Path(directory)
+    try:
+        d.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise PaintError(f"Cannot create the folder {d}: {exc.strerror or exc}") from exc
+    return [write_atomic(d / f"{i:02d}_{safe_name(l.name)}.png", png_bytes(l.to_array()))
+            for i, l in enumerate(stack.layers)]
+
+
+def export_flattened(stack: LayerStack, path: str | os.PathLike) -> Path:
+    """The flattened (padded) texture as an RGB PNG."""
+    return write_atomic(path, png_bytes(stack.composite(), level=3))
+
+
+# ---------------------------------------------------------------------- the project's paint/ folder
+def paint_members(stack: LayerStack) -> dict[str, bytes]:
+    """Zip members describing the stack: paint/layers.json and a PNG per layer (and mask)."""
+    members: dict[str, bytes] = {}
+    entries = []
+    for i, layer in enumerate(stack.layers):
+        file = f"{PAINT_DIR}layer_{i:03d}.png"
+        members[file] = png_bytes(layer.to_array())
+        entry = {"name": layer.name, "file": file, "opacity": round(float(layer.opacity), 6),
+                 "blend": layer.blend, "visible": layer.visible, "locked": layer.locked, "mask": None}
+        if layer.mask is not None:
+            entry["mask"] = f"{PAINT_DIR}mask_{i:03d}.png"
+            members[entry["mask"]] = png_bytes(layer.mask)
+        entries.append(entry)
+    doc = {"format": PAINT_FORMAT, "version": PAINT_VERSION, "size": stack.size,
+           "padding": stack.padding, "layers": entries}   # layers bottom to top
+    members[LAYERS_JSON] = json.dumps(doc, indent=2).encode("utf-8")
+    return members
+
+
+def read_paint(read: Callable[[str], bytes], where: str = "the project") -> LayerStack:
+    """A LayerStack from a paint/ folder; `read(member)` returns a member's bytes (KeyError if
+    missing). Raises PaintError saying what is damaged."""
+    try:
+        doc = json.loads(read(LAYERS_JSON).decode("utf-8"))
+    except KeyError:
+        raise PaintError(f"{where} is damaged: {LAYERS_JSON} is missing.") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise PaintError(f"{where} is damaged: {LAYERS_JSON} is not valid JSON ({exc}).") from None
+    if not isinstance(doc, dict) or doc.get("format") != PAINT_FORMAT:
+        raise PaintError(f"{where} is damaged: {LAYERS_JSON} is not a Likeness paint description.")
+    if not isinstance(doc.get("version"), int) or doc["version"] > PAINT_VERSION:
+        raise PaintError(f"The paint layers in {where} were saved by a newer Likeness "
+                         f"(paint format {doc.get('version')}); please update Likeness.")
+    size = doc.get("size")
+    if size not in RESOLUTIONS:
+        raise PaintError(f"{where} is damaged: paint resolution {size!r} is not one of {RESOLUTIONS}.")
+    entries = doc.get("layers")
+    if not isinstance(entries, list):
+        raise PaintError(f"{where} is damaged: {LAYERS_JSON} has no layer list.")
+    check_memory(len(entries) * size * size * 5, f"Opening the {len(entries)} paint layers of {where}")
+    stack = LayerStack(size, padding=int(doc.get("padding", 4)))
+    for e in entries:
+        try:
+            name, file = str(e["name"]), str(e["file"])
+            opacity, blend = float(e.get("opacity", 1.0)), normalise_mode(e.get("blend", "normal"))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise PaintError(f"{where} is damaged: a paint layer entry is invalid ({exc}).") from None
+        px = _read_png(read, file, where, size, 4)
+        layer = Layer(name, TiledImage.from_array(px), float(np.clip(opacity, 0, 1)), blend,
+                      bool(e.get("visible", True)), bool(e.get("locked", False)))
+        if e.get("mask"):
+            layer.mask = _read_png(read, str(e["mask"]), where, size, 1)
+        stack.layers.append(layer)   # not through history: opening is not an undoable step
+    return stack
+
+
+def _read_png(read: Callable[[str], bytes], member: str, where: str, size: int, channels: int) -> np.ndarray:
+    try:
+        data = read(member)
+    except KeyError:
+        raise PaintError(f"{where} is damaged: the paint layer image {member} is missing.") from None
+    buf = np.frombuffer(data, np.uint8)
+    img = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED) if buf.size else None
+    if img is None or img.dtype != np.uint8:
+        raise PaintError(f"{where} is damaged: the paint layer image {member} is not a readable 8-bit PNG.")
+    if channels == 1:
+        img = img if img.ndim == 2 else img[..., 0]
+    elif img.ndim == 3 and img.shape[2] == 4:
+        img = cv2.cvtColor(img, cv2.COLOR_BGRA2RGBA)
+    else:
+        raise PaintError(f"{where} is damaged: the paint layer image {member} has no alpha channel.")
+    if img.shape[:2] != (size, size):
+        raise PaintError(f"{where} is damaged: the paint layer image {member} is "
+                         f"{img.shape[1]}x{img.shape[0]}, expected {size}x{size}.")
+    return img
