@@ -21,8 +21,9 @@ from .expressions import EXPRESSION_NAMES
 from .head.settings import EyeSettings, HairStyle
 
 # 1: identity, expression, texture, view. 2: + appearance (texture) code, eyes, hair; a version 1
-# file opens with the mean appearance and default eyes and hair.
-FORMAT_VERSION = 2
+# file opens with the mean appearance and default eyes and hair. 3: + an optional paint/ folder
+# (core.paint.files: layers.json + one PNG per layer); older files open with no paint layers.
+FORMAT_VERSION = 3
 SUFFIX = ".likeness"
 MANIFEST = "project.json"
 _MAX_TEXTURE_PIXELS = 8192 * 8192
@@ -58,6 +59,7 @@ def save_project(avatar: Avatar, path: str | os.PathLike) -> Path:
         # Human-readable copy of the non-zero weights; the npy array is authoritative.
         "expression_summary": {n: round(float(w), 4) for n, w in zip(EXPRESSION_NAMES, avatar.expression) if w},
     }
+    paint = _paint_payload(avatar, manifest)
     payload = {
         MANIFEST: json.dumps(manifest, indent=2).encode("utf-8"),
         "identity.npy": _npy_bytes(avatar.identity),
@@ -67,6 +69,7 @@ def save_project(avatar: Avatar, path: str | os.PathLike) -> Path:
         payload["appearance.npy"] = _npy_bytes(avatar.appearance)
     if avatar.texture is not None:
         payload["textures/albedo.png"] = _png_bytes(avatar.texture)
+    payload.update(paint)
     directory = path.parent if str(path.parent) else Path(".")
     if not directory.is_dir():
         raise ProjectError(f"Cannot save to {path}: the folder {directory} does not exist.")
@@ -145,11 +148,47 @@ def load_project(path: str | os.PathLike, identity_dim: int | None = None) -> Av
         textures = manifest.get("textures") or {}
         if "albedo" in textures:
             texture = _read_png(zf, path, textures["albedo"])
+        paint = _read_paint(zf, path, manifest.get("paint"))
     avatar = Avatar(identity.astype(np.float32), expression.astype(np.float32), texture,
                     name=str(manifest.get("name") or path.stem), view=view,
                     appearance=None if appearance is None else appearance.astype(np.float32),
                     eyes=eyes, hair=hair)
+    if paint is not None:
+        from .paint.avatar import attach_paint
+        attach_paint(avatar, paint)
     return avatar
+
+
+def _paint_payload(avatar: Avatar, manifest: dict) -> dict[str, bytes]:
+    """The paint/ members of the avatar's paint layers (none without layers); names them in
+    `manifest`."""
+    from .paint.avatar import paint_of
+    from .paint.files import LAYERS_JSON, paint_members
+    stack = paint_of(avatar)
+    if stack is None or not stack.layers:
+        return {}
+    manifest["paint"] = LAYERS_JSON
+    return paint_members(stack)
+
+
+def _read_paint(zf: zipfile.ZipFile, path: Path, member):
+    """The paint layer stack named by project.json's "paint" (None: the file has none)."""
+    if member is None:
+        return None
+    from .paint import PaintError
+    from .paint.files import LAYERS_JSON, read_paint
+    if member != LAYERS_JSON:
+        raise ProjectError(f"{path.name} is damaged: its paint layers are described in {member!r}, "
+                           f"expected {LAYERS_JSON}.")
+
+    def read(name: str) -> bytes:
+        if name not in zf.NameToInfo:
+            raise KeyError(name)
+        return _read_member(zf, path, name, "paint layer")
+    try:
+        return read_paint(read, path.name)
+    except PaintError as exc:
+        raise ProjectError(str(exc)) from None
 
 
 def _read_manifest(zf: zipfile.ZipFile, path: Path) -> dict:
