@@ -3,8 +3,12 @@
 // learned skin's closing caps over the eyes and mouth.
 uniform int u_num_carves;
 uniform mat4 u_carves[6];          // MAX_CARVES in core/render/renderer.py
+uniform vec4 u_carve_bound;        // a sphere (centre, radius^2) around all of them: most
+                                   // fragments leave after one test (llvmpipe pays per lane)
 
 bool carved(vec3 p) {
+    vec3 b = p - u_carve_bound.xyz;
+    if (dot(b, b) > u_carve_bound.w) return false;
     for (int i = 0; i < u_num_carves; i++) {
         vec3 q = (u_carves[i] * vec4(p, 1.0)).xyz;
         if (dot(q, q) < 1.0) return true;
@@ -17,6 +21,8 @@ bool carved(vec3 p) {
 // sphere tracer's steps safe.
 float carve_depth(vec3 p) {
     float d = -1e3;
+    vec3 b = p - u_carve_bound.xyz;
+    if (dot(b, b) > u_carve_bound.w) return d;
     for (int i = 0; i < u_num_carves; i++) {
         vec3 q = (u_carves[i] * vec4(p, 1.0)).xyz;
         // rows of the linear part hold 1/semi-axis: the largest row norm is 1/shortest axis

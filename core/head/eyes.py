@@ -21,6 +21,15 @@ SEGMENTS = 28
 TEXTURE_SIZE = (128, 256)               # rows (theta), columns (azimuth)
 SCLERA = np.array([0.93, 0.90, 0.86])
 EYE_SPECULAR, EYE_SHININESS = 0.9, 110.0  # the wet cornea: a small, bright highlight
+# The learned skin's closed lid passes only 0.1-0.3 mm over ICT's cornea apex (measured on the
+# mean face at eyeBlink = 1, 30k-triangle mesh), so a blink would leave the cornea poking
+# through: the ball sits this much deeper along its axis and the cornea bulges a little less.
+EYE_SETBACK_CM = 0.1
+# The learned lids do not quite meet at eyeBlink = 1 (a slit stays): the ball draws back along
+# its axis as the lid closes (real globes retract ~1 mm in a blink; this is more, so the slit
+# shows the dark socket rather than a cornea).
+BLINK_RETRACT_CM = 0.45
+CORNEA_BULGE_SCALE = 0.6
 
 
 def gaze_controls(side: str) -> tuple[str, str, str, str]:
@@ -109,23 +118,29 @@ def build_eyes(rig: HeadRig, params: dict[str, float], settings: EyeSettings) ->
     parts = []
     for side in SIDES:
         shape = rig.eye_shape[side]
-        centre = np.array([params[f"eye{side}_{k}"] for k in "xyz"])
+        axis = np.asarray(shape["axis"], np.float64)
+        centre = np.array([params[f"eye{side}_{k}"] for k in "xyz"]) - EYE_SETBACK_CM * axis
         radius = params[f"eye{side}_radius"]
-        local, faces, uvs = _unit_eye(float(shape["iris_deg"]), float(shape["bulge_cm"]) / float(shape["radius_cm"]))
+        bulge = CORNEA_BULGE_SCALE * float(shape["bulge_cm"]) / float(shape["radius_cm"])
+        local, faces, uvs = _unit_eye(float(shape["iris_deg"]), bulge)
         local = local @ _rest_rotation(shape["axis"]).T * radius
         neutral = (local + centre).astype(np.float32)
         controls = gaze_controls(side)
         idx = [EXPRESSION_NAMES.index(n) for n in controls]
+        blink = EXPRESSION_NAMES.index(f"eyeBlink_{side}")
+        back = -BLINK_RETRACT_CM * axis
 
-        def pose(w, local=local, centre=centre, side=side, idx=idx):
+        def pose(w, local=local, centre=centre, side=side, idx=idx, blink=blink, back=back):
             r = gaze_rotation(rig, side, *(float(w[i]) for i in idx))
-            return (local @ r.T + centre).astype(np.float32)
+            return (local @ r.T + centre + float(w[blink]) * back).astype(np.float32)
 
         targets = []
         for k in range(4):
             unit = np.zeros(4)
             unit[k] = 1.0
             targets.append((local @ gaze_rotation(rig, side, *unit).T + centre) - neutral)
+        targets.append(np.broadcast_to(back, neutral.shape))
+        controls = (*controls, f"eyeBlink_{side}")
         tex = eye_texture(settings, float(shape["iris_deg"]))
         parts.append(PartMesh(f"eye_{side}", neutral, faces, uvs=uvs, texture=tex, colour=(1.0, 1.0, 1.0),
                               specular=EYE_SPECULAR, shininess=EYE_SHININESS, roughness=0.1,

@@ -315,7 +315,15 @@ class Renderer:
         m = self._carves if to_world is None else self._carves @ np.asarray(to_world, np.float32)
         pad = np.zeros((MAX_CARVES, 4, 4), np.float32)
         pad[:len(m)] = m
-        return {"u_num_carves": int(len(m)),
+        bound = (0.0, 0.0, 0.0, -1.0)
+        if len(m):
+            inv = np.linalg.inv(m.astype(np.float64))            # unit ball -> frame
+            centres = inv[:, :3, 3]
+            radii = np.linalg.norm(inv[:, :3, :3], axis=1).max(axis=1)  # longest semi-axis
+            c = centres.mean(axis=0)
+            reach = float((np.linalg.norm(centres - c, axis=1) + radii).max())
+            bound = (*c, reach * reach)
+        return {"u_num_carves": int(len(m)), "u_carve_bound": bound,
                 "u_carves": np.ascontiguousarray(pad.transpose(0, 2, 1)).tobytes()}  # column-major
 
     def set_hair(self, hair) -> None:
