@@ -368,16 +368,22 @@ def export_avatar(avatar, path: str | os.PathLike, model, resolution: int = 128,
     if cancelled():
         raise ExportCancelled()
     progress(0.6, "Building hair")
-    parts = _head_parts(avatar) + _hair_parts(avatar, model, mesh, anim)
+    head = _head_parts(avatar)
+    parts = head.parts + _hair_parts(avatar, model, mesh, anim)
+    # The skin's closing cap over the mouth would hide the teeth in other programs: drop the
+    # skin triangles inside the carves (at neutral), as the renderer hides them.
+    from .head.parts import pose_carves, uncarved_faces
+
+    base = anim.neutral() if hasattr(anim, "neutral") else anim.vertices(np.zeros(len(EXPRESSION_NAMES)))
+    faces = uncarved_faces(base, mesh.faces, pose_carves(head.carves, None))
     progress(0.7, f"Writing {path.name}")
     if suffix == ".obj":
         posed = anim.vertices(avatar.expression)
-        files = write_obj(path, posed, mesh.faces, mesh.uvs, None, texture, name=avatar.name,
+        files = write_obj(path, posed, faces, mesh.uvs, None, texture, name=avatar.name,
                           parts=parts, part_weights=avatar.expression)
     else:
         # The morph targets are offsets from the animator's zero-weight mesh, so that is the base.
-        base = anim.neutral() if hasattr(anim, "neutral") else anim.vertices(np.zeros(len(EXPRESSION_NAMES)))
-        files = [write_glb(path, base, mesh.faces, mesh.uvs, None,
+        files = [write_glb(path, base, faces, mesh.uvs, None,
                            anim.morph_targets(), list(EXPRESSION_NAMES), avatar.expression,
                            texture, name=avatar.name, cancelled=cancelled, parts=parts,
                            part_weights=avatar.expression)]
@@ -385,13 +391,12 @@ def export_avatar(avatar, path: str | os.PathLike, model, resolution: int = 128,
     return files
 
 
-def _head_parts(avatar) -> list:
-    """The eyes and mouth interior (core.head.build) of the avatar's identity as PartMeshes: gaze
-    and jaw motion are their morph targets. The head-parts carves only matter for rendering; in
-    an export the skin's closing caps stay (they sit behind the eyeballs and inside the mouth)."""
+def _head_parts(avatar):
+    """The eyes and mouth interior (core.head.build.HeadParts) of the avatar's identity: gaze,
+    blink and jaw motion are their parts' morph targets."""
     from .head.build import build_head_parts
 
-    return build_head_parts(avatar.identity, getattr(avatar, "eyes", None)).parts
+    return build_head_parts(avatar.identity, getattr(avatar, "eyes", None))
 
 
 def _hair_parts(avatar, model, mesh, anim) -> list:

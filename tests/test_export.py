@@ -134,7 +134,8 @@ def test_export_avatar_glb_and_obj(tmp_path, face_model):
                         progress=lambda f, s: steps.append(f))[0]
     assert steps[-1] == 1.0
     geom = next(iter(trimesh.load(glb).geometry.values()))
-    assert len(geom.vertices) == len(mesh.vertices) and len(geom.faces) == len(mesh.faces)
+    # the skin's mouth cap (inside the head parts' carves) is left out
+    assert len(geom.vertices) <= len(mesh.vertices) and 0.97 * len(mesh.faces) < len(geom.faces) <= len(mesh.faces)
     gltf = read_glb_json(glb)
     prim = gltf["meshes"][0]["primitives"][0]
     assert gltf["meshes"][0]["extras"]["targetNames"] == list(EXPRESSION_NAMES)
@@ -147,8 +148,11 @@ def test_export_avatar_glb_and_obj(tmp_path, face_model):
     obj_files = export_avatar(avatar, tmp_path / "head.obj", face_model, mesh=mesh)
     loaded = trimesh.load(obj_files[0], process=False)   # skin + part objects (eyes, teeth, hair)
     m = loaded if isinstance(loaded, trimesh.Trimesh) else max(loaded.geometry.values(), key=lambda g: len(g.vertices))
-    assert len(m.vertices) == len(mesh.vertices) and len(m.faces) == len(mesh.faces)
-    np.testing.assert_allclose(m.vertices, anim.vertices(avatar.expression), atol=1e-4)
+    assert 0.97 * len(mesh.faces) < len(m.faces) <= len(mesh.faces)   # less the mouth cap
+    from scipy.spatial import cKDTree
+
+    gap, _ = cKDTree(anim.vertices(avatar.expression)).query(m.vertices)   # unused ones dropped
+    assert len(m.vertices) > 0.97 * len(mesh.vertices) and gap.max() < 1e-4
 
 
 def test_export_command(tmp_path, face_model, capsys):

@@ -124,6 +124,18 @@ def pose_carves(carves: Sequence[Carve], weights: np.ndarray | None,
     return np.asarray(out, np.float32).reshape(-1, 4, 4)
 
 
+def uncarved_faces(vertices: np.ndarray, faces: np.ndarray, carves: np.ndarray) -> np.ndarray:
+    """The faces with a corner outside every carve ((N,4,4) world -> unit-ball matrices, as
+    pose_carves returns): an exported skin without the caps the renderer hides."""
+    v = np.asarray(vertices, np.float64)
+    inside = np.zeros(len(v), bool)
+    for m in np.asarray(carves, np.float64):
+        q = v @ m[:3, :3].T + m[:3, 3]
+        inside |= np.einsum("ij,ij->i", q, q) < 1.0
+    f = np.asarray(faces)
+    return f[~inside[f].all(axis=1)]
+
+
 def ellipsoid_matrix(centre, semi_axes, rotation: np.ndarray | None = None) -> np.ndarray:
     """4x4 unit ball -> ellipsoid with `semi_axes` (3,) along the columns of `rotation`."""
     m = np.eye(4)
@@ -151,4 +163,4 @@ def merge_parts(name: str, parts: Sequence[PartMesh], **kwargs) -> PartMesh:
                     morph_names=names, morph_targets=targets, **kwargs)
 
 
-__all__ = ["PartMesh", "Carve", "pose_parts", "pose_carves", "ellipsoid_matrix", "merge_parts"]
+__all__ = ["PartMesh", "Carve", "pose_parts", "pose_carves", "uncarved_faces", "ellipsoid_matrix", "merge_parts"]
