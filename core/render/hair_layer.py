@@ -49,7 +49,7 @@ class HairLayer:
         key = (view, light)
         if key not in self._progs:
             d = {"VIEW": str(_VIEW_KIND.get(view, 0)), "LIGHT_MODE": str(light)}
-            self._progs[key] = self.ctx.program(vertex_shader=shader_source("hair.vert"),
+            self._progs[key] = self.ctx.program(vertex_shader=shader_source("hair.vert", d),
                                                 fragment_shader=shader_source("hair.frag", d))
         return self._progs[key]
 
