@@ -27,6 +27,12 @@ FORMAT_VERSION = 3
 SUFFIX = ".likeness"
 MANIFEST = "project.json"
 _MAX_TEXTURE_PIXELS = 8192 * 8192
+# Largest uncompressed size accepted per member, checked against the zip directory before
+# reading, so a damaged or hostile file (a zip bomb) cannot make the app allocate gigabytes.
+_MAX_MEMBER_BYTES = {".json": 1 << 20, ".npy": 1 << 20, ".png": 128 << 20}
+_MAX_MEMBERS = 256
+_ARRAY_LIMITS = {"identity": 4096, "expression": 1024, "appearance": 4096}   # elements
+_CODE_RANGE = 1e4   # |identity|, |appearance| beyond this is damage, not a face
 
 
 class ProjectError(Exception):
@@ -108,11 +114,16 @@ def load_project(path: str | os.PathLike, identity_dim: int | None = None) -> Av
                            f"the file may be damaged or of another type).") from None
     except OSError as exc:
         raise ProjectError(f"Cannot read {path}: {exc.strerror or exc}") from exc
+    except Exception as exc:  # a damaged zip directory (bad offsets, sizes, encodings)
+        raise ProjectError(f"{path.name} is damaged: its zip directory cannot be read ({exc}).") from None
     with zf:
+        if len(zf.infolist()) > _MAX_MEMBERS:
+            raise ProjectError(f"{path.name} is damaged: it lists {len(zf.infolist())} members.")
         manifest = _read_manifest(zf, path)
+        _validate_manifest(manifest, path)
         try:
             view = ViewSettings.from_dict(manifest.get("view") or {})
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, AttributeError, OverflowError) as exc:
             raise ProjectError(f"{path.name} has invalid view settings: {exc}") from None
         arrays = manifest.get("arrays") or {}
         identity = _read_npy(zf, path, arrays.get("identity", "identity.npy"), "identity code")
@@ -133,26 +144,33 @@ def load_project(path: str | os.PathLike, identity_dim: int | None = None) -> Av
             expression = np.array([by_name.get(n, 0.0) for n in EXPRESSION_NAMES], np.float32)
         if not (np.all(np.isfinite(identity)) and np.all(np.isfinite(expression))):
             raise ProjectError(f"{path.name} is damaged: its codes contain NaN or infinity.")
+        if np.abs(identity).max() > _CODE_RANGE or np.abs(expression).max() > 100:
+            raise ProjectError(f"{path.name} is damaged: its identity code or expression weights are "
+                               f"far outside any face (|identity| <= {_CODE_RANGE:g}, |weights| <= 100).")
         appearance = None
         if "appearance" in arrays:
             appearance = _read_npy(zf, path, arrays["appearance"], "appearance code")
-            if appearance.ndim != 1 or not 0 < appearance.size <= 4096 or not np.all(np.isfinite(appearance)):
+            if (appearance.ndim != 1 or not 0 < appearance.size <= 4096 or not np.all(np.isfinite(appearance))
+                    or np.abs(appearance).max() > _CODE_RANGE):
                 raise ProjectError(f"{path.name} is damaged: the appearance code has shape "
                                    f"{appearance.shape} or non-finite values; expected a 1-D vector.")
         try:
             eyes = EyeSettings.from_dict(manifest.get("eyes") or {})
             hair = HairStyle.from_dict(manifest.get("hair") or {})
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, AttributeError, OverflowError) as exc:
             raise ProjectError(f"{path.name} has invalid eye or hair settings: {exc}") from None
         texture = None
         textures = manifest.get("textures") or {}
         if "albedo" in textures:
             texture = _read_png(zf, path, textures["albedo"])
         paint = _read_paint(zf, path, manifest.get("paint"))
-    avatar = Avatar(identity.astype(np.float32), expression.astype(np.float32), texture,
-                    name=str(manifest.get("name") or path.stem), view=view,
-                    appearance=None if appearance is None else appearance.astype(np.float32),
-                    eyes=eyes, hair=hair)
+    try:
+        avatar = Avatar(identity.astype(np.float32), expression.astype(np.float32), texture,
+                        name=str(manifest.get("name") or path.stem), view=view,
+                        appearance=None if appearance is None else appearance.astype(np.float32),
+                        eyes=eyes, hair=hair)
+    except (TypeError, ValueError) as exc:
+        raise ProjectError(f"{path.name} is damaged: {exc}") from None
     if paint is not None:
         from .paint.avatar import attach_paint
         attach_paint(avatar, paint)
@@ -191,16 +209,53 @@ def _read_paint(zf: zipfile.ZipFile, path: Path, member):
         raise ProjectError(str(exc)) from None
 
 
+# --- manifest schema: types, lengths and ranges, checked before any value is used --------------
+_NAME = (str, 256)
+_MEMBER_NAME = (str, 512)
+
+
+def _validate_manifest(m: dict, path: Path) -> None:
+    """Raise ProjectError unless project.json has the documented types: every field optional
+    except format/format_version (checked by _read_manifest); unknown fields are ignored so a
+    later minor addition still opens."""
+    def bad(field: str, want: str) -> ProjectError:
+        return ProjectError(f"{path.name} is damaged: {MANIFEST} field '{field}' should be {want}, "
+                            f"found {_describe(m.get(field) if '.' not in field else None)}.")
+
+    if m["format_version"] < 1 or isinstance(m["format_version"], bool):
+        raise bad("format_version", "a positive integer")
+    for field, (kind, limit) in (("name", _NAME), ("app_version", _NAME)):
+        if field in m and m[field] is not None and not (isinstance(m[field], kind) and len(m[field]) <= limit):
+            raise bad(field, f"a text of at most {limit} characters")
+    names = m.get("expression_names", EXPRESSION_NAMES)
+    if not (isinstance(names, (list, tuple)) and 0 < len(names) <= _ARRAY_LIMITS["expression"]
+            and all(isinstance(n, str) and len(n) <= 64 for n in names)):
+        raise bad("expression_names", "a list of expression names")
+    for field, allowed in (("arrays", ("identity", "expression", "appearance")), ("textures", ("albedo",))):
+        table = m.get(field)
+        if table is None:
+            continue
+        if not (isinstance(table, dict) and all(isinstance(v, str) and 0 < len(v) <= _MEMBER_NAME[1]
+                                                for v in table.values())):
+            raise bad(field, "a mapping of names to archive members")
+    for field in ("view", "eyes", "hair", "expression_summary"):
+        if m.get(field) is not None and not isinstance(m[field], dict):
+            raise bad(field, "a mapping")
+
+
+def _describe(value) -> str:
+    kind = type(value).__name__
+    text = repr(value)
+    return f"{kind} {text[:40]}{'...' if len(text) > 40 else ''}"
+
+
 def _read_manifest(zf: zipfile.ZipFile, path: Path) -> dict:
-    try:
-        raw = zf.read(MANIFEST)
-    except KeyError:
-        raise ProjectError(f"{path.name} is not a Likeness project: it has no {MANIFEST}.") from None
-    except (zipfile.BadZipFile, OSError, ValueError) as exc:
-        raise ProjectError(f"{path.name} is damaged: cannot read {MANIFEST} ({exc}).") from None
+    if MANIFEST not in zf.NameToInfo:
+        raise ProjectError(f"{path.name} is not a Likeness project: it has no {MANIFEST}.")
+    raw = _read_member(zf, path, MANIFEST, "project description")
     try:
         manifest = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:  # ValueError: JSONDecodeError, huge ints
         raise ProjectError(f"{path.name} is damaged: {MANIFEST} is not valid JSON ({exc}).") from None
     if not isinstance(manifest, dict) or manifest.get("format") != "likeness-project":
         raise ProjectError(f"{path.name} is not a Likeness project ({MANIFEST} has no likeness-project header).")
@@ -216,19 +271,38 @@ def _read_manifest(zf: zipfile.ZipFile, path: Path) -> dict:
 
 def _read_member(zf: zipfile.ZipFile, path: Path, member: str, what: str) -> bytes:
     try:
-        return zf.read(member)
+        info = zf.getinfo(member)
     except KeyError:
         raise ProjectError(f"{path.name} is damaged: the {what} ({member}) is missing.") from None
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
-        raise ProjectError(f"{path.name} is damaged: cannot read the {what} ({member}: {exc}).") from None
+    limit = _MAX_MEMBER_BYTES.get(Path(member).suffix.lower(), 1 << 20)
+    if info.file_size > limit:
+        raise ProjectError(f"{path.name} is damaged: the {what} ({member}) claims {info.file_size} "
+                           f"bytes, more than the {limit} a project member may hold.")
+    try:
+        return zf.read(info)
+    except Exception as exc:  # bad CRC, zlib stream errors, unknown compression, encryption, EOF
+        raise ProjectError(f"{path.name} is damaged: cannot read the {what} ({member}: "
+                           f"{type(exc).__name__}: {exc}).") from None
 
 
 def _read_npy(zf: zipfile.ZipFile, path: Path, member: str, what: str) -> np.ndarray:
     data = _read_member(zf, path, member, what)
     try:
+        # The header's declared shape decides what np.load allocates: check it against the bytes
+        # actually present first. Header parsing itself can fail many ways (it is a Python literal).
+        buf = io.BytesIO(data)
+        version = np.lib.format.read_magic(buf)
+        if version not in ((1, 0), (2, 0)):
+            raise ValueError(f"unsupported npy version {version}")
+        read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                       else np.lib.format.read_array_header_2_0)
+        shape, _, dtype = read_header(buf)
+        if dtype.hasobject or np.prod(shape, dtype=np.float64) * dtype.itemsize > len(data):
+            raise ValueError(f"the header declares {shape} {dtype} but the member holds {len(data)} bytes")
         arr = np.load(io.BytesIO(data), allow_pickle=False)
-    except (ValueError, OSError, EOFError) as exc:
-        raise ProjectError(f"{path.name} is damaged: the {what} is not a valid array ({exc}).") from None
+    except Exception as exc:
+        raise ProjectError(f"{path.name} is damaged: the {what} is not a valid array "
+                           f"({type(exc).__name__}: {exc}).") from None
     if not isinstance(arr, np.ndarray) or arr.dtype.kind not in "fiu":
         raise ProjectError(f"{path.name} is damaged: the {what} is not numeric.")
     return arr

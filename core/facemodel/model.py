@@ -9,6 +9,7 @@ import torch
 
 from core.expressions import EXPRESSION_NAMES
 from core.paths import MODELS_DIR
+from core.safeload import torch_load
 
 from core.meshops import decimate, grid_points, largest_parts, vertex_normals
 
@@ -61,11 +62,19 @@ class FaceModel:
             raise ModelLoadError(f"face model not found at {p}; train one with "
                                  f"`python main.py train-face-model` or restore resources/models/face_model.pt")
         try:
-            blob = torch.load(p, map_location="cpu", weights_only=True)
+            blob = torch_load(p)
             if not isinstance(blob, dict) or blob.get("format") != FORMAT:
                 raise ValueError(f"not a {FORMAT} file")
-            net = FaceNet(FaceNetConfig.from_dict(blob["config"]))
-            net.load_state_dict({k: v.float() for k, v in blob["state"].items()})
+            cfg = FaceNetConfig.from_dict(blob["config"])
+            state = {k: v.float() for k, v in blob["state"].items()}
+            # Build on the meta device first: a damaged config (a tiny voxel, a huge width) must
+            # not allocate anything before its shapes are checked against the stored tensors.
+            with torch.device("meta"):
+                shapes = {k: tuple(v.shape) for k, v in FaceNet(cfg).state_dict().items()}
+            if shapes != {k: tuple(v.shape) for k, v in state.items()}:
+                raise ValueError("the stored tensors do not match the stored configuration")
+            net = FaceNet(cfg)
+            net.load_state_dict(state)
         except ModelLoadError:
             raise
         except Exception as exc:  # truncated file, pickle payload, wrong keys or shapes

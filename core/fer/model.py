@@ -13,6 +13,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from core.safeload import torch_load
+
 FER_CLASSES: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 INPUT_SIZE = 48
 
@@ -131,7 +133,7 @@ def _read(path: str | Path) -> dict:
     # weights_only: a model file handed to us is never unpickled as arbitrary objects
     with warnings.catch_warnings():  # torch's own TypedStorage notice when it rebuilds int8 tensors
         warnings.filterwarnings("ignore", message="TypedStorage is deprecated")
-        blob = torch.load(Path(path), map_location="cpu", weights_only=True)
+        blob = torch_load(Path(path))   # torch.load(weights_only=True) after a size check
     if not isinstance(blob, dict):
         raise TypeError(f"expected a dict of tensors, found {type(blob).__name__}")
     return blob
@@ -156,8 +158,12 @@ def load_models(path: str | Path) -> tuple[list[FerNet], dict]:
                          f"{str(exc).splitlines()[0][:200] if str(exc) else 'unreadable'})") from exc
     if len({m.head.out_features for m in models}) != 1:
         raise ValueError(f"{path}: ensemble members disagree on the number of classes")
-    meta = dict(blob.get("meta", {}))
-    meta.setdefault("classes", blob.get("classes", list(FER_CLASSES)))
+    meta, classes = blob.get("meta", {}), blob.get("classes", list(FER_CLASSES))
+    if not isinstance(meta, dict) or not isinstance(classes, (list, tuple)) \
+            or not all(isinstance(c, str) for c in classes):
+        raise ValueError(f"{path} is not a usable expression model (damaged meta or class names)")
+    meta = dict(meta)
+    meta.setdefault("classes", list(classes))
     return models, meta
 
 

@@ -54,6 +54,9 @@ def _open(source) -> Image.Image:
             if img.size[0] * img.size[1] > MAX_PIXELS:
                 raise PhotoError(f"{name} is {img.size[0]}x{img.size[1]} pixels, more than this app "
                                  f"reads ({MAX_PIXELS // 1_000_000} megapixels); scale it down first.")
+            if min(img.size) < MIN_SIDE:   # before decoding: a 1 x 10^8 header decodes for seconds
+                raise PhotoError(f"{name} is only {img.size[0]}x{img.size[1]} pixels; a face needs at "
+                                 f"least {MIN_SIDE} pixels on each side.")
             img = ImageOps.exif_transpose(img)     # phones store portraits sideways + a tag
             img.load()
     except PhotoError:

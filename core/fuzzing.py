@@ -1,0 +1,580 @@
+"""Mutation fuzzing of every reader of user files (issue 30).
+
+Each reader gets valid samples made here (small, our own data), mutated by seeded byte-level and
+format-aware mutations (zip members dropped, garbled or inflated, JSON fields retyped, npy and
+image headers declaring huge sizes). A case passes when the reader returns data or raises its
+module's own error type with a message; anything else is a crash. Cases run in worker processes
+with a time limit per case (a hang kills and replaces the worker) and an address-space cap (a
+blow-up from a declared size becomes MemoryError, reported as "memory").
+
+Used by tests/test_fuzz.py (a few dozen cases per reader, fixed seeds) and bench/fuzz.py (10,000).
+"""
+from __future__ import annotations
+
+import io
+import json
+import multiprocessing as mp
+import os
+import resource
+import struct
+import tempfile
+import time
+import traceback
+import zipfile
+import zlib
+from dataclasses import dataclass
+from multiprocessing.connection import wait
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+OUTCOMES = ("ok", "error", "crash", "hang", "memory")
+CASE_SECONDS = 20.0          # a case taking longer is a hang (generous: the machine may be busy)
+MEMORY_HEADROOM = 3 << 30    # address space a worker may add on top of what its imports took
+
+
+# --- samples: valid files of each kind, built from our own data ----------------------------------
+
+def _project_bytes(version: int) -> bytes:
+    from core.avatar import Avatar, ViewSettings
+    from core.head.settings import EyeSettings, HairStyle
+    from core.project import save_project
+
+    rng = np.random.default_rng(7)
+    w = np.zeros(53, np.float32)
+    w[[3, 24, 40]] = (0.5, 0.8, 0.2)
+    tex = (rng.uniform(0, 255, (24, 32, 3))).astype(np.uint8)
+    av = Avatar(rng.normal(0, 1, 16).astype(np.float32), w, tex, name="Fuzz",
+                view=ViewSettings(mode="shaded", lighting="ibl"),
+                appearance=rng.normal(0, 1, 8).astype(np.float32),
+                eyes=EyeSettings(pupil_size=0.5), hair=HairStyle(style="long", grey=0.3))
+    with tempfile.TemporaryDirectory() as d:
+        data = save_project(av, Path(d) / "s.likeness").read_bytes()
+    if version == 2:
+        return data
+    # format 1: what an older Likeness wrote (no appearance, eyes or hair)
+    src = zipfile.ZipFile(io.BytesIO(data))
+    m = json.loads(src.read("project.json"))
+    m["format_version"] = 1
+    for k in ("eyes", "hair"):
+        m.pop(k)
+    m["arrays"].pop("appearance")
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name in src.namelist():
+            if name != "appearance.npy":
+                zf.writestr(name, json.dumps(m, indent=2) if name == "project.json" else src.read(name))
+    return out.getvalue()
+
+
+def _image_bytes(fmt: str) -> bytes:
+    from PIL import Image
+
+    y, x = np.mgrid[0:72, 0:96]
+    img = np.stack([x * 2, y * 3, (x + y) % 255], -1).astype(np.uint8)
+    im = Image.fromarray(img)
+    buf = io.BytesIO()
+    if fmt == "JPEG":
+        exif = Image.Exif()
+        exif[0x0112] = 6   # orientation: rotated, so the EXIF path runs
+        im.save(buf, "JPEG", quality=80, exif=exif.tobytes())
+    else:
+        im.save(buf, fmt)
+    return buf.getvalue()
+
+
+def _pts_bytes() -> bytes:
+    pts = np.random.default_rng(3).uniform(10, 90, (68, 2))
+    return ("version: 1\nn_points:  68\n{\n" + "".join(f"{a:.3f} {b:.3f}\n" for a, b in pts)
+            + "}\n").encode()
+
+
+def _face_model_bytes() -> bytes:
+    """A small face model file (same format and loader as resources/models/face_model.pt)."""
+    from core.facemodel.model import FaceModel
+    from core.facemodel.net import FaceNet, FaceNetConfig
+
+    cfg = FaceNetConfig(identity_dim=8, sdf_voxel=3.0, feat_grids=((6.0, 2), (4.0, 2)), octaves=1,
+                        width=8, shader_warp=(1, 8, 1), shader_sdf=(1, 8, 1))
+    with tempfile.TemporaryDirectory() as d:
+        FaceModel(FaceNet(cfg), {"note": "fuzz sample"}).save(Path(d) / "m.pt", half=True)
+        return (Path(d) / "m.pt").read_bytes()
+
+
+def _fer_model_bytes() -> bytes:
+    from core.fer.model import FerNet, save_export
+
+    with tempfile.TemporaryDirectory() as d:
+        p = save_export([FerNet(width=4), FerNet(width=4, arch="res")], Path(d) / "f.pt", {"flip": True})
+        return p.read_bytes()
+
+
+def _video_bytes() -> bytes:
+    import cv2
+
+    with tempfile.TemporaryDirectory() as d:
+        p = str(Path(d) / "v.avi")
+        w = cv2.VideoWriter(p, cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (48, 32))
+        for i in range(6):
+            w.write(np.full((32, 48, 3), 40 * i, np.uint8))
+        w.release()
+        return Path(p).read_bytes()
+
+
+# --- readers ----------------------------------------------------------------------------------
+
+def _read_project(p: Path):
+    from core.project import load_project
+    return load_project(p)
+
+
+def _read_photo(p: Path):
+    from core.fitting.photo import load_photo
+    return load_photo(p)
+
+
+def _read_pts(p: Path):
+    from core.fitting.evaluate import read_pts
+    return read_pts(p)
+
+
+def _read_face_model(p: Path):
+    from core.facemodel.model import FaceModel
+    return FaceModel.load(p)
+
+
+def _read_fer_model(p: Path):
+    from core.fer.model import load_models
+    return load_models(p)
+
+
+def _read_video(p: Path):
+    from core.video.sources import VideoFileSource
+    with VideoFileSource(p) as src:
+        return sum(1 for _, f in zip(range(500), src))
+
+
+def _errors(spec: str) -> tuple[type, ...]:
+    import importlib
+    mod, name = spec.rsplit(".", 1)
+    return (getattr(importlib.import_module(mod), name),)
+
+
+@dataclass(frozen=True)
+class Reader:
+    name: str
+    suffix: str
+    samples: Callable[[], list[bytes]]
+    read: Callable[[Path], object]
+    error: str          # the error type the reader may raise, "module.Class"
+    kind: str           # "zip", "image", "text", "binary": which structured mutations apply
+
+
+READERS: dict[str, Reader] = {r.name: r for r in (
+    Reader("project", ".likeness", lambda: [_project_bytes(2), _project_bytes(1)], _read_project,
+           "core.project.ProjectError", "zip"),
+    Reader("photo", ".jpg", lambda: [_image_bytes("JPEG"), _image_bytes("PNG")], _read_photo,
+           "core.fitting.photo.PhotoError", "image"),
+    Reader("pts", ".pts", lambda: [_pts_bytes()], _read_pts, "builtins.ValueError", "text"),
+    Reader("face_model", ".pt", lambda: [_face_model_bytes()], _read_face_model,
+           "core.facemodel.model.ModelLoadError", "zip"),
+    Reader("fer_model", ".pt", lambda: [_fer_model_bytes()], _read_fer_model, "builtins.ValueError", "zip"),
+    Reader("video", ".avi", lambda: [_video_bytes()], _read_video,
+           "core.video.sources.VideoSourceError", "binary"),
+)}
+
+
+# --- mutations --------------------------------------------------------------------------------
+
+_INTERESTING = (0, 1, 0x7F, 0x80, 0xFF)
+_BIG = (0x7FFFFFFF, 0xFFFFFFFF, 1 << 20, 65535)
+
+
+def _bytes_mutation(data: bytes, rng: np.random.Generator) -> tuple[bytes, str]:
+    b = bytearray(data)
+    n = len(b)
+    k = int(rng.integers(7))
+    if n == 0:
+        return bytes(rng.integers(0, 256, 16, dtype=np.uint8)), "random"
+    if k == 0:
+        for _ in range(int(rng.integers(1, 9))):
+            i = int(rng.integers(n))
+            b[i] ^= 1 << int(rng.integers(8))
+        return bytes(b), "bitflip"
+    if k == 1:
+        for _ in range(int(rng.integers(1, 5))):
+            b[int(rng.integers(n))] = _INTERESTING[int(rng.integers(len(_INTERESTING)))]
+        return bytes(b), "bytes"
+    if k == 2:
+        return bytes(b[:int(rng.integers(n))]), "truncate"
+    if k == 3:
+        i, m = int(rng.integers(n)), int(rng.integers(1, 64))
+        b[i:i + m] = rng.integers(0, 256, m, dtype=np.uint8).tobytes()
+        return bytes(b), "overwrite"
+    if k == 4:
+        i, m = int(rng.integers(n)), int(rng.integers(1, 256))
+        del b[i:i + m]
+        return bytes(b), "delete"
+    if k == 5:
+        i = int(rng.integers(n))
+        return bytes(b[:i] + rng.integers(0, 256, int(rng.integers(1, 64)), dtype=np.uint8).tobytes()
+                     + b[i:]), "insert"
+    i = int(rng.integers(max(n - 4, 1)))
+    b[i:i + 4] = struct.pack("<I", _BIG[int(rng.integers(len(_BIG)))])
+    return bytes(b), "int32"
+
+
+def _random_json(rng: np.random.Generator, depth: int = 0):
+    k = int(rng.integers(9 if depth < 3 else 7))
+    if k == 7:
+        return [_random_json(rng, depth + 1) for _ in range(int(rng.integers(3)))]
+    if k == 8:
+        return {"k": _random_json(rng, depth + 1)}
+    return (None, True, 1.5, -7, 10 ** 30, "x" * int(rng.integers(0, 300)), float("nan"))[k]
+
+
+def _json_mutation(text: bytes, rng: np.random.Generator) -> tuple[bytes, str]:
+    try:
+        m = json.loads(text)
+    except ValueError:
+        return _bytes_mutation(text, rng)
+    k = int(rng.integers(5))
+    if not isinstance(m, dict) or not m:
+        return json.dumps(_random_json(rng)).encode(), "json-replace"
+    key = list(m)[int(rng.integers(len(m)))]
+    if k == 0:
+        m[key] = _random_json(rng)
+        what = "json-retype"
+    elif k == 1:
+        del m[key]
+        what = "json-drop"
+    elif k == 2 and isinstance(m[key], dict) and m[key]:
+        sub = list(m[key])[int(rng.integers(len(m[key])))]
+        m[key][sub] = _random_json(rng)
+        what = "json-retype-inner"
+    elif k == 3:
+        return (b"[" * 100000 + b"]" * 100000), "json-deep"
+    else:
+        m[key] = "\ud800" if rng.integers(2) else "__HUGE__"
+        what = "json-huge"
+    try:   # a 5000-digit number, beyond Python's int parsing limit
+        return json.dumps(m).replace('"__HUGE__"', "9" * 5000).encode("utf-8", "surrogatepass"), what
+    except (ValueError, TypeError):
+        return json.dumps(str(m)).encode(), what
+
+
+def _npy_mutation(data: bytes, rng: np.random.Generator) -> tuple[bytes, str]:
+    shapes = [b"(100000000000,)", b"(2000000000, 2000000000)", b"(-1,)", b"()", b"(3,", b"(0,)"]
+    dtypes = [b"'|O'", b"'<c16'", b"'>f8'", b"'<U9'", b"'V8'", b"'<f2'"]
+    head_end = data.find(b"\n")
+    head = data[:head_end]
+    if rng.integers(2) and b"'shape': " in head:
+        i = head.index(b"'shape': ") + 9
+        j = head.index(b")", i) + 1
+        head = head[:i] + shapes[int(rng.integers(len(shapes)))] + head[j:]
+        what = "npy-shape"
+    elif b"'descr': " in head:
+        i = head.index(b"'descr': ") + 9
+        j = head.index(b",", i)
+        head = head[:i] + dtypes[int(rng.integers(len(dtypes)))] + head[j:]
+        what = "npy-dtype"
+    else:
+        return _bytes_mutation(data, rng)
+    body = head[10:]
+    return data[:8] + struct.pack("<H", len(body) + 1) + body + data[head_end:], what
+
+
+def _png_dims(data: bytes, rng) -> tuple[bytes, str]:
+    if data[:8] != b"\x89PNG\r\n\x1a\n":
+        return _bytes_mutation(data, rng)
+    w, h = [(100000, 100000), (1, 10 ** 8), (0, 0), (65535, 65535)][int(rng.integers(4))]
+    ihdr = b"IHDR" + struct.pack(">II", w, h) + data[24:29]
+    return data[:12] + ihdr + struct.pack(">I", zlib.crc32(ihdr)) + data[33:], "png-dims"
+
+
+def _jpeg_dims(data: bytes, rng) -> tuple[bytes, str]:
+    i = data.find(b"\xff\xc0")
+    if i < 0:
+        return _bytes_mutation(data, rng)
+    h, w = [(65535, 65535), (0, 0), (1, 65535)][int(rng.integers(3))]
+    return data[:i + 5] + struct.pack(">HH", h, w) + data[i + 9:], "jpeg-dims"
+
+
+_BOMB: dict[int, tuple[bytes, int]] = {}
+
+
+def _bomb(size: int = 256 << 20) -> tuple[bytes, int]:
+    """A deflate stream of `size` zero bytes (about 250 KB for 256 MB) and its CRC, made once."""
+    if size not in _BOMB:
+        c = zlib.compressobj(9, zlib.DEFLATED, -15)
+        chunk = bytes(1 << 20)
+        crc = 0
+        for _ in range(size >> 20):
+            crc = zlib.crc32(chunk, crc)
+        _BOMB[size] = (b"".join(c.compress(chunk) for _ in range(size >> 20)) + c.flush(), crc)
+    return _BOMB[size]
+
+
+def _zip_mutation(data: bytes, rng: np.random.Generator) -> tuple[bytes, str]:
+    try:
+        src = zipfile.ZipFile(io.BytesIO(data))
+        items = [(i, src.read(i)) for i in src.infolist()]
+    except Exception:
+        return _bytes_mutation(data, rng)
+    k = int(rng.integers(7))
+    j = int(rng.integers(len(items)))
+    info, payload = items[j]
+    name = info.filename
+    if k == 0:
+        del items[j]
+        what = f"zip-drop {name}"
+    elif k == 1:
+        if name.endswith(".json"):
+            payload, what = _json_mutation(payload, rng)
+        elif name.endswith(".npy"):
+            payload, what = _npy_mutation(payload, rng)
+        elif name.endswith(".png"):
+            payload, what = _png_dims(payload, rng)
+        else:
+            payload, what = _bytes_mutation(payload, rng)
+        items[j] = (info, payload)
+        what = f"zip-member {name}: {what}"
+    elif k == 2:
+        items[j] = (info, _bytes_mutation(payload, rng)[0])
+        what = f"zip-garble {name}"
+    elif k == 3:
+        items.append((zipfile.ZipInfo(name + "x" if rng.integers(2) else name), b"dup"))
+        what = "zip-extra"
+    elif k == 4:   # a member whose declared and real size is huge: a zip bomb
+        out = _write_zip(items)
+        return _add_bomb(out, name), f"zip-bomb {name}"
+    elif k == 5:   # the directory declares a huge size for a small member
+        out = bytearray(_write_zip(items))
+        cd = out.rfind(b"PK\x01\x02")
+        if cd >= 0:
+            out[cd + 24:cd + 28] = struct.pack("<I", 0xFFFFFFF0)
+        return bytes(out), "zip-size-field"
+    else:
+        return _bytes_mutation(data, rng)[0], "zip-bytes"
+    return _write_zip(items), what
+
+
+def _write_zip(items) -> bytes:
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zf:
+        for info, payload in items:
+            zi = zipfile.ZipInfo(info.filename, date_time=(2026, 1, 1, 0, 0, 0))
+            zi.compress_type = zipfile.ZIP_DEFLATED
+            zf.writestr(zi, payload)
+    return out.getvalue()
+
+
+def _add_bomb(data: bytes, name: str) -> bytes:
+    """Replace member `name` by 256 MB of zeros (stored deflated, ~250 KB), written by hand so the
+    stream is made once."""
+    src = zipfile.ZipFile(io.BytesIO(data))
+    out = io.BytesIO()
+    central = []
+    size = 256 << 20
+    for info in src.infolist():
+        if info.filename == name:
+            (comp, ucrc), usize = _bomb(size), size
+        else:
+            raw = src.read(info)
+            c = zlib.compressobj(6, zlib.DEFLATED, -15)
+            comp, usize, ucrc = c.compress(raw) + c.flush(), len(raw), zlib.crc32(raw)
+        fn = info.filename.encode()
+        off = out.tell()
+        out.write(struct.pack("<4sHHHHHIIIHH", b"PK\x03\x04", 20, 0, 8, 0, 0, ucrc, len(comp), usize,
+                              len(fn), 0) + fn + comp)
+        central.append(struct.pack("<4sHHHHHHIIIHHHHHII", b"PK\x01\x02", 20, 20, 0, 8, 0, 0, ucrc,
+                                   len(comp), usize, len(fn), 0, 0, 0, 0, 0, off) + fn)
+    cd_off = out.tell()
+    cd = b"".join(central)
+    out.write(cd + struct.pack("<4sHHHHIIH", b"PK\x05\x06", 0, 0, len(central), len(central), len(cd),
+                               cd_off, 0))
+    return out.getvalue()
+
+
+def mutate(reader: Reader, sample: bytes, rng: np.random.Generator) -> tuple[bytes, str]:
+    """One mutant of `sample` and a short name for what was done."""
+    structured = rng.random() < 0.6
+    if structured and reader.kind == "zip":
+        return _zip_mutation(sample, rng)
+    if structured and reader.kind == "image":
+        return (_png_dims if sample[:4] == b"\x89PNG" else _jpeg_dims)(sample, rng)
+    return _bytes_mutation(sample, rng)
+
+
+def make_case(reader: Reader, samples: list[bytes], seed: int, index: int) -> tuple[bytes, str]:
+    rng = np.random.default_rng([seed, list(READERS).index(reader.name), index])
+    sample = samples[int(rng.integers(len(samples)))]
+    data, what = mutate(reader, sample, rng)
+    if rng.random() < 0.15:      # sometimes two mutations stacked
+        data, what2 = mutate(reader, data, rng)
+        what = f"{what} + {what2}"
+    return data, what
+
+
+# --- running cases ----------------------------------------------------------------------------
+
+def _address_space() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def _worker(conn, headroom: int) -> None:
+    """Runs cases sent as (reader, seed, index, save_dir) and answers (outcome, what, detail)."""
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    # Decoders (FFmpeg, libjpeg) print to the C stderr on every damaged file: keep it quiet.
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    import warnings
+    warnings.simplefilter("ignore")
+    import torch
+    torch.set_num_threads(1)
+    import cv2
+    cv2.setNumThreads(1)
+    tmp = Path(tempfile.mkdtemp(prefix="likeness-fuzz-"))
+    samples: dict[str, list[bytes]] = {}
+    for name, r in READERS.items():   # load every reader's modules before capping memory
+        samples[name] = r.samples()
+        _run_one(r, samples[name][0], tmp)
+    _bomb()
+    limit = _address_space() + headroom
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    conn.send("ready")
+    while True:
+        msg = conn.recv()
+        if msg is None:
+            break
+        name, seed, index = msg
+        r = READERS[name]
+        what = "?"
+        try:
+            data, what = make_case(r, samples[name], seed, index)
+            outcome, detail = _run_one(r, data, tmp)
+        except BaseException as exc:   # noqa: BLE001 - the harness itself must survive anything
+            outcome, detail = "crash", f"harness: {type(exc).__name__}: {exc}"
+        conn.send((outcome, what, detail))
+
+
+def _run_one(r: Reader, data: bytes, tmp: Path) -> tuple[str, str]:
+    p = tmp / f"case{r.suffix}"
+    p.write_bytes(data)
+    allowed = _errors(r.error)
+    try:
+        r.read(p)
+        return "ok", ""
+    except MemoryError:
+        return "memory", "MemoryError"
+    except allowed as exc:
+        msg = str(exc).strip()
+        if len(msg) < 10:
+            return "crash", f"{type(exc).__name__} without a message: {msg!r}"
+        return "error", msg[:200]
+    except Exception as exc:
+        tb = traceback.extract_tb(exc.__traceback__)
+        where = f"{Path(tb[-1].filename).name}:{tb[-1].lineno}" if tb else "?"
+        return "crash", f"{type(exc).__name__} at {where}: {str(exc)[:200]}"
+
+
+@dataclass
+class Result:
+    reader: str
+    index: int
+    outcome: str
+    what: str
+    detail: str
+    seconds: float
+
+
+class Pool:
+    """Worker processes with a per-case deadline; a worker that misses it is killed and replaced."""
+
+    def __init__(self, workers: int = 2, case_seconds: float = CASE_SECONDS,
+                 headroom: int = MEMORY_HEADROOM):
+        self.ctx = mp.get_context("spawn")
+        self.case_seconds, self.headroom = case_seconds, headroom
+        self.workers = [self._start() for _ in range(workers)]
+
+    def _start(self):
+        parent, child = self.ctx.Pipe()
+        proc = self.ctx.Process(target=_worker, args=(child, self.headroom), daemon=True)
+        proc.start()
+        child.close()
+        if not parent.poll(300) or parent.recv() != "ready":
+            proc.kill()
+            raise RuntimeError("fuzz worker did not start")
+        return proc, parent
+
+    def run(self, cases: list[tuple[str, int, int]],
+            progress: Callable[[Result], None] = lambda r: None) -> list[Result]:
+        todo = list(cases)[::-1]
+        busy: dict[int, tuple[tuple, float]] = {}
+        results: list[Result] = []
+        while todo or busy:
+            for w, (proc, conn) in enumerate(self.workers):
+                if w not in busy and todo:
+                    case = todo.pop()
+                    conn.send(case)
+                    busy[w] = (case, time.monotonic())
+            ready = wait([self.workers[w][1] for w in busy], timeout=0.5)
+            now = time.monotonic()
+            for w in list(busy):
+                proc, conn = self.workers[w]
+                case, t0 = busy[w]
+                res = None
+                if conn in ready:
+                    try:
+                        outcome, what, detail = conn.recv()
+                        res = Result(case[0], case[2], outcome, what, detail, now - t0)
+                    except (EOFError, OSError):   # the worker died (a native crash, the memory cap)
+                        res = Result(case[0], case[2], "crash", "?", f"worker died (exit {proc.exitcode})",
+                                     now - t0)
+                        self._replace(w)
+                elif now - t0 > self.case_seconds:
+                    res = Result(case[0], case[2], "hang", "?", f"no answer in {self.case_seconds:.0f} s",
+                                 now - t0)
+                    self._replace(w)
+                if res is not None:
+                    del busy[w]
+                    results.append(res)
+                    progress(res)
+        return results
+
+    def _replace(self, w: int) -> None:
+        proc, conn = self.workers[w]
+        proc.kill()
+        proc.join(10)
+        self.workers[w] = self._start()
+
+    def close(self) -> None:
+        for proc, conn in self.workers:
+            try:
+                conn.send(None)
+            except OSError:
+                pass
+            proc.join(5)
+            if proc.is_alive():
+                proc.kill()
+
+    def __enter__(self) -> "Pool":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def mutant(reader: str, seed: int, index: int) -> tuple[bytes, str]:
+    """The exact bytes of one case, to save a crash as a regression fixture."""
+    r = READERS[reader]
+    return make_case(r, r.samples(), seed, index)
+
+
+def summarize(results: list[Result]) -> dict[str, dict[str, int]]:
+    out: dict[str, dict[str, int]] = {}
+    for r in results:
+        out.setdefault(r.reader, {o: 0 for o in OUTCOMES})[r.outcome] += 1
+    return out

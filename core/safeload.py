@@ -1,0 +1,30 @@
+"""Loading weights files a user hands us without trusting their size fields.
+
+`torch.load(weights_only=True)` never unpickles code, but it allocates what the archive's
+directory declares: a damaged or hostile file could ask for gigabytes. `torch_load` checks the
+zip directory first; the face model and the expression classifier load through it.
+"""
+from __future__ import annotations
+
+import os
+import zipfile
+from pathlib import Path
+
+MAX_WEIGHTS_BYTES = 2 << 30   # far above any shipped model (tens of MB)
+
+
+def torch_load(path: str | os.PathLike, max_bytes: int = MAX_WEIGHTS_BYTES):
+    """torch.load(path, map_location="cpu", weights_only=True) after checking that the file is a
+    zip archive whose members declare at most `max_bytes` in all. Raises ValueError otherwise."""
+    import torch
+
+    p = Path(path)
+    try:
+        with zipfile.ZipFile(p) as zf:
+            declared = sum(i.file_size for i in zf.infolist())
+    except zipfile.BadZipFile:
+        raise ValueError(f"{p.name} is not a PyTorch weights archive (not a zip file)") from None
+    if declared > max_bytes:
+        raise ValueError(f"{p.name} declares {declared} bytes of tensors, more than a weights file "
+                         f"may hold ({max_bytes}); it is damaged")
+    return torch.load(p, map_location="cpu", weights_only=True)
