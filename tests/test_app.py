@@ -121,6 +121,7 @@ def test_headless_render_equals_viewport(window, qtbot):
         headless = render_offscreen(w, h, cam, mesh=(s.vertices, s.mesh.faces, s.mesh.uvs),
                                     texture=default_texture(), mode="mesh", view=mode,
                                     hair=(s.hair, window.avatar.expression),
+                                    parts=(s.head.parts, *s.head.pose(window.avatar.expression)),
                                     background=window.avatar.view.background)[..., :3].astype(np.int16)
         diff = np.abs(shown - headless)
         assert diff.mean() < 0.5 and np.percentile(diff, 99.9) <= 8, (mode, diff.mean(), diff.max())

@@ -274,3 +274,44 @@ def test_export_with_parts(tmp_path, face_model):
         pytest.skip("gltf-validator not installed (npm install gltf-validator in .cache/gltf)")
     issues = validate_glb(glb)
     assert issues["numErrors"] == 0, issues["messages"][:5]
+
+
+# --- studio -------------------------------------------------------------------------------------
+
+@pytest.mark.gui
+def test_studio_builds_and_poses_head_parts(qtbot, face_model):
+    """FaceSession builds the eyes and mouth off the GUI thread, re-poses them on every slider
+    move and head turn (a few ms), rebuilds them when the eye settings change, and the viewport
+    shows the eyes."""
+    from app.main_window import MainWindow
+
+    w = MainWindow(face_model)
+    w.resize(900, 700)
+    with qtbot.waitSignal(w.session.head_changed, timeout=120_000):
+        w.show()
+    qtbot.waitExposed(w)
+    try:
+        s = w.session
+        qtbot.waitUntil(lambda: not s.busy, timeout=60_000)
+        assert s.head is not None and {p.name for p in s.head.parts} >= {"eye_L", "eye_R", "teeth"}
+        with qtbot.waitSignal(s.head_posed, timeout=5000) as posed:
+            w.avatar.set_weight("jawOpen", 0.7)
+        verts, carves = posed.args[0]
+        teeth = s.head.part("teeth")
+        np.testing.assert_allclose(verts[s.head.parts.index(teeth)], teeth.posed(w.avatar.expression), atol=1e-5)
+        assert s.head_pose_ms < 50
+        with qtbot.waitSignal(s.head_posed, timeout=5000) as posed:
+            w.avatar.set_head_pose((20.0, 0.0, 0.0))
+        assert not np.allclose(posed.args[0][0][0], verts[0])      # the eyes turned with the head
+        old = s.head
+        with qtbot.waitSignal(s.head_changed, timeout=30_000):
+            w.avatar.set_eyes(iris_colour=(0.1, 0.3, 0.6))
+        assert s.head is not old and s.head.part("eye_L").texture[38, 10, 2] > s.head.part("eye_L").texture[38, 10, 0]
+        w.viewport.repaint()
+        if w.viewport.renderer is not None:                       # GL initialised on this display
+            assert "head" in w.viewport.renderer.part_groups()
+    finally:
+        w.avatar.set_dirty(False)
+        w.close()
+        w.runner.wait(30_000)
+        w.deleteLater()

@@ -599,12 +599,14 @@ def render_offscreen(width: int, height: int, camera: OrbitCamera | None = None,
                      mesh: tuple | None = None, texture: np.ndarray | None = None,
                      sdf: tuple | None = None, stages: list[dict] | None = None,
                      points: np.ndarray | None = None, samples: int = 0, hair=None,
-                     **render_kwargs) -> np.ndarray:
+                     parts: tuple | None = None, **render_kwargs) -> np.ndarray:
     """One-shot headless render on the cached EGL context -> (H,W,4) uint8.
 
     mesh = (vertices, faces[, uvs]); sdf = (grid, lo, hi[, uv_grid]); stages for mode
     'neural'. With no camera, the default 3/4 camera framing the drawn object is used.
     hair = (core.head.hair.HairMesh, 53 weights or None[, head pose]) draws posed hair.
+    parts = (list of PartMesh, their posed vertices, (N,4,4) carves or None), e.g.
+    (head.parts, *head.pose(weights, head_pose)) for core.head.build.HeadParts.
     """
     r = Renderer(headless_context(), samples=samples)
     try:
@@ -618,6 +620,10 @@ def render_offscreen(width: int, height: int, camera: OrbitCamera | None = None,
             r.set_neural(stages)
         if points is not None:
             r.set_points(points)
+        if parts is not None and parts[0]:
+            r.set_parts("parts", parts[0])
+            r.update_parts("parts", parts[1])
+            r.set_carves(parts[2] if len(parts) > 2 else None)
         if hair is not None and hair[0] is not None:
             from core.head.hair import pose_hair
 
