@@ -268,7 +268,7 @@ def _smoothstep(a: float, b: float, x: np.ndarray) -> np.ndarray:
 
 REPEATS = 8                       # strand texture repeats around the pole
 VOXEL = 0.4                       # marching-cubes spacing, cm
-HAIR_MAX_TRIANGLES = 14_000       # viewport budget (llvmpipe: skin + eyes + hair >= 60 fps)
+HAIR_MAX_TRIANGLES = 10_000       # viewport budget (llvmpipe: skin + eyes + hair >= 60 fps)
 
 
 @dataclass

@@ -39,7 +39,8 @@ class HairLayer:
         img = np.ascontiguousarray(strand_texture()[::-1])       # row 0 = v 0
         tex = self.ctx.texture((img.shape[1], img.shape[0]), 4, img.tobytes(), alignment=1)
         tex.build_mipmaps()
-        tex.filter = (moderngl.LINEAR_MIPMAP_LINEAR, moderngl.LINEAR)
+        # One mip level per lookup (not trilinear): half the texel fetches on a software rasteriser.
+        tex.filter = (moderngl.LINEAR_MIPMAP_NEAREST, moderngl.LINEAR)
         tex.repeat_x = tex.repeat_y = True
         return tex
 
