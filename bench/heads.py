@@ -33,8 +33,11 @@ class HeadView:
                  samples: int = 0) -> None:
         from core.head.hair import pose_hair
 
+        from core.avatar import default_avatar
+        from core.facemodel import FaceModel
+
         self.size = size
-        self.scene = load_scene(max_triangles=max_triangles)
+        self.scene = load_scene(default_avatar(FaceModel.load()), max_triangles=max_triangles)
         self.r = Renderer(headless_context(), samples=samples)
         s = self.scene
         self.r.set_mesh(s.vertices, s.faces, s.uvs)

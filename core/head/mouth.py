@@ -259,7 +259,7 @@ def build_mouth(rig: HeadRig, params: dict[str, float], mean_params: dict[str, f
     teeth = merge_parts("teeth", [part("teeth_upper"), part("teeth_lower")], colour=TEETH_COLOUR,
                         specular=0.35, shininess=48.0, roughness=0.3)
     gums = merge_parts("gums", [part("gums_upper"), part("gums_lower")], colour=GUM_COLOUR,
-                       specular=0.25, shininess=30.0, roughness=0.4, double_sided=True)
+                       specular=0.25, shininess=30.0, roughness=0.4)
     tongue = part("tongue", colour=TONGUE_COLOUR, specular=0.3, shininess=28.0, roughness=0.4)
     cav = [part("cavity_upper"), part("cavity_lower")]
     cavity = merge_parts("mouth_cavity", cav, colour=CAVITY_COLOUR, specular=0.0, shininess=8.0,
