@@ -176,17 +176,23 @@ def export_flattened(stack: LayerStack, path: str | os.PathLike) -> Path:
 # ---------------------------------------------------------------------- the project's paint/ folder
 def paint_members(stack: LayerStack) -> dict[str, bytes]:
     """Zip members describing the stack: paint/layers.json and a PNG per layer (and mask)."""
-    members: dict[str, bytes] = {}
+    from concurrent.futures import ThreadPoolExecutor
+
+    jobs: dict[str, Callable[[], np.ndarray]] = {}
     entries = []
     for i, layer in enumerate(stack.layers):
         file = f"{PAINT_DIR}layer_{i:03d}.png"
-        members[file] = png_bytes(layer.to_array())
+        jobs[file] = layer.to_array
         entry = {"name": layer.name, "file": file, "opacity": round(float(layer.opacity), 6),
                  "blend": layer.blend, "visible": layer.visible, "locked": layer.locked, "mask": None}
         if layer.mask is not None:
             entry["mask"] = f"{PAINT_DIR}mask_{i:03d}.png"
-            members[entry["mask"]] = png_bytes(layer.mask)
+            jobs[entry["mask"]] = (lambda m=layer.mask: m)
         entries.append(entry)
+    # PNG encoding releases the GIL: layers encode side by side.
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        encoded = pool.map(lambda get: png_bytes(get()), jobs.values())
+        members: dict[str, bytes] = dict(zip(jobs, encoded))
     doc = {"format": PAINT_FORMAT, "version": PAINT_VERSION, "size": stack.size,
            "padding": stack.padding, "layers": entries}   # layers bottom to top
     members[LAYERS_JSON] = json.dumps(doc, indent=2).encode("utf-8")
@@ -215,26 +221,49 @@ def read_paint(read: Callable[[str], bytes], where: str = "the project") -> Laye
         raise PaintError(f"{where} is damaged: {LAYERS_JSON} has no layer list.")
     check_memory(len(entries) * size * size * 5, f"Opening the {len(entries)} paint layers of {where}")
     stack = LayerStack(size, padding=int(doc.get("padding", 4)))
+    parsed = []
     for e in entries:
         try:
             name, file = str(e["name"]), str(e["file"])
             opacity, blend = float(e.get("opacity", 1.0)), normalise_mode(e.get("blend", "normal"))
         except (KeyError, TypeError, ValueError) as exc:
             raise PaintError(f"{where} is damaged: a paint layer entry is invalid ({exc}).") from None
-        px = _read_png(read, file, where, size, 4)
-        layer = Layer(name, TiledImage.from_array(px), float(np.clip(opacity, 0, 1)), blend,
+        parsed.append((name, file, opacity, blend, e))
+    # Members are read here (zip access is not thread-safe), decoded side by side (cv2 releases the GIL).
+    from concurrent.futures import ThreadPoolExecutor
+
+    def decode(job: tuple[str, bytes, int]) -> np.ndarray:
+        return _decode_png(job[1], job[0], where, size, job[2])
+    jobs = []
+    for name, file, opacity, blend, e in parsed:
+        jobs.append((file, _member(read, file, where), 4))
+        if e.get("mask"):
+            jobs.append((str(e["mask"]), _member(read, str(e["mask"]), where), 1))
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        images = dict(zip([j[0] for j in jobs], pool.map(decode, jobs)))
+    for name, file, opacity, blend, e in parsed:
+        layer = Layer(name, TiledImage.from_array(images[file]), float(np.clip(opacity, 0, 1)), blend,
                       bool(e.get("visible", True)), bool(e.get("locked", False)))
         if e.get("mask"):
-            layer.mask = _read_png(read, str(e["mask"]), where, size, 1)
+            layer.mask = images[str(e["mask"])]
         stack.layers.append(layer)   # not through history: opening is not an undoable step
     return stack
 
 
-def _read_png(read: Callable[[str], bytes], member: str, where: str, size: int, channels: int) -> np.ndarray:
+def _member(read: Callable[[str], bytes], member: str, where: str) -> bytes:
     try:
-        data = read(member)
+        return read(member)
     except KeyError:
         raise PaintError(f"{where} is damaged: the paint layer image {member} is missing.") from None
+
+
+def _decode_png(data: bytes, member: str, where: str, size: int, channels: int) -> np.ndarray:
+    # The IHDR size is checked before decoding, so a hostile file cannot make us allocate more.
+    if data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) >= 24:
+        w, h = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+        if (w, h) != (size, size):
+            raise PaintError(f"{where} is damaged: the paint layer image {member} is {w}x{h}, "
+                             f"expected {size}x{size}.")
     buf = np.frombuffer(data, np.uint8)
     img = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED) if buf.size else None
     if img is None or img.dtype != np.uint8:

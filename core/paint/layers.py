@@ -19,7 +19,7 @@ import numpy as np
 from .blend import BLEND_MODES, composite_over, normalise_mode
 from .errors import PaintError
 from .history import History, OpStep
-from .seams import MAX_PADDING, pad
+from .seams import MAX_PADDING, Padding
 from .tiles import TILE, Rect, TiledImage, clip_rect
 
 RESOLUTIONS = (1024, 2048, 4096)
@@ -107,6 +107,7 @@ class LayerStack:
         return self._base
 
     def set_coverage(self, coverage: np.ndarray | None) -> None:
+        """The UV islands (any square size, resampled); rebuilds the seam-padding map."""
         if coverage is None:
             self.coverage = None
         else:
@@ -114,6 +115,7 @@ class LayerStack:
             if cov.shape != (self.size, self.size):
                 cov = cv2.resize(cov, (self.size, self.size), interpolation=cv2.INTER_NEAREST)
             self.coverage = cov.astype(bool)
+        self._padding = None if self.coverage is None or not self.padding else Padding(self.coverage, self.padding)
         self._dirty[:] = True
 
     # ------------------------------------------------------------------ layers
@@ -356,28 +358,32 @@ class LayerStack:
             d = sub
         if not d.any():
             return None
-        # Clusters of dirty tiles (two symmetric dabs are far apart) are recomposited apart.
-        n, _, stats, _ = cv2.connectedComponentsWithStats(d.astype(np.uint8), connectivity=8)
         done = None
-        for x, y, w, h, _ in stats[1:]:
-            r = (int(y) * TILE, int(y + h) * TILE, int(x) * TILE, int(x + w) * TILE)
+        for ty0, ty1, tx0, tx1 in _dirty_rects(d):
+            r = (ty0 * TILE, min(self.size, ty1 * TILE), tx0 * TILE, min(self.size, tx1 * TILE))
             self._recomposite(r)
-            self._dirty[y:y + h, x:x + w] = False
+            self._dirty[ty0:ty1, tx0:tx1] = False
             done = r if done is None else (min(done[0], r[0]), max(done[1], r[1]),
                                            min(done[2], r[2]), max(done[3], r[3]))
         return done
 
-    def _recomposite(self, rect: Rect) -> None:
-        p = self.padding if self.coverage is not None else 0
+    def _recomposite(self, rect: Rect, dest: np.ndarray | None = None) -> None:
+        """Composite and pad `rect` into `dest` (default: the cache)."""
+        dest = self._composite if dest is None else dest
         y0, y1, x0, x1 = rect
-        if p and not self.coverage[y0:y1, x0:x1].all():
-            # Grow by the padding depth (+1) so the padded result inside `rect` is exact.
-            g = clip_rect((y0 - p - 1, y1 + p + 1, x0 - p - 1, x1 + p + 1), self.size)
-            rgb = pad(self.raw_composite(g), self.coverage[g[0]:g[1], g[2]:g[3]], p)
-            rgb = rgb[y0 - g[0]:y1 - g[0], x0 - g[2]:x1 - g[2]]
-        else:
-            rgb = self.raw_composite(rect)
-        self._composite[y0:y1, x0:x1] = _to_u8(rgb)
+        # Row bands keep the float temporaries in cache (a whole 2048^2 float image does not fit).
+        band = max(TILE, (1 << 18) // max(1, x1 - x0) // TILE * TILE)
+        for b0 in range(y0, y1, band):
+            r = (b0, min(y1, b0 + band), x0, x1)
+            pad = self._padding
+            if pad is not None and pad.any_in(r):
+                # Grow by the padding depth: every padded texel's source is inside.
+                p = pad.depth
+                g = clip_rect((r[0] - p, r[1] + p, x0 - p, x1 + p), self.size)
+                rgb = pad.apply(self.raw_composite(g), g, r)
+            else:
+                rgb = self.raw_composite(r)
+            dest[r[0]:r[1], x0:x1] = _to_u8(rgb)
 
     def raw_composite(self, rect: Rect, below: int | None = None) -> np.ndarray:
         """Base + visible layers (those under index `below` when given), float32 (h, w, 3), no padding."""
@@ -386,20 +392,38 @@ class LayerStack:
         for layer in self.layers[:below]:
             if not layer.visible or layer.opacity <= 0 or not layer.pixels.any_in(rect):
                 continue
-            px = layer.pixels.read(rect)
-            a = px[..., 3:4].astype(np.float32) * np.float32(layer.opacity / 255)
+            f = layer.pixels.read(rect).astype(np.float32)   # one conversion for colour and alpha
+            f *= np.float32(1 / 255)
+            a = f[..., 3:4] * np.float32(layer.opacity)
             if layer.mask is not None:
                 a *= layer.mask[y0:y1, x0:x1, None].astype(np.float32) * np.float32(1 / 255)
-            out = composite_over(out, px[..., :3].astype(np.float32) * np.float32(1 / 255), a, layer.blend)
+            out = composite_over(out, f[..., :3], a, layer.blend)
         return out
 
     def flatten(self) -> np.ndarray:
         """A fresh full composite (S, S, 3) uint8, computed from scratch (not the cache)."""
-        full = self._full_rect()
-        rgb = self.raw_composite(full)
-        if self.coverage is not None and self.padding:
-            rgb = pad(rgb, self.coverage, self.padding)
-        return _to_u8(rgb)
+        out = np.empty_like(self._composite)
+        self._recomposite(self._full_rect(), out)
+        return out
+
+
+def _dirty_rects(d: np.ndarray) -> list[tuple[int, int, int, int]]:
+    """Cover the dirty tiles (bool grid) with rects (ty0, ty1, tx0, tx1) and no clean tile:
+    runs of dirty tiles per tile row, stacked while the next row has the same run. A long
+    wavy stroke thus never recomposites the clean tiles of its bounding box."""
+    rects, open_runs = [], {}
+    for ty in range(d.shape[0] + 1):
+        runs = {}
+        if ty < d.shape[0] and d[ty].any():
+            edges = np.flatnonzero(np.diff(np.concatenate([[0], d[ty].view(np.int8), [0]])))
+            runs = {(int(a), int(b)): ty for a, b in zip(edges[::2], edges[1::2])}
+        for run, start in open_runs.items():
+            if run in runs:
+                runs[run] = start
+            else:
+                rects.append((start, ty, run[0], run[1]))
+        open_runs = runs
+    return rects
 
 
 def _to_u8(rgb: np.ndarray) -> np.ndarray:
