@@ -283,15 +283,17 @@ class Renderer:
 
     def update_parts(self, group: str, vertices) -> None:
         """New positions for every part of `group`, in set_parts order: a list of (V,3) arrays
-        (None keeps a part's current positions). Normals are recomputed."""
+        (None, or the very array object passed last time, keeps a part's positions: posing
+        returns a static part's own array, so it costs nothing). Normals are recomputed."""
         entries = self._parts.get(group)
         if entries is None:
             raise RuntimeError(f"update_parts('{group}') before set_parts")
         if len(vertices) != len(entries):
             raise ValueError(f"expected {len(entries)} vertex arrays for '{group}', got {len(vertices)}")
         for e, v in zip(entries, vertices):
-            if v is None:
+            if v is None or v is e.get("last"):   # unchanged (a part its weights do not move)
                 continue
+            e["last"] = v
             v = np.ascontiguousarray(v, np.float32)
             if v.shape != (e["count"], 3):
                 raise ValueError(f"part {e['part'].name}: expected ({e['count']}, 3) vertices, got {v.shape}")
@@ -451,11 +453,17 @@ class Renderer:
         """Every part group after the skin, depth-tested against it. The wireframe view shows
         parts shaded (their edges would clutter the face's)."""
         pview = "shaded" if view == "wireframe" else view
+        ready: set[int] = set()      # programs whose shared uniforms are set this frame
         for entries in self._parts.values():
             for e in entries:
                 part = e["part"]
                 prog = self._program("part", pview, light, part.shader)
                 key = prog.glo
+                if key not in ready:
+                    for name, value in {**common, "u_view": view_m, "u_proj": proj,
+                                        "u_texture": PART_TEXTURE_UNIT}.items():
+                        _set(prog, name, value)
+                    ready.add(key)
                 if key not in e["vaos"]:
                     content = [(e["pos"], "3f", "in_pos"), (e["nrm"], "3f", "in_normal"),
                                (e["uv"], "2f", "in_uv")]
@@ -465,9 +473,8 @@ class Renderer:
                 if e["tex"] is not None:
                     e["tex"].use(PART_TEXTURE_UNIT)
                 colour = np.asarray(part.colour, np.float32)
-                values = {**common, "u_view": view_m, "u_proj": proj,
-                          "u_albedo": colour * colour,   # display -> linear, as the skin's texture
-                          "u_has_texture": int(e["tex"] is not None), "u_texture": PART_TEXTURE_UNIT,
+                values = {"u_albedo": colour * colour,   # display -> linear, as the skin's texture
+                          "u_has_texture": int(e["tex"] is not None),
                           "u_specular": part.specular, "u_shininess": part.shininess,
                           **part.uniforms}
                 for name, value in values.items():
