@@ -177,6 +177,31 @@ def test_eraser_smudge_blur_clone_stencil_eyedropper():
     assert tuple(st.composite()[616, 616]) == (0, 255, 0) and tuple(st.composite()[602, 602]) == (0, 0, 0)
 
 
+def test_per_dab_composite_during_a_stroke_equals_full_flatten():
+    st = _painted_stack()                      # six blended layers + an empty one
+    st.set_coverage(discs())
+    st.composite()
+    s = begin_stroke(st, 2, "brush", BrushSettings(size=50, flow=0.6, colour=(10, 200, 90)))
+    for x in np.linspace(40, 900, 60):         # composite read back after every event, as the GUI does
+        for r in s.add_point(float(x), 300 + 200 * np.sin(x / 90)):
+            st.composite(r)
+    s.end()
+    assert np.array_equal(st.composite(), st.flatten())
+
+
+def test_resolution_change_is_undoable():
+    st = grey_stack(0)
+    st.add_layer()
+    s = begin_stroke(st, 0, "brush", BrushSettings(size=40, colour=(255, 255, 255)))
+    s.dab(100.0, 100.0)
+    s.end()
+    before = state_hash(st)
+    st.set_resolution(2048)
+    assert st.size == 2048 and st.layers[0].to_array()[200, 200, 3] == 255 and st.composite().shape == (2048, 2048, 3)
+    st.undo()
+    assert st.size == S and state_hash(st) == before and np.array_equal(st.composite(), st.flatten())
+
+
 def test_locked_layer_refuses_paint():
     st = grey_stack()
     st.add_layer()

@@ -20,7 +20,7 @@ from .blend import BLEND_MODES, composite_over, normalise_mode
 from .errors import PaintError
 from .history import History, OpStep
 from .seams import MAX_PADDING, Padding
-from .tiles import TILE, Rect, TiledImage, clip_rect
+from .tiles import TILE, Rect, TiledImage, clip_rect, tile_rect
 
 RESOLUTIONS = (1024, 2048, 4096)
 _ids = itertools.count(1)
@@ -81,6 +81,7 @@ class LayerStack:
         self._composite = np.zeros((size, size, 3), np.uint8)
         self._base = np.full((size, size, 3), 128, np.uint8)
         self._base_key: tuple | None = None
+        self._below: tuple[int, TiledImage] | None = None   # see hold_below
         self.coverage: np.ndarray | None = None
         self.set_coverage(coverage)
         if base is not None:
@@ -99,6 +100,7 @@ class LayerStack:
             raise PaintError(f"The base texture must be an RGB image, not an array of shape {base.shape}.")
         self._base = np.ascontiguousarray(resample(base[..., :3].astype(np.uint8, copy=False), self.size))
         self._base_key = key
+        self._below = None
         self._dirty[:] = True
         return True
 
@@ -134,6 +136,7 @@ class LayerStack:
         return self.layers[index]
 
     def _op(self, name: str, do: Callable[[], None], undo: Callable[[], None], kept: int = 0) -> None:
+        self._below = None
         do()
         self.history.push(OpStep(name, do, undo, kept))
 
@@ -317,12 +320,14 @@ class LayerStack:
 
     # ------------------------------------------------------------------ history
     def undo(self) -> str | None:
+        self._below = None
         name = self.history.undo(self)
         if name is not None:
             self._emit("pixels")
         return name
 
     def redo(self) -> str | None:
+        self._below = None
         name = self.history.redo(self)
         if name is not None:
             self._emit("pixels")
@@ -385,11 +390,26 @@ class LayerStack:
                 rgb = self.raw_composite(r)
             dest[r[0]:r[1], x0:x1] = _to_u8(rgb)
 
+    def hold_below(self, layer: Layer | None) -> None:
+        """While a stroke paints `layer`, keep the composite of everything below it, per tile
+        (float32, computed on first use), so each dab composites only `layer` and those above
+        (painting on the top layer: one layer instead of all). None releases it; any layer
+        operation, undo, redo or new base drops it. The result is bit-identical either way."""
+        self._below = None if layer is None else (self.index_of(layer), TiledImage(self.size, 3, np.float32))
+
     def raw_composite(self, rect: Rect, below: int | None = None) -> np.ndarray:
         """Base + visible layers (those under index `below` when given), float32 (h, w, 3), no padding."""
         y0, y1, x0, x1 = rect
-        out = self._base[y0:y1, x0:x1].astype(np.float32) * np.float32(1 / 255)
-        for layer in self.layers[:below]:
+        start = 0
+        if below is None and self._below is not None:
+            start, cache = self._below
+            for key in cache.keys_in(rect):
+                if key not in cache.tiles:
+                    cache.tiles[key] = self.raw_composite(tile_rect(key, self.size), below=start)
+            out = cache.read(rect)
+        else:
+            out = self._base[y0:y1, x0:x1].astype(np.float32) * np.float32(1 / 255)
+        for layer in self.layers[start:below]:
             if not layer.visible or layer.opacity <= 0 or not layer.pixels.any_in(rect):
                 continue
             f = layer.pixels.read(rect).astype(np.float32)   # one conversion for colour and alpha

@@ -77,6 +77,7 @@ class Stroke:
             self._offset = (int(clone_offset[1]), int(clone_offset[0]))   # (dy, dx)
         self.stencil = stencil
         self.open = True
+        stack.hold_below(layer)
 
     # ------------------------------------------------------------------ input
     def add_point(self, x: float, y: float, pressure: float = 1.0) -> list[Rect]:
@@ -228,6 +229,7 @@ class Stroke:
         if not self.open:
             return None
         self.open = False
+        self.stack.hold_below(None)
         before, after = {}, {}
         tiles = self.layer.pixels.tiles
         for key, old in self._orig.tiles.items():

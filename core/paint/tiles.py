@@ -43,11 +43,12 @@ def union_rect(a: Rect | None, b: Rect | None) -> Rect | None:
 class TiledImage:
     """A square (size, size, channels) uint8 image of sparse tiles; missing tiles read as 0."""
 
-    def __init__(self, size: int, channels: int = 4) -> None:
+    def __init__(self, size: int, channels: int = 4, dtype=np.uint8) -> None:
         if size % TILE:
             raise ValueError(f"image size {size} is not a multiple of {TILE}")
         self.size = size
         self.channels = channels
+        self.dtype = np.dtype(dtype)
         self.tiles: dict[Key, np.ndarray] = {}
 
     # --- tiles
@@ -60,7 +61,7 @@ class TiledImage:
     def ensure(self, key: Key) -> np.ndarray:
         t = self.tiles.get(key)
         if t is None:
-            t = self.tiles[key] = np.zeros((TILE, TILE, self.channels), np.uint8)
+            t = self.tiles[key] = np.zeros((TILE, TILE, self.channels), self.dtype)
         return t
 
     def any_in(self, rect: Rect) -> bool:
@@ -68,7 +69,7 @@ class TiledImage:
 
     @property
     def nbytes(self) -> int:
-        return len(self.tiles) * TILE * TILE * self.channels
+        return len(self.tiles) * TILE * TILE * self.channels * self.dtype.itemsize
 
     def bounds(self) -> Rect | None:
         """Texel rect of the allocated tiles (None when empty)."""
@@ -82,7 +83,7 @@ class TiledImage:
     def read(self, rect: Rect) -> np.ndarray:
         """A copy of the texels in `rect` (zeros where no tile is allocated)."""
         y0, y1, x0, x1 = rect
-        out = np.zeros((y1 - y0, x1 - x0, self.channels), np.uint8)
+        out = np.zeros((y1 - y0, x1 - x0, self.channels), self.dtype)
         for key in self.keys_in(rect):
             t = self.tiles.get(key)
             if t is None:
@@ -121,6 +122,6 @@ class TiledImage:
         return img
 
     def copy(self) -> "TiledImage":
-        img = TiledImage(self.size, self.channels)
+        img = TiledImage(self.size, self.channels, self.dtype)
         img.tiles = {k: t.copy() for k, t in self.tiles.items()}
         return img
