@@ -65,7 +65,16 @@ def main() -> int:
     r.set_hair(hair)
     print(f"hair: {args.hair}, {0 if hair is None else len(hair.faces)} triangles (built in {hair_s:.2f} s)")
 
+    t = time.perf_counter()
+    head = scene.head()                     # eyes, teeth, gums, tongue, mouth cavity
+    head_s = time.perf_counter() - t
+    r.set_parts("head", head.parts)
+    print(f"eyes + mouth: {head.triangles} triangles (built in {head_s:.3f} s)")
+
     def pose(w: np.ndarray) -> None:
+        verts, carves = head.pose(w)
+        r.update_parts("head", verts)
+        r.set_carves(carves)
         if hair is not None:
             r.update_hair(*pose_hair(hair, w))
     grid, lo, hi = scene.sdf()
@@ -112,6 +121,7 @@ def main() -> int:
     # Silhouette agreement of the two renderers of the same avatar (posed as the SDF grid).
     ious = []
     r.update_vertices(scene.vertices)
+    pose(scene.expression)
     for yaw, pitch in ((0, 0), (25, 8), (70, 15), (-40, -10)):
         c = OrbitCamera(yaw=yaw, pitch=pitch).frame(*r.bounds("mesh"), margin=0.9)
         a = r.render_image(size, size, c, mode="mesh")
@@ -133,6 +143,7 @@ def main() -> int:
         "source": scene.source, "size": size, "vertices": len(scene.vertices),
         "triangles": len(scene.faces), "grid": list(grid.shape), "hair": args.hair,
         "hair_triangles": 0 if hair is None else len(hair.faces), "hair_build_s": round(hair_s, 2),
+        "head_parts_triangles": head.triangles, "head_parts_build_s": round(head_s, 3),
         "animator_ms": round(float(np.median(t_anim)), 2),
         "normals_ms": round(float(np.median(t_norm)), 2),
         "mesh_fps": round(fps(t_mesh), 1),
