@@ -174,25 +174,58 @@ class BlazeFaceDetector:
         return out
 
     def detect(self, image_rgb: np.ndarray, min_score: float = MIN_SCORE, tiles: bool = True,
-               min_face: float = 24.0) -> list[Detection]:
-        """Faces in the photo, largest first. `tiles=False` looks at the whole photo only."""
+               min_face: float = 24.0, turns: tuple[int, ...] = (1, 3, 2)) -> list[Detection]:
+        """Faces in the photo, largest first. `tiles=False` looks at the whole photo only.
+        `turns`: the whole photo is also looked at turned by k x 90 degrees (np.rot90), since
+        BlazeFace misses or misreads faces lying on their side or upside down; where such a
+        detection and an upright one overlap, the higher score wins (its keypoints say which
+        way up the face is)."""
         h, w = image_rgb.shape[:2]
         wins = self.windows(w, h, min_face) if tiles else self.windows(w, h, 1e9)[:1]
         parts = [self._window(image_rgb, *win, min_score) for win in wins]
         boxes = np.concatenate([p[0] for p in parts])
-        if len(boxes) == 0:
-            return []
-        dets = weighted_nms(boxes, np.concatenate([p[1] for p in parts]), np.concatenate([p[2] for p in parts]))
-        # a tile cuts a big face: its pieces score lower than the whole; drop boxes mostly
-        # inside a larger, better-scoring detection
-        dets.sort(key=lambda d: -d.size)
-        kept: list[Detection] = []
-        for d in dets:
-            b = np.array(d.box)
-            inside = any(_covered(b, np.array(k.box)) > 0.6 and k.score >= d.score * 0.9 for k in kept)
-            if not inside:
-                kept.append(d)
-        return kept[:MAX_FACES]
+        dets = []
+        if len(boxes):
+            dets = weighted_nms(boxes, np.concatenate([p[1] for p in parts]), np.concatenate([p[2] for p in parts]))
+            # a tile cuts a big face: its pieces score lower than the whole; drop boxes mostly
+            # inside a larger, better-scoring detection
+            dets.sort(key=lambda d: -d.size)
+            kept: list[Detection] = []
+            for d in dets:
+                b = np.array(d.box)
+                if not any(_covered(b, np.array(k.box)) > 0.6 and k.score >= d.score * 0.9 for k in kept):
+                    kept.append(d)
+            dets = kept
+        for k in turns:
+            turned = np.ascontiguousarray(np.rot90(image_rgb, k))
+            th, tw = turned.shape[:2]
+            long = max(tw, th)
+            b, sc, kp = self._window(turned, (tw - long) // 2, (th - long) // 2, long, min_score)
+            if len(b):
+                dets += [_unturn(d, k, w, h) for d in weighted_nms(b, sc, kp)]
+        dets.sort(key=lambda d: -d.score)
+        out: list[Detection] = []
+        for d in dets:   # across orientations: plain NMS, the best score keeps its keypoints
+            if not out or box_iou(np.array(d.box), np.array([o.box for o in out])).max() <= NMS_IOU:
+                out.append(d)
+        out.sort(key=lambda d: -d.size)
+        return out[:MAX_FACES]
+
+
+def _unturn(det: Detection, k: int, width: int, height: int) -> Detection:
+    """A detection made on np.rot90(image, k) in the unturned image's pixels."""
+    def back(p: np.ndarray) -> np.ndarray:
+        u, v = p[..., 0], p[..., 1]
+        if k == 1:
+            return np.stack([width - v, u], -1)
+        if k == 2:
+            return np.stack([width - u, height - v], -1)
+        return np.stack([v, height - u], -1)   # k == 3
+    x, y, w, h = det.box
+    corners = back(np.array([[x, y], [x + w, y + h]], np.float32))
+    lo, hi = corners.min(0), corners.max(0)
+    return Detection((float(lo[0]), float(lo[1]), float(hi[0] - lo[0]), float(hi[1] - lo[1])), det.score,
+                     back(det.keypoints).astype(np.float32))
 
 
 def _covered(small: np.ndarray, big: np.ndarray) -> float:
@@ -288,12 +321,11 @@ def landmark_detection(image_rgb: np.ndarray, det: Detection, tracker, rotate: b
 def find_faces(image_rgb: np.ndarray, tracker, detector: BlazeFaceDetector | None = None,
                max_faces: int = MAX_FACES, min_face: float = 24.0) -> list:
     """All faces of the photo as TrackedFaces (landmarks in photo pixels), largest first.
-    Detections the landmarker cannot read are dropped; when BlazeFace finds nothing the
-    landmarker's own whole-photo detection is the fallback (it sees some large, cut-off faces
-    the detector misses)."""
+    Detections the landmarker cannot read are dropped; when nothing is found, the landmarker's
+    own whole-photo detection is the fallback."""
     from core.tracking.ids import iou
     detector = detector or shared_detector()
-    faces = []
+    faces: list = []
     for det in detector.detect(image_rgb, min_face=min_face)[:max_faces]:
         face = landmark_detection(image_rgb, det, tracker)
         if face is not None and all(iou(face.box, f.box) < 0.5 for f in faces):
@@ -301,6 +333,6 @@ def find_faces(image_rgb: np.ndarray, tracker, detector: BlazeFaceDetector | Non
     if not faces:
         faces = tracker.detect(cv2.cvtColor(image_rgb, cv2.COLOR_RGB2BGR))
     faces.sort(key=lambda f: -f.box[2] * f.box[3])
-    for k, f in enumerate(faces):
-        f.face_id = k
+    for i, f in enumerate(faces):
+        f.face_id = i
     return faces
