@@ -429,6 +429,18 @@ def test_paint_folder_round_trip_and_damage():
         read_paint(bad.__getitem__)
 
 
+def test_recovery_file_round_trip_and_damage(tmp_path):
+    from core.paint.files import load_recovery, save_recovery
+
+    st = _painted_stack()
+    save_recovery(st, tmp_path / "r.zip")
+    assert state_hash(load_recovery(tmp_path / "r.zip")) == state_hash(st)
+    raw = (tmp_path / "r.zip").read_bytes()
+    (tmp_path / "cut.zip").write_bytes(raw[: len(raw) // 3])
+    with pytest.raises(PaintError, match="damaged"):
+        load_recovery(tmp_path / "cut.zip")
+
+
 def test_project_round_trip_with_layers_and_older_projects(tmp_path):
     from core.appearance import avatar_texture
     from core.project import load_project, save_project

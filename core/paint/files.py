@@ -220,7 +220,10 @@ def read_paint(read: Callable[[str], bytes], where: str = "the project") -> Laye
     if not isinstance(entries, list):
         raise PaintError(f"{where} is damaged: {LAYERS_JSON} has no layer list.")
     check_memory(len(entries) * size * size * 5, f"Opening the {len(entries)} paint layers of {where}")
-    stack = LayerStack(size, padding=int(doc.get("padding", 4)))
+    padding = doc.get("padding", 4)
+    if not isinstance(padding, int) or isinstance(padding, bool) or not 0 <= padding <= 64:
+        raise PaintError(f"{where} is damaged: the paint padding {padding!r} is not a small whole number.")
+    stack = LayerStack(size, padding=padding)
     parsed = []
     for e in entries:
         try:
@@ -278,3 +281,40 @@ def _decode_png(data: bytes, member: str, where: str, size: int, channels: int) 
         raise PaintError(f"{where} is damaged: the paint layer image {member} is "
                          f"{img.shape[1]}x{img.shape[0]}, expected {size}x{size}.")
     return img
+
+
+# ---------------------------------------------------------------------- recovery file
+def save_recovery(stack: LayerStack, path: str | os.PathLike) -> Path:
+    """Autosave: the stack's paint/ members in a zip, written atomically (a crash mid-write
+    keeps the previous recovery file). Run it off the GUI thread on a snapshot of the layers
+    (`Layer.copy()`), not on layers a stroke is writing."""
+    import zipfile
+
+    members = paint_members(stack)
+
+    def write(f) -> None:
+        with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_STORED) as zf:
+            for name, data in members.items():
+                zf.writestr(name, data)
+    return write_atomic(path, write)
+
+
+def load_recovery(path: str | os.PathLike) -> LayerStack:
+    """The stack from a recovery file; PaintError if it is missing or damaged."""
+    import zipfile
+
+    path = Path(path)
+    try:
+        with zipfile.ZipFile(path) as zf:
+            def read(name: str) -> bytes:
+                info = zf.getinfo(name)   # KeyError when missing
+                if info.file_size > 512 << 20:
+                    raise PaintError(f"{path.name} is damaged: {name} claims {info.file_size} bytes.")
+                return zf.read(info)
+            return read_paint(read, path.name)
+    except PaintError:
+        raise
+    except FileNotFoundError:
+        raise PaintError(f"{path} does not exist.") from None
+    except Exception as exc:   # bad zip directory, CRC, truncated stream
+        raise PaintError(f"The recovery file {path.name} is damaged ({type(exc).__name__}: {exc}).") from None
