@@ -51,8 +51,8 @@ def stroke(stack: LayerStack, layer: int, brush: BrushSettings, pts: np.ndarray,
     CPU.clear()
     for x, y in pts:
         t, c = time.perf_counter(), time.process_time()
-        for r in s.dab(float(x), float(y)):
-            stack.composite(r)
+        s.dab(float(x), float(y))
+        stack.refresh()          # the dab's tiles and the seam padding beside them
         times.append(ms(t))
         CPU.append((time.process_time() - c) * 1000)
     return s.end(), np.array(times)

@@ -128,6 +128,12 @@ def test_spacing_pressure_stabiliser_and_jitter():
     s.end()
     comp = st.composite()[..., 0]
     assert comp[200, 600] == 255 and comp[200, 606] == 0       # radius 5, not 20
+    # pressure on opacity instead
+    s = begin_stroke(st, 0, "brush", brush.with_(pressure_size=False, pressure_opacity=True, hardness=1.0))
+    s.dab(800.0, 200.0, pressure=0.5)
+    s.end()
+    assert abs(int(st.layers[0].to_array()[200, 800, 3]) - 128) <= 1
+    assert st.layers[0].to_array()[200, 815, 3] > 120             # full size
     # the lazy-mouse string holds the brush until the pointer pulls it
     from core.paint.brush import DabPath
     p = DabPath(BrushSettings(size=10, stabiliser=20.0, spacing=0.1))
@@ -183,8 +189,10 @@ def test_per_dab_composite_during_a_stroke_equals_full_flatten():
     st.composite()
     s = begin_stroke(st, 2, "brush", BrushSettings(size=50, flow=0.6, colour=(10, 200, 90)))
     for x in np.linspace(40, 900, 60):         # composite read back after every event, as the GUI does
-        for r in s.add_point(float(x), 300 + 200 * np.sin(x / 90)):
-            st.composite(r)
+        s.add_point(float(x), 300 + 200 * np.sin(x / 90))
+        for r in st.refresh():
+            assert r[0] % TILE == 0 and r[2] % TILE == 0
+    assert not st._dirty.any()
     s.end()
     assert np.array_equal(st.composite(), st.flatten())
 

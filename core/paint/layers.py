@@ -350,8 +350,16 @@ class LayerStack:
         self.update(rect)
         return self._composite
 
-    def update(self, rect: Rect | None = None) -> Rect | None:
-        """Recomposite dirty tiles (inside `rect` when given); returns the texel rect refreshed."""
+    def refresh(self) -> list[Rect]:
+        """Recomposite every dirty tile; the rects refreshed (what a view re-uploads). After a
+        dab this includes the seam padding next to it, which may lie outside the dab's rect."""
+        rects: list[Rect] = []
+        self.update(None, rects)
+        return rects
+
+    def update(self, rect: Rect | None = None, done_rects: list | None = None) -> Rect | None:
+        """Recomposite dirty tiles (inside `rect` when given); returns the texel rect refreshed
+        (their bounding box; `done_rects` collects the rects themselves)."""
         d = self._dirty
         if rect is not None:
             r = clip_rect(rect, self.size)
@@ -368,6 +376,8 @@ class LayerStack:
             r = (ty0 * TILE, min(self.size, ty1 * TILE), tx0 * TILE, min(self.size, tx1 * TILE))
             self._recomposite(r)
             self._dirty[ty0:ty1, tx0:tx1] = False
+            if done_rects is not None:
+                done_rects.append(r)
             done = r if done is None else (min(done[0], r[0]), max(done[1], r[1]),
                                            min(done[2], r[2]), max(done[3], r[3]))
         return done

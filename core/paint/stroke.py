@@ -8,8 +8,8 @@ Smudge and blur act on the current pixels dab by dab (they are cumulative by nat
 The tiles saved at first touch are also the stroke's undo record.
 
 GUI use: s = begin_stroke(stack, layer_index, "brush", brush, symmetry=..., mask=...);
-for each pointer event rects = s.add_point(x, y, pressure); stack.composite(rect) for each
-rect, upload that region; on release s.end(). Projection painting computes its own per-texel
+for each pointer event s.add_point(x, y, pressure), then for r in stack.refresh(): upload
+stack.composite()[r] to the texture; on release s.end(). Projection painting computes its own per-texel
 footprint and calls s.apply(y0, x0, strength) instead of add_point.
 """
 from __future__ import annotations
