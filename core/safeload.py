@@ -21,10 +21,17 @@ def torch_load(path: str | os.PathLike, max_bytes: int = MAX_WEIGHTS_BYTES):
     p = Path(path)
     try:
         with zipfile.ZipFile(p) as zf:
-            declared = sum(i.file_size for i in zf.infolist())
+            infos = zf.infolist()
     except zipfile.BadZipFile:
         raise ValueError(f"{p.name} is not a PyTorch weights archive (not a zip file)") from None
+    declared = sum(i.file_size for i in infos)
     if declared > max_bytes:
         raise ValueError(f"{p.name} declares {declared} bytes of tensors, more than a weights file "
                          f"may hold ({max_bytes}); it is damaged")
+    # torch.save stores records uncompressed, so none can be larger than the file itself: a
+    # larger one is damage or a zip bomb (torch would inflate and parse all of it).
+    on_disk = p.stat().st_size
+    big = [i.filename for i in infos if i.file_size > on_disk]
+    if big:
+        raise ValueError(f"{p.name} is damaged: its record {big[0]} claims more bytes than the file holds")
     return torch.load(p, map_location="cpu", weights_only=True)

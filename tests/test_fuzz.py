@@ -20,7 +20,7 @@ from core import fuzzing
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "fixtures" / "fuzz"
 # cases per reader: the fast readers get more
-CASES = {"project": 40, "photo": 40, "pts": 40, "face_model": 12, "fer_model": 12, "video": 40}
+CASES = {"project": 40, "photo": 30, "pts": 30, "face_model": 10, "fer_model": 10, "video": 30}
 
 
 @pytest.fixture(scope="module")
