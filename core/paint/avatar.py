@@ -20,8 +20,9 @@ _stacks: "weakref.WeakKeyDictionary[object, LayerStack]" = weakref.WeakKeyDictio
 
 
 def paint_of(avatar) -> LayerStack | None:
-    """The avatar's paint stack, or None when it has never been painted."""
-    return _stacks.get(avatar)
+    """The avatar's paint stack, or None when it has never been painted (or there is no avatar:
+    the headless renderer's default face)."""
+    return None if avatar is None else _stacks.get(avatar)
 
 
 def attach_paint(avatar, stack: LayerStack | None) -> None:
