@@ -242,6 +242,32 @@ def test_symmetric_dab_lands_on_mirror_texels():
         assert a[300, 200] == 255 and a[300, S - 1 - 200] == 255 and a[:, 300:700].max() == 0
 
 
+def test_symmetry_on_the_face_models_uv_layout():
+    """On the shipped face model's UV layout, a dab on the left cheek is mirrored onto texels whose
+    3D template points are the mirror image (x -> -x) of the dab's."""
+    from core.facemodel import FaceModel
+    from core.paint.layout import uv_layout
+
+    model = FaceModel.load()
+    lay = uv_layout(model.extract_mesh(model.mean_identity(), None, 64), S)
+    assert 0.3 < lay.coverage.mean() < 0.95
+    t = lay.template
+    ys, xs = np.nonzero(lay.coverage & lay.mirror.valid & (t[..., 0] > 3.5) & (t[..., 0] < 4.5))
+    front = np.argmax(t[ys, xs, 2])                   # the most forward texel: the cheek
+    st = LayerStack(S, base=np.zeros((S, S, 3), np.uint8), coverage=lay.coverage)
+    st.add_layer()
+    s = begin_stroke(st, 0, "brush", BrushSettings(size=16, hardness=1.0, colour=(255, 255, 255)),
+                     symmetry=lay.mirror, mask=lay.coverage)
+    assert len(s.dab(float(xs[front]) + 0.5, float(ys[front]) + 0.5)) == 2
+    s.end()
+    painted = (st.layers[0].to_array()[..., 3] > 128) & lay.coverage
+    pts = t[painted]
+    right, left = pts[pts[:, 0] > 0], pts[pts[:, 0] < 0]
+    assert len(left) > 0.5 * len(right) > 20
+    err = np.linalg.norm(left.mean(0) - right.mean(0) * np.array([-1, 1, 1]))
+    assert err < 0.3, err                             # centimetres
+
+
 def test_fill_stays_inside_island_and_selection():
     cov = discs()
     st = grey_stack(0, coverage=cov, padding=0)
