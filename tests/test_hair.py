@@ -261,3 +261,16 @@ def test_hair_panel_edits_the_avatar_and_the_view(qtbot, face_model, monkeypatch
         w.close()
         w.runner.wait(30_000)
         w.deleteLater()
+
+
+def test_glb_with_hair_passes_the_khronos_validator(face_model, tmp_path):
+    """Runs where the validator is installed (see tests/test_head_parts.py)."""
+    parts_tests = pytest.importorskip("test_head_parts")
+    if parts_tests._validator() is None:
+        pytest.skip("Khronos glTF validator not installed")
+    from core.avatar import Avatar
+    from core.export import export_avatar
+
+    avatar = Avatar(face_model.mean_identity(), hair=HairStyle(style="tied", length=0.8))
+    issues = parts_tests.validate_glb(export_avatar(avatar, tmp_path / "t.glb", face_model, resolution=48)[0])
+    assert issues["numErrors"] == 0, issues["messages"][:5]
