@@ -155,6 +155,27 @@ def _read_video(p: Path):
         return sum(1 for _, f in zip(range(500), src))
 
 
+def _read_correspondence(p: Path):
+    from core.fitting.correspondence import load_correspondence
+    return load_correspondence(p)
+
+
+def _read_calibration68(p: Path):
+    from core.fitting.correspondence import load_landmark_calibration
+    return load_landmark_calibration(p)
+
+
+def _read_appearance(p: Path):
+    from core.appearance.model import AppearanceModel
+    return AppearanceModel.load(p)
+
+
+def _shipped(name: str) -> Callable[[], list[bytes]]:
+    """A shipped resource file as the sample (our own derived data, in the repository)."""
+    from core.paths import MODELS_DIR
+    return lambda: [(MODELS_DIR / name).read_bytes()]
+
+
 def _errors(spec: str) -> tuple[type, ...]:
     import importlib
     mod, name = spec.rsplit(".", 1)
@@ -182,6 +203,12 @@ READERS: dict[str, Reader] = {r.name: r for r in (
     Reader("fer_model", ".pt", lambda: [_fer_model_bytes()], _read_fer_model, "builtins.ValueError", "zip"),
     Reader("video", ".avi", lambda: [_video_bytes()], _read_video,
            "core.video.sources.VideoSourceError", "binary"),
+    Reader("correspondence", ".npz", _shipped("landmark_correspondence.npz"), _read_correspondence,
+           "builtins.ValueError", "zip"),
+    Reader("calibration68", ".npz", _shipped("landmarks68_calibration.npz"), _read_calibration68,
+           "builtins.ValueError", "zip"),
+    Reader("appearance_model", ".npz", _shipped("appearance.npz"), _read_appearance,
+           "core.appearance.model.AppearanceModelError", "zip"),
 )}
 
 

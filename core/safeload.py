@@ -1,8 +1,9 @@
 """Loading weights files a user hands us without trusting their size fields.
 
-`torch.load(weights_only=True)` never unpickles code, but it allocates what the archive's
-directory declares: a damaged or hostile file could ask for gigabytes. `torch_load` checks the
-zip directory first; the face model and the expression classifier load through it.
+`torch.load(weights_only=True)` and `np.load(allow_pickle=False)` never unpickle code, but they
+inflate and allocate what the archive's directory declares: a damaged or hostile file could ask
+for gigabytes. `torch_load` and `npz_load` check the zip directory first; the face model, the
+expression classifier and the landmark tables load through them.
 """
 from __future__ import annotations
 
@@ -35,3 +36,20 @@ def torch_load(path: str | os.PathLike, max_bytes: int = MAX_WEIGHTS_BYTES):
     if big:
         raise ValueError(f"{p.name} is damaged: its record {big[0]} claims more bytes than the file holds")
     return torch.load(p, map_location="cpu", weights_only=True)
+
+
+def npz_load(path: str | os.PathLike, max_member_bytes: int = 64 << 20):
+    """np.load(path, allow_pickle=False) of an .npz after checking that no member declares more
+    than `max_member_bytes` uncompressed. Raises ValueError otherwise."""
+    import numpy as np
+
+    p = Path(path)
+    try:
+        with zipfile.ZipFile(p) as zf:
+            big = [i for i in zf.infolist() if i.file_size > max_member_bytes]
+    except zipfile.BadZipFile:
+        raise ValueError(f"{p.name} is not an .npz archive (not a zip file)") from None
+    if big:
+        raise ValueError(f"{p.name} is damaged: its member {big[0].filename} claims "
+                         f"{big[0].file_size} bytes (at most {max_member_bytes} expected)")
+    return np.load(p, allow_pickle=False)

@@ -20,7 +20,8 @@ from core import fuzzing
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "fixtures" / "fuzz"
 # cases per reader: the fast readers get more
-CASES = {"project": 40, "photo": 30, "pts": 30, "face_model": 10, "fer_model": 10, "video": 30}
+CASES = {"project": 40, "photo": 30, "pts": 30, "face_model": 10, "fer_model": 10, "video": 30,
+         "correspondence": 15, "calibration68": 15, "appearance_model": 6}
 
 
 @pytest.fixture(scope="module")

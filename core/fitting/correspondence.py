@@ -18,6 +18,7 @@ from typing import Callable
 import numpy as np
 
 from core.paths import MODELS_DIR
+from core.safeload import npz_load
 
 DEFAULT_PATH = MODELS_DIR / "landmark_correspondence.npz"
 CALIBRATION68_PATH = MODELS_DIR / "landmarks68_calibration.npz"
@@ -53,11 +54,20 @@ def load_correspondence(path: str | Path | None = None) -> Correspondence:
     if not p.is_file():
         raise FileNotFoundError(f"landmark correspondence table not found at {p}; "
                                 f"rebuild it with `python scripts/calibrate_landmarks.py`")
-    with np.load(p, allow_pickle=False) as d:
-        meta = json.loads(str(d["meta"]))
-        if meta.get("format") != FORMAT:
-            raise ValueError(f"{p} is not a {FORMAT} file")
-        return Correspondence(d["template_points"], d["spread"], d["valid"], meta)
+    try:
+        with npz_load(p, 16 << 20) as d:   # np.load after a zip-bomb check
+            meta = json.loads(str(d["meta"]))
+            if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+                raise ValueError(f"not a {FORMAT} file")
+            pts, spread, valid = (np.asarray(d[k], np.float32) for k in ("template_points", "spread", "valid"))
+        n = len(pts)
+        if pts.shape != (n, 3) or spread.shape != (n,) or valid.shape != (n,) or not 0 < n <= 4096 \
+                or not all(np.all(np.isfinite(a)) for a in (pts, spread, valid)):
+            raise ValueError("arrays of the wrong shape or with non-finite values")
+    except Exception as exc:  # zip/npy/JSON damage, missing keys: one clear message
+        raise ValueError(f"{p} is not a readable landmark correspondence table ({type(exc).__name__}: "
+                         f"{str(exc)[:200]}); rebuild it with `python scripts/calibrate_landmarks.py`") from None
+    return Correspondence(pts, spread, valid, meta)
 
 
 def calibrate(model, data, tracker, photos: int = 120, seed: int = 0, size: int = 512,
@@ -124,9 +134,17 @@ def load_landmark_calibration(path: str | Path | None = None) -> dict | None:
     p = Path(path) if path else CALIBRATION68_PATH
     if not p.is_file():
         return None
-    with np.load(p, allow_pickle=False) as d:
-        return {"offsets": d["offsets"].astype(np.float32), "jaw": d["jaw"].astype(np.float32),
-                "meta": json.loads(str(d["meta"]))}
+    try:
+        with npz_load(p, 16 << 20) as d:   # np.load after a zip-bomb check
+            out = {"offsets": d["offsets"].astype(np.float32), "jaw": d["jaw"].astype(np.float32),
+                   "meta": json.loads(str(d["meta"]))}
+        if out["offsets"].shape != (68, 3) or out["jaw"].shape != (17, 2) or not isinstance(out["meta"], dict) \
+                or not (np.all(np.isfinite(out["offsets"])) and np.all(np.isfinite(out["jaw"]))):
+            raise ValueError("arrays of the wrong shape or with non-finite values")
+    except Exception as exc:  # zip/npy/JSON damage, missing keys: one clear message
+        raise ValueError(f"{p} is not a readable 68-landmark calibration ({type(exc).__name__}: "
+                         f"{str(exc)[:200]}); rebuild it with `python scripts/calibrate_landmarks68.py`") from None
+    return out
 
 
 def save_landmark_calibration(calib: dict, path: str | Path | None = None) -> Path:
