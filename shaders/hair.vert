@@ -46,7 +46,7 @@ void main() {
     v_diffuse = diffuse * occ;
     vec3 h = normalize(l + v);
     float lit = clamp(0.2 + dot(nv, l), 0.0, 1.0) * occ * lc * u_shine;
-    v_spec = lit * vec2(0.25 * strand_spec(normalize(tv - 0.1 * nv), h, 48.0),
+    v_spec = lit * vec2(0.16 * strand_spec(normalize(tv - 0.1 * nv), h, 64.0),
                         0.5 * strand_spec(normalize(tv + 0.12 * nv), h, 18.0));
     float g = 1.0 - max(dot(nv, v), 0.0);
     v_rim = g * g * g * max(dot(nv, u_rim_dir) + 0.3, 0.0) * 0.5;

@@ -161,6 +161,7 @@ def _clumps(u: np.ndarray, seed: int = 3) -> np.ndarray:
 # --- the hair volume ------------------------------------------------------------------------
 
 _TAIL_SAMPLES = 10
+BUN_DEPTH = 0.7                   # bun depth / radius
 
 
 def _knot(shape: _Shape, length: float) -> dict:
@@ -168,7 +169,9 @@ def _knot(shape: _Shape, length: float) -> dict:
     knot = np.array([0.0, 8.0, -10.4], np.float32)
     if length < 0.35:
         r = 2.2 + 3.0 * length
-        return {"centres": knot[None] + [[0.0, 0.3, -0.4 * r]], "radii": np.array([r], np.float32),
+        # Pressed into the head a little (its hidden part is cut away with the skin's inside).
+        centre = np.array([0.0, knot[1] + 0.3, -9.4 - 0.35 * r], np.float32)
+        return {"centres": centre[None], "radii": np.array([r], np.float32),
                 "tail": False}
     s = np.linspace(0.0, 1.0, _TAIL_SAMPLES, dtype=np.float32)[:, None]
     drop = 6.0 + 14.0 * length
@@ -183,8 +186,9 @@ def _capsules(points: np.ndarray, centres: np.ndarray, radii: np.ndarray
     """Distance to a chain of round cones; also the nearest segment's parameter (0..1 along the
     chain) and axis direction."""
     p = np.asarray(points, np.float32)
-    if len(centres) == 1:
-        d = np.linalg.norm(p - centres[0], axis=1) - radii[0]
+    if len(centres) == 1:              # a bun: flattened against the head (z squashed)
+        q = (p - centres[0]) * np.array([1.0, 1.0, 1.0 / BUN_DEPTH], np.float32)
+        d = (np.linalg.norm(q, axis=1) - radii[0]) * BUN_DEPTH
         return d, np.zeros(len(p), np.float32), np.tile([0.0, 0.0, -1.0], (len(p), 1)).astype(np.float32)
     best = np.full(len(p), np.inf, np.float32)
     s_best = np.zeros(len(p), np.float32)
@@ -381,10 +385,14 @@ def _strand_attributes(v: np.ndarray, n: np.ndarray, style: HairStyle, shape: _S
             m = np.where(on_knot[:, None], axis, m)
             fade = np.where(on_knot, _smoothstep(1.02, 0.8, s), fade)
         else:
-            bu, bv, bm = pole_coords(v, k["centres"][0], _pole_frame((0.0, 0.0, -1.0), (0.0, 1.0, 0.0)), 3)
-            u = np.where(on_knot, bu, u)
-            vv = np.where(on_knot, bv, vv)
-            m = np.where(on_knot[:, None], bm, m)
+            # Strands coil around the bun's axis: along them runs the azimuth, across them the
+            # angle from the axis (the texture's slow v variation hides the azimuth's seam).
+            frame = _pole_frame((0.0, 0.0, -1.0), (0.0, 1.0, 0.0))
+            bu, bv, _ = pole_coords(v, k["centres"][0], frame, 3)
+            coil = np.cross(frame[0][None, :], v - k["centres"][0])
+            u = np.where(on_knot, bv * 6.0, u)
+            vv = np.where(on_knot, bu, vv)
+            m = np.where(on_knot[:, None], coil, m)
             fade = np.where(on_knot, 1.0, fade)
     return np.stack([u, vv], 1), _in_plane(m, n), fade.astype(np.float32)
 
