@@ -93,9 +93,9 @@ def _teeth(front, back, half_width, edge_y, spec: dict, upper: bool) -> tuple[np
             # local: x along the arch, y up (edge at the biting end), z outward
             hy = h if upper else 1.0 - h                      # 0 at the biting edge
             taper = edge + (1 - edge) * np.clip(hy * 2.5, 0, 1)
-            loc = blob * np.array([widths[k] * 0.47, height / 2, thick / 2])
+            loc = blob * np.array([widths[k] * 0.53, height / 2, thick / 2])   # neighbours touch
             loc[:, 2] *= taper
-            loc[:, 0] *= 0.8 + 0.2 * np.clip(hy * 3, 0, 1)     # slightly narrower at the edge
+            loc[:, 0] *= 0.88 + 0.12 * np.clip(hy * 3, 0, 1)   # slightly narrower at the edge
             sy = edge_y + SPEE * s_c[k]
             cy = sy + height / 2 if upper else sy - height / 2
             tk, nk = t[k].copy(), n[k].copy()
