@@ -389,3 +389,34 @@ def test_mouse_orbit_pan_zoom_reset(window):
     vp.reset_view()
     assert (vp.camera.yaw, vp.camera.pitch, vp.camera.distance) == pytest.approx((yaw, pitch, dist))
     np.testing.assert_allclose(vp.camera.target, target)
+
+
+def test_hair_panel_edits_the_avatar_and_the_view(window, qtbot):
+    """The Hair dock: style rebuilds the hair off the GUI thread, a colour preset and grey are
+    uniforms, bald removes it (tests/test_hair.py covers the geometry and pixels)."""
+    panel, session = window.hair_panel, window.session
+    qtbot.waitUntil(lambda: session.hair is not None, timeout=60_000)   # the default short hair
+
+    def shown(style):
+        return session._hair_task is None and session._hair_key is not None and session._hair_key[0] == style
+
+    panel.style_combo.setCurrentIndex(panel.style_combo.findData("long"))
+    assert window.avatar.hair.style == "long"
+    qtbot.waitUntil(lambda: shown("long"), timeout=60_000)
+    window.viewport.repaint()                        # uploads the long hair
+    layer = window.viewport.renderer._hair
+    assert layer is not None and not layer.empty
+    before = grab(window)
+    panel.preset_buttons["White"].click()
+    assert window.avatar.hair.colour == pytest.approx((0.92, 0.92, 0.90))
+    after = grab(window)                             # a uniform: no rebuild
+    assert layer.colour == pytest.approx((0.92, 0.92, 0.90)) and shown("long")
+    assert (after.sum(-1) > before.sum(-1) + 60).mean() > 0.02, "white hair brightens the view"
+    panel.grey.setValue(40)
+    assert window.avatar.hair.grey == pytest.approx(0.4)
+    panel.length.setValue(90)
+    qtbot.waitUntil(lambda: window.avatar.hair.length == pytest.approx(0.9), timeout=5_000)
+    panel.style_combo.setCurrentIndex(panel.style_combo.findData("bald"))
+    qtbot.waitUntil(lambda: shown("bald") and session.hair is None, timeout=60_000)
+    window.viewport.repaint()
+    assert layer.empty and not panel.length.isEnabled()

@@ -218,51 +218,6 @@ def test_render_command_hair_option(tmp_path):
     assert main(["render", "--hair", "long,length=3", "--out", str(tmp_path / "x.png")]) == 2
 
 
-@pytest.mark.gui
-def test_hair_panel_edits_the_avatar_and_the_view(qtbot, face_model, monkeypatch):
-    from PySide6.QtWidgets import QMessageBox
-
-    from app.main_window import MainWindow
-
-    for name in ("warning", "critical", "information", "question"):
-        monkeypatch.setattr(QMessageBox, name, lambda *a, **k: (_ for _ in ()).throw(AssertionError(a[1:3])))
-    w = MainWindow(face_model)
-    w.resize(1100, 760)
-    try:
-        with qtbot.waitSignal(w.mesh_ready, timeout=120_000):
-            w.show()
-        qtbot.waitExposed(w)
-        panel, session = w.hair_panel, w.session
-        qtbot.waitUntil(lambda: session.hair is not None, timeout=60_000)   # the default short hair
-
-        def shown(style):
-            return session._hair_task is None and session._hair_key is not None and session._hair_key[0] == style
-
-        panel.style_combo.setCurrentIndex(panel.style_combo.findData("long"))
-        assert w.avatar.hair.style == "long"
-        qtbot.waitUntil(lambda: shown("long"), timeout=60_000)
-        w.viewport.camera.yaw = 180.0
-        w.viewport.repaint()
-        before = w.viewport.render_image().astype(int)
-        panel.preset_buttons["White"].click()
-        assert w.avatar.hair.colour == pytest.approx((0.92, 0.92, 0.90))
-        w.viewport.repaint()
-        after = w.viewport.render_image().astype(int)
-        assert (after.sum(-1) > before.sum(-1) + 60).mean() > 0.05, "white hair brightens the back of the head"
-        panel.grey.setValue(40)
-        assert w.avatar.hair.grey == pytest.approx(0.4)
-        panel.length.setValue(90)
-        qtbot.waitUntil(lambda: w.avatar.hair.length == pytest.approx(0.9), timeout=5_000)
-        panel.style_combo.setCurrentIndex(panel.style_combo.findData("bald"))
-        qtbot.waitUntil(lambda: shown("bald") and session.hair is None, timeout=60_000)
-        assert not panel.length.isEnabled()
-    finally:
-        w.avatar.set_dirty(False)
-        w.close()
-        w.runner.wait(30_000)
-        w.deleteLater()
-
-
 def test_glb_with_hair_passes_the_khronos_validator(face_model, tmp_path):
     """Runs where the validator is installed (see tests/test_head_parts.py)."""
     parts_tests = pytest.importorskip("test_head_parts")
