@@ -105,9 +105,9 @@ def test_damaged_model_file_gives_a_clear_message(tmp_path, model, damage):
     elif damage == "truncated":
         p.write_bytes(DEFAULT_PATH.read_bytes()[:5000])
     elif damage == "pickled":
-        np.savez(p, format=np.array(["likeness-appearance-v1", {"x": 1}], dtype=object))
+        np.savez(p, format=np.array(["likeness-appearance-v2", {"x": 1}], dtype=object))
     elif damage == "wrong_shape":
-        np.savez(p, format=np.array("likeness-appearance-v1"), mean=np.zeros((8, 8, 3)),
+        np.savez(p, format=np.array("likeness-appearance-v2"), mean=np.zeros((8, 8, 3)),
                  basis=np.zeros((2, 5, 3)), noise=np.float32(1), covered=np.ones((8, 8), bool),
                  meta=np.array("{}"))
     with pytest.raises(AppearanceModelError) as err:

@@ -1,8 +1,12 @@
 """AppearanceModel: the avatar's texture code <-> a 1024^2 albedo texture in the shared UV layout.
 
-A linear model learned from real photos with missing data (core/appearance/train.py):
+A linear model of log albedo learned from real photos with missing data
+(core/appearance/train.py):
 
-    albedo(c) = mean + basis^T c,   c ~ N(0, I)      (linear RGB, at the working resolution)
+    log(albedo(c) + EPS) = mean + basis^T c,   c ~ N(0, I)   (linear RGB, working resolution)
+
+In log space tone and exposure act as factors, so any code decodes to positive, skin-like
+colour (a linear model's leading "brightness" component went negative at -2.5 sigma).
 
 The basis is scaled so the code has a unit Gaussian prior: sliders are in standard deviations and
 a random appearance is `temperature * N(0, I)`. Decoding upsamples to the output size, adds the
@@ -27,8 +31,17 @@ import numpy as np
 from core.paths import MODELS_DIR
 
 DEFAULT_PATH = MODELS_DIR / "appearance.npz"
-FORMAT = "likeness-appearance-v1"
+FORMAT = "likeness-appearance-v2"   # v2: log-albedo space
 OUTPUT_SIZE = 1024
+EPS = 0.02           # linear-RGB offset of the log space: keeps dark mouth and pupils finite
+
+
+def to_model_space(linear: np.ndarray) -> np.ndarray:
+    return np.log(np.clip(linear, 0.0, 1.0) + EPS).astype(np.float32)
+
+
+def from_model_space(x: np.ndarray) -> np.ndarray:
+    return np.clip(np.exp(x) - EPS, 0.0, 1.0).astype(np.float32)
 
 
 class AppearanceModelError(Exception):
@@ -126,7 +139,7 @@ class AppearanceModel:
         c = self._code(code)
         flat = self.mean.reshape(-1, 3).copy()
         flat[self._cov_idx] += (c @ self.basis).reshape(-1, 3)
-        lin = np.clip(flat[self._fill_index].reshape(self.mean.shape), 0.0, 1.0)  # outside the islands
+        lin = from_model_space(flat[self._fill_index].reshape(self.mean.shape))  # outside the islands
         if size is not None and size != self.size:
             lin = cv2.resize(lin, (size, size), interpolation=cv2.INTER_LINEAR)
             lin = np.clip(lin * self._skin_grain(size)[..., None], 0.0, 1.0)
@@ -172,7 +185,8 @@ class AppearanceModel:
             return self.mean_code()
         b = self.basis[:, idx]                                       # (K, M)
         ww = wc[idx] / self.noise
-        r = (lin.reshape(-1, 3)[self._cov_idx] - self.mean.reshape(-1, 3)[self._cov_idx]).reshape(-1)[idx]
+        obs = to_model_space(lin.reshape(-1, 3)[self._cov_idx])
+        r = (obs - self.mean.reshape(-1, 3)[self._cov_idx]).reshape(-1)[idx]
         a = (b * ww) @ b.T + prior * np.eye(k, dtype=np.float32)
         return np.linalg.solve(a, (b * ww) @ r).astype(np.float32)
 

@@ -17,7 +17,7 @@ from typing import Callable
 import cv2
 import numpy as np
 
-from .model import DEFAULT_PATH, AppearanceModel, to_linear
+from .model import DEFAULT_PATH, AppearanceModel, to_linear, to_model_space
 from .samples import WORK_SIZE, UVSample, load_samples
 
 PRIOR_WEIGHT = 0.03     # confidence of the recoloured default skin where a photo shows nothing
@@ -51,6 +51,27 @@ def prior_fill(tone: np.ndarray, base: np.ndarray, base_tone: np.ndarray) -> np.
     return np.clip(base * (tone / np.maximum(base_tone, 1e-4)), 0, 1)
 
 
+def _blur(a: np.ndarray, sigma: float) -> np.ndarray:
+    return cv2.GaussianBlur(a.astype(np.float32), (0, 0), sigma, borderType=cv2.BORDER_REFLECT)
+
+
+def continued_prior(linear: np.ndarray, weight: np.ndarray, prior: np.ndarray) -> np.ndarray:
+    """The prior fill shifted (in log space) by the photo's own offset from it: near the seen
+    face by the local offset, far away by the average one, so no tone step runs along the
+    face outline (photos' faces are darker than a median skin tone: shadows, brows, beard)."""
+    size = weight.shape[0]
+    lp, lo = np.log(prior + 0.02), np.log(np.clip(linear, 0, 1) + 0.02)
+    seen = weight > 0.3
+    if seen.sum() < 20:
+        return prior
+    diff = lo - lp
+    overall = np.median(diff[seen], 0)
+    sigma = size / 16
+    near = _blur(diff * weight[..., None], sigma) / np.maximum(_blur(weight, sigma), 1e-6)[..., None]
+    reach = np.clip(_blur(weight, sigma) * 6.0, 0.0, 1.0)[..., None]
+    return np.clip(np.exp(lp + near * reach + overall * (1 - reach)) - 0.02, 0.0, 1.0).astype(np.float32)
+
+
 def default_skin_linear(size: int = WORK_SIZE) -> np.ndarray:
     from core.avatar import default_texture
     tex = default_texture().astype(np.float32) / 255.0
@@ -68,8 +89,8 @@ def mirrored(sample: UVSample) -> UVSample:
                     sample.mirror_uv, sample.identity, sample.expression, sample.photo_sha1)
 
 
-def fit_pca(samples: list[UVSample], covered: np.ndarray, components: int = 48, iterations: int = 25,
-            mirror: bool = True, log: Callable[[str], None] = print) -> tuple[AppearanceModel, dict]:
+def fit_pca(samples: list[UVSample], covered: np.ndarray, components: int = 48, iterations: int = 12,
+            mirror: bool = False, log: Callable[[str], None] = print) -> tuple[AppearanceModel, dict]:
     """EM-PCA over the samples' covered texels (and their mirror images when `mirror`);
     returns the model and training figures."""
     if mirror:
@@ -83,10 +104,10 @@ def fit_pca(samples: list[UVSample], covered: np.ndarray, components: int = 48, 
     w = np.empty((n, d), np.float32)
     for i, s in enumerate(samples):
         tone = skin_tone(s.linear, s.weight)
-        prior = prior_fill(tone, base, base_tone)
         wt = np.maximum(s.weight, 0.0)
+        prior = continued_prior(s.linear, wt, prior_fill(tone, base, base_tone))
         obs = np.where(wt[..., None] > 0, s.linear, prior)   # weights carry the confidence
-        x[i] = obs.reshape(-1, 3)[cov_idx].reshape(-1)
+        x[i] = to_model_space(obs.reshape(-1, 3)[cov_idx]).reshape(-1)
         w[i] = np.repeat(np.maximum(wt, PRIOR_WEIGHT).reshape(-1)[cov_idx], 3)
     data = x.copy()
     filled = x
@@ -115,7 +136,7 @@ def fit_pca(samples: list[UVSample], covered: np.ndarray, components: int = 48, 
     basis = np.zeros((k, size * size, 3), np.float32)
     basis[:, cov_idx] = (v * sigma[:, None]).reshape(k, -1, 3)
     explained = (evals / np.sum((filled - filled.mean(0)) ** 2)).astype(np.float64)
-    meta = {"samples": n // 2 if mirror else n, "mirror_augmented": mirror, "components": k, "working_size": size, "iterations": iterations,
+    meta = {"space": "log(linear RGB + 0.02)", "samples": n // 2 if mirror else n, "mirror_augmented": mirror, "components": k, "working_size": size, "iterations": iterations,
             "explained_variance": [round(float(e), 5) for e in explained],
             "observation_noise_rms": round(float(np.sqrt(noise)), 5),
             "prior_weight": PRIOR_WEIGHT, "seconds": round(time.perf_counter() - t0, 1)}
