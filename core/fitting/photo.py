@@ -63,6 +63,8 @@ def _open(source) -> Image.Image:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise PhotoError(f"{name} is too large to read safely ({exc}).") from None
+    except MemoryError:   # a damaged chunk length makes the reader reserve gigabytes
+        raise PhotoError(f"{name} is damaged: it declares more data than can be read safely.") from None
     except UnidentifiedImageError:
         raise PhotoError(f"{name} is not an image this app can read (use JPEG or PNG).") from None
     except (OSError, SyntaxError, ValueError) as exc:
