@@ -52,7 +52,11 @@ def main() -> int:
     seconds = time.time() - t0
     save.mkdir(parents=True, exist_ok=True)
     for res in bad:
-        data, _ = fuzzing.mutant(res.reader, args.seed, res.index)
+        try:
+            data, _ = fuzzing.mutant(res.reader, args.seed, res.index)
+        except Exception as exc:   # a harness failure is reported above; nothing to save
+            print(f"  cannot rebuild {res.reader} #{res.index}: {type(exc).__name__}: {exc}")
+            continue
         (save / f"{res.reader}_{args.seed}_{res.index}{fuzzing.READERS[res.reader].suffix}").write_bytes(data)
     summary = fuzzing.summarize(results)
     print(f"{'reader':12s} " + " ".join(f"{o:>7s}" for o in fuzzing.OUTCOMES) + "   ms/case")

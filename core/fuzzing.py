@@ -264,7 +264,7 @@ def _random_json(rng: np.random.Generator, depth: int = 0):
 def _json_mutation(text: bytes, rng: np.random.Generator) -> tuple[bytes, str]:
     try:
         m = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):   # not JSON (any more): bytes it is
         return _bytes_mutation(text, rng)
     k = int(rng.integers(5))
     if not isinstance(m, dict) or not m:
