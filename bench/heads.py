@@ -152,11 +152,22 @@ def fps_check(view: HeadView | None = None, seconds: float = 3.0) -> dict:
         view.head.pose(mixes[i % len(mixes)])
 
     ft, lat, pt = frames(frame), frames(slider), frames(pose_only)
+    # What the eyes and mouth add to a frame, interleaved with frames without them so a busy
+    # machine slows both alike.
+    draw = r._draw_parts
+    with_p, without_p = [], []
+    for i in range(2 * max(10, int(seconds * 4))):
+        r._draw_parts = draw if i % 2 == 0 else (lambda *a: None)
+        t = time.perf_counter()
+        frame(i)
+        (with_p if i % 2 == 0 else without_p).append((time.perf_counter() - t) * 1000)
+    r._draw_parts = draw
     tris = len(view.scene.faces), view.head.triangles, (0 if view.hair is None else len(view.hair.faces))
     out = {"mesh_parts_fps": round(1000.0 / float(np.median(ft)), 1),
            "slider_to_frame_ms_median": round(float(np.median(lat)), 2),
            "slider_to_frame_ms_p95": round(float(np.percentile(lat, 95)), 2),
            "head_parts_pose_ms": round(float(np.median(pt)), 3),
+           "head_parts_frame_ms": round(float(np.median(with_p) - np.median(without_p)), 2),
            "triangles_skin_parts_hair": list(tris)}
     print(f"[fps] {out}")
     return out
