@@ -3,7 +3,8 @@
 For every fitted photo, the confidently seen face texels are split into the subject's left and
 right halves (by the UV layout's mirror map). Each half is predicted from the other alone, three
 ways, and compared with what the photo shows there (sRGB PSNR, CIEDE2000):
-  code:   the MAP texture code of the other half, decoded;
+  code:   the MAP texture code of the other half (with its mirror image as observations of
+          the held-out side, model.encode_symmetric), decoded;
   mirror: the mirrored texel of the other half (today's fill);
   mean:   the model's mean texture.
 Only texels whose mirror texel was seen count, so the three predict the same texels. A photo is
@@ -19,7 +20,7 @@ import cv2
 import numpy as np
 from skimage.color import deltaE_ciede2000, rgb2lab
 
-from .model import AppearanceModel, to_srgb
+from .model import AppearanceModel, mirror_index, to_srgb
 from .samples import UVSample
 
 SEEN = 0.5   # confidence above which a texel counts as shown by the photo
@@ -33,19 +34,12 @@ class HalfScores:
     ciede2000: dict[str, float]
 
 
-def _mirror_index(mirror_uv: np.ndarray) -> np.ndarray:
-    s = mirror_uv.shape[0]
-    mx = np.clip(np.round(mirror_uv[..., 0] * (s - 1)), 0, s - 1).astype(np.int64)
-    my = np.clip(np.round((1 - mirror_uv[..., 1]) * (s - 1)), 0, s - 1).astype(np.int64)
-    return (my * s + mx).reshape(-1)
-
-
 def face_halves(sample: UVSample) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Boolean (S*S,) masks of the seen texels of the subject's two face halves, and each
     texel's mirror index. A texel is on side A when its mirror lies to its right in UV (u grows
     across the face); texels on the midline belong to neither."""
     s = sample.weight.shape[0]
-    mirror = _mirror_index(sample.mirror_uv)
+    mirror = mirror_index(sample.mirror_uv)
     u = np.tile(np.arange(s), s)
     mu = mirror % s
     seen = (sample.weight.reshape(-1) > SEEN) & (np.abs(u - mu) >= 2)
@@ -88,7 +82,7 @@ def evaluate_sample(model: AppearanceModel, sample: UVSample, base: np.ndarray,
     truth = []
     for target, given in ((side_a, side_b), (side_b, side_a)):
         w_given = np.where(given, w, 0.0).reshape(sample.weight.shape)
-        code = model.encode(sample.linear, w_given)
+        code = model.encode_symmetric(sample.linear, w_given, mirror)
         preds["code"].append(model.decode_linear(code).reshape(-1, 3)[target])
         preds["mirror"].append(mirror_fill_prediction(sample, given, mirror, base, base_tone)[target])
         preds["mean"].append(mean[target])

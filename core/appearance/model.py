@@ -190,6 +190,28 @@ class AppearanceModel:
         a = (b * ww) @ b.T + prior * np.eye(k, dtype=np.float32)
         return np.linalg.solve(a, (b * ww) @ r).astype(np.float32)
 
+    def encode_symmetric(self, linear: np.ndarray, weight: np.ndarray, mirror: np.ndarray,
+                         mirror_weight: float = 1.0) -> np.ndarray:
+        """MAP code of a partial observation together with its mirror image: a texel that was not
+        seen but whose mirror texel (`mirror`: flat index per texel, see mirror_index) was
+        counts as an observation of that colour with `mirror_weight` times its confidence. Faces
+        are nearly symmetric; measured on held-out halves this predicts better than the seen
+        texels alone (docs/APPEARANCE.md)."""
+        lin = np.asarray(linear, np.float32).reshape(-1, 3)
+        w = np.asarray(weight, np.float32).reshape(-1)
+        w_m = np.clip(w[mirror] * mirror_weight, 0.0, 1.0)
+        use_m = w_m > w
+        obs = np.where(use_m[:, None], lin[mirror], lin).reshape(self.mean.shape)
+        return self.encode(obs, np.where(use_m, w_m, w).reshape(self.mean.shape[:2]))
+
+
+def mirror_index(mirror_uv: np.ndarray) -> np.ndarray:
+    """(S*S,) flat index of each texel's mirror texel, from an (S, S, 2) map of mirror UVs."""
+    s = mirror_uv.shape[0]
+    mx = np.clip(np.round(mirror_uv[..., 0] * (s - 1)), 0, s - 1).astype(np.int64)
+    my = np.clip(np.round((1 - mirror_uv[..., 1]) * (s - 1)), 0, s - 1).astype(np.int64)
+    return (my * s + mx).reshape(-1)
+
 
 def _nearest_covered(covered: np.ndarray) -> np.ndarray:
     """Per texel, the flat index of the nearest texel inside the UV islands (bilinear filtering

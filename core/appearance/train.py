@@ -81,8 +81,8 @@ def default_skin_linear(size: int = WORK_SIZE) -> np.ndarray:
 def mirrored(sample: UVSample) -> UVSample:
     """The sample as the mirror-image face would show it (faces are nearly symmetric, so this
     doubles the data and teaches the model which texels go together across the midline)."""
-    from .evaluate import _mirror_index
-    idx = _mirror_index(sample.mirror_uv)
+    from .model import mirror_index
+    idx = mirror_index(sample.mirror_uv)
     shape = sample.weight.shape
     lin = sample.linear.reshape(-1, 3)[idx].reshape(*shape, 3)
     return UVSample(sample.name + "~mirror", lin, sample.weight.reshape(-1)[idx].reshape(shape),

@@ -146,8 +146,10 @@ def project_texture(image_rgb: np.ndarray, camera: PinholeCamera, mesh, face_out
     fill_linear = code = None
     if appearance is not None:
         from core.appearance.samples import reduce_observation
+        from core.appearance.model import mirror_index
         small_lin, small_w = reduce_observation(lin, weight * covered, appearance.size)
-        code = appearance.encode(small_lin, small_w)
+        small_muv = cv2.resize(muv, (appearance.size,) * 2, interpolation=cv2.INTER_NEAREST)
+        code = appearance.encode_symmetric(small_lin, small_w, mirror_index(small_muv))
         fill_linear = appearance.decode_linear(code, size)
     face_region = _blur((weight > 0).astype(np.float32), 3) > 0.05
     good = weight > 0.5
