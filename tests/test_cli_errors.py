@@ -48,6 +48,9 @@ def _damaged_files(d: Path) -> dict[str, Path]:
     out["badfield.likeness"] = raw_copy
     Image.fromarray(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(d / "noise.jpg")
     out["noise.jpg"] = d / "noise.jpg"
+    np.savez(d / "fer.npz", images=rng.integers(0, 255, (4, 48, 48), dtype=np.uint8),
+             labels=np.arange(4))                        # a valid FER2013-format npz
+    out["fer.npz"] = d / "fer.npz"
     bad_pts = d / "badpts"
     bad_pts.mkdir()
     (bad_pts / "a.jpg").write_bytes(f["garbage.jpg"])
@@ -78,6 +81,7 @@ def _cases(f: dict[str, Path], d: Path) -> dict[str, list[str]]:
         "fer damaged classifier": ["fer", str(f["noise.jpg"]), "--model", str(f["garbage.pt"])],
         "fer damaged landmarker": ["fer", str(f["noise.jpg"]), "--landmarker", str(f["garbage.task"])],
         "eval-fer damaged npz": ["eval-fer", "--npz", str(f["garbage.npz"])],
+        "eval-fer damaged model": ["eval-fer", "--npz", str(f["fer.npz"]), "--model", str(f["garbage.pt"])],
         "eval-face-model damaged model": ["eval-face-model", "--model", str(f["garbage.pt"])],
         "train-face-model damaged FaceKit": ["train-face-model", "--facekit", str(f["garbage.npz"]),
                                              "--work", str(d / "work"), "--out", o + ".pt"],
@@ -96,7 +100,7 @@ def _cases(f: dict[str, Path], d: Path) -> dict[str, list[str]]:
 
 FILE_KEYS = ("garbage.likeness", "truncated.likeness", "badfield.likeness", "garbage.jpg",
              "garbage.mp4", "garbage.pt", "garbage.npz", "garbage.task", "garbage.psd", "noise.jpg",
-             "badpts", "badphoto")
+             "fer.npz", "badpts", "badphoto")
 _CASES = _cases({k: Path(k) for k in FILE_KEYS}, Path("."))   # names and commands, for collection
 
 
