@@ -30,7 +30,13 @@ def uv_layout(mesh, size: int) -> UVLayout:
     if getattr(mesh, "uvs", None) is None or getattr(mesh, "template", None) is None:
         raise ValueError("the mesh has no UVs or template points; extract it from the face model")
     clip = uv_clip(mesh.uvs)
-    muv, covered = rasterize(clip, mesh.faces, mirror_uvs(mesh.template, mesh.uvs), size, size)
-    tmpl, _ = rasterize(clip, mesh.faces, mesh.template, size, size)
+    ones = np.ones((len(mesh.uvs), 1), np.float32)
+    # Coverage from a channel of ones, not the depth buffer: UV islands do not overlap, so the
+    # result does not depend on the shared context's depth state.
+    muv, _ = rasterize(clip, mesh.faces, np.hstack([mirror_uvs(mesh.template, mesh.uvs), ones]),
+                       size, size, depth_test=False)
+    covered = muv[..., 2] > 0.5
+    muv = np.ascontiguousarray(muv[..., :2])
+    tmpl, _ = rasterize(clip, mesh.faces, mesh.template, size, size, depth_test=False)
     mirror = MirrorMap.from_uv(muv, size, valid=covered)
     return UVLayout(covered, mirror, tmpl)
