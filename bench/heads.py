@@ -2,7 +2,8 @@
 """Complete-head benchmark: does MediaPipe read our renders as a face whose eyes and jaw move
 (iris landmarks under eyeLookOut_L / eyeLookIn_R, jawOpen blendshape at jawOpen = 0.8), how fast
 the mesh view draws with eyes, teeth and hair at 512x512, slider -> frame latency, and how long
-a new identity takes to be ready. Prints figures per section, then one JSON line.
+a new identity takes to be ready, appearance change -> frame, and the texture code's held-out-half
+prediction (eval-texture, needs ../shared/faces68). Prints figures per section, then one JSON line.
 
 Sections are plain functions returning a dict (run one with --section NAME); add new ones to
 SECTIONS.
@@ -197,7 +198,60 @@ def identity_check(count: int = 3) -> dict:
     return out
 
 
-SECTIONS = {"mediapipe": mediapipe_check, "fps": fps_check, "identity": identity_check}
+def appearance_check(count: int = 20) -> dict:
+    """Appearance slider -> frame: decode a new texture code at 1024^2, upload it, render the
+    textured head at 512^2; beside it, the same frame without a texture change (baseline)."""
+    from core.appearance import shared_model
+
+    model = shared_model()
+    view = HeadView()
+    cam = view.camera(yaw=25.0)
+    neutral = np.zeros(len(EXPRESSION_NAMES), np.float32)
+    rng = np.random.default_rng(3)
+    codes = [model.sample(rng) for _ in range(count)]
+    base, full, decode = [], [], []
+    view.image(neutral, cam)
+    for code in codes:
+        t = time.perf_counter()
+        view.image(neutral, cam)
+        base.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        tex = model.decode(code)
+        decode.append(time.perf_counter() - t)
+        view.r.set_texture(tex)
+        view.image(neutral, cam)
+        full.append(time.perf_counter() - t)
+    out = {"appearance_decode_ms": round(float(np.median(decode)) * 1e3, 1),
+           "appearance_change_to_frame_ms": round(float(np.median(full)) * 1e3, 1),
+           "appearance_change_to_frame_p95_ms": round(float(np.percentile(full, 95)) * 1e3, 1),
+           "frame_without_change_ms": round(float(np.median(base)) * 1e3, 1),
+           "components": model.num_components, "training_photos": model.meta.get("samples")}
+    print(f"[appearance] {out}")
+    return out
+
+
+def texture_check() -> dict:
+    """`main.py eval-texture` on ../shared/faces68 (cross-validated when the shipped model was
+    trained on those photos): held-out-half PSNR / CIEDE2000 of the texture code, the mirror fill
+    and the mean texture."""
+    import contextlib
+    import io
+    from types import SimpleNamespace
+
+    from core.commands.eval_texture import CACHE, run
+    buf = io.StringIO()
+    args = SimpleNamespace(faces=None, model=None, cache=str(CACHE), folds=5, limit=None, per_photo=False)
+    with contextlib.redirect_stdout(buf):
+        run(args)
+    text = buf.getvalue()
+    print(text, end="")
+    out = json.loads(text.strip().splitlines()[-1])
+    print(f"[texture] {out}")
+    return out
+
+
+SECTIONS = {"mediapipe": mediapipe_check, "fps": fps_check, "identity": identity_check,
+            "appearance": appearance_check, "texture": texture_check}
 
 
 def main() -> int:
