@@ -74,7 +74,7 @@ def main() -> None:
                   f"{s['nme_median']:.2%}, mean {s['nme_mean']:.2%}, failures {s['failure_rate']:.0%}, "
                   f"{s['seconds_per_photo']:.2f} s a photo")
             key = f"wild_{Path(wild).name}_{method}"
-            out[key] = {k: round(v, 4) if isinstance(v, float) else v for k, v in s.items()}
+            out[key] = {k: (round(v, 4) if v == v else None) if isinstance(v, float) else v for k, v in s.items()}
     if args.synthetic > 0:
         syn = synthetic_surface(fitter, FaceData(load_facekit(args.facekit)), samples=args.synthetic, seed=args.seed)
         print(f"synthetic ICT photos ({syn['detected']}/{syn['samples']} detected): surface error "
