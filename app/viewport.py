@@ -14,7 +14,8 @@ import numpy as np
 from PySide6.QtCore import QPointF, Qt, Signal
 from PySide6.QtOpenGLWidgets import QOpenGLWidget
 
-from core.avatar import Avatar, default_texture
+from core.appearance import avatar_texture
+from core.avatar import Avatar
 from core.render import OrbitCamera, lighting_preset
 from core.tracking.puppet import head_matrix
 
@@ -60,10 +61,10 @@ class Viewport(QOpenGLWidget):
         if hasattr(session, "head_changed"):
             session.head_changed.connect(lambda head: self._queue("head", head))
             session.head_posed.connect(lambda posed: self._queue("head_pose", posed))
-        for event in ("texture", "replaced"):
-            avatar.events.connect(event, lambda a: self._queue("texture", a.texture))
+        for event in ("texture", "appearance", "replaced"):
+            avatar.events.connect(event, lambda a: self._queue("texture", avatar_texture(a)))
         avatar.events.connect("view", lambda a: self.update())
-        self._queue("texture", avatar.texture)
+        self._queue("texture", avatar_texture(avatar))
 
     # --- data from the session (GUI thread) -----------------------------------------------------
     def _queue(self, key: str, value) -> None:
@@ -107,13 +108,12 @@ class Viewport(QOpenGLWidget):
             r.update_vertices(p.pop("vertices"))
         if "texture" in p:
             tex = p.pop("texture")
-            r.set_texture(default_texture() if tex is None else tex)
+            r.set_texture(tex)
         if "sdf" in p:
             r.set_sdf_grid(*p.pop("sdf"))
             self._has_sdf = True
         if "points" in p:
             r.set_points(p.pop("points"), colour=(0.25, 0.95, 0.45), size=6.0)
-
         if "head" in p:     # eyes and mouth interior (core.head.build.HeadParts)
             head = p.pop("head")
             r.set_parts("head", None if head is None else head.parts)
@@ -128,6 +128,7 @@ class Viewport(QOpenGLWidget):
             r.update_hair(*p.pop("hair_pose"))
         if "hair_colour" in p:
             r.set_hair_colour(*p.pop("hair_colour"))
+
     @staticmethod
     @functools.lru_cache(maxsize=None)
     def _lighting(name: str):

@@ -347,7 +347,7 @@ def export_avatar(avatar, path: str | os.PathLike, model, resolution: int = 128,
     currently posed. `mesh` may be passed to reuse an already extracted mesh of this identity.
     Returns the written files.
     """
-    from .avatar import default_texture
+    from .appearance import avatar_texture
     from .expressions import EXPRESSION_NAMES
 
     path = Path(path)
@@ -364,7 +364,7 @@ def export_avatar(avatar, path: str | os.PathLike, model, resolution: int = 128,
         raise ExportCancelled()
     progress(0.5, "Building morph targets")
     anim = model.animator(mesh, identity)
-    texture = avatar.texture if avatar.texture is not None else default_texture()
+    texture = avatar_texture(avatar)
     if cancelled():
         raise ExportCancelled()
     progress(0.6, "Building hair")

@@ -53,7 +53,8 @@ def load_scene(avatar=None, expression: np.ndarray | None = None, resolution: in
     if expression is None:
         expression = (np.asarray(avatar.expression, np.float32) if avatar is not None
                       else np.zeros(NUM_EXPRESSIONS, np.float32))
-    texture = None if avatar is None else getattr(avatar, "texture", None)
+    from core.appearance import avatar_texture
+    texture = avatar_texture(avatar)   # the photo/painting, else the appearance code decoded
     if hair is None:
         from core.head.settings import HairStyle
 
