@@ -38,18 +38,21 @@ def torch_load(path: str | os.PathLike, max_bytes: int = MAX_WEIGHTS_BYTES):
     return torch.load(p, map_location="cpu", weights_only=True)
 
 
-def npz_load(path: str | os.PathLike, max_member_bytes: int = 64 << 20):
+def npz_load(path: str | os.PathLike, max_member_bytes: int = 64 << 20, max_ratio: float = 100.0):
     """np.load(path, allow_pickle=False) of an .npz after checking that no member declares more
-    than `max_member_bytes` uncompressed. Raises ValueError otherwise."""
+    than `max_member_bytes` uncompressed, nor (above 1 MB) inflates more than `max_ratio` times:
+    arrays of real numbers compress a few times at most, a run of zeros a thousand times (a zip
+    bomb). Raises ValueError otherwise."""
     import numpy as np
 
     p = Path(path)
     try:
         with zipfile.ZipFile(p) as zf:
-            big = [i for i in zf.infolist() if i.file_size > max_member_bytes]
+            big = [i for i in zf.infolist() if i.file_size > max_member_bytes or
+                   (i.file_size > 1 << 20 and i.file_size > max_ratio * max(i.compress_size, 1))]
     except zipfile.BadZipFile:
         raise ValueError(f"{p.name} is not an .npz archive (not a zip file)") from None
     if big:
         raise ValueError(f"{p.name} is damaged: its member {big[0].filename} claims "
-                         f"{big[0].file_size} bytes (at most {max_member_bytes} expected)")
+                         f"{big[0].file_size} bytes from {big[0].compress_size} stored (a zip bomb?)")
     return np.load(p, allow_pickle=False)

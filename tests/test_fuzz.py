@@ -24,9 +24,8 @@ CASES = {"project": 40, "photo": 30, "pts": 30, "face_model": 10, "fer_model": 1
          "correspondence": 15, "calibration68": 15, "appearance_model": 6}
 
 
-# Found by bench/fuzz.py, in a module another session is editing: AppearanceModel.load inflates a
-# zip-bombed member (256 MB, 5-20 s). Fix: open the npz with core.safeload.npz_load.
-KNOWN_OPEN = {"appearance_model": "zip-bomb"}
+# Readers with a known open finding: {reader: mutation-name prefix}; xfail while only those fail.
+KNOWN_OPEN: dict[str, str] = {}
 
 
 @pytest.fixture(scope="module")

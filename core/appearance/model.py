@@ -29,6 +29,7 @@ import cv2
 import numpy as np
 
 from core.paths import MODELS_DIR
+from core.safeload import npz_load
 
 DEFAULT_PATH = MODELS_DIR / "appearance.npz"
 FORMAT = "likeness-appearance-v2"   # v2: log-albedo space
@@ -84,7 +85,7 @@ class AppearanceModel:
                 f"appearance model not found at {p}; restore resources/models/appearance.npz or "
                 f"rebuild it with `python scripts/train_appearance.py collect` then `train`")
         try:
-            with np.load(p, allow_pickle=False) as z:
+            with npz_load(p, 256 << 20) as z:   # np.load(allow_pickle=False) after a zip-bomb check
                 if str(z["format"]) != FORMAT:
                     raise ValueError(f"not a {FORMAT} file")
                 mean, basis = z["mean"].astype(np.float32), z["basis"].astype(np.float32)
