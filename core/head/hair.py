@@ -11,8 +11,9 @@ rest pose, cm, +y up, +z to the front) as a signed distance built on the templat
 Marching cubes extracts the outer surface (faces inside the skin are dropped: the hair is an
 open shell that starts at the skin), decimated to a viewport budget. Every vertex gets a strand
 tangent (the meridians of a pole frame: strands run from the crown down and back, or toward
-the knot of tied hair), a UV (u across strands, repeating; v along them), a fade (0 at the
-hairline and the tips: the shader thins strands out there) and an occlusion term.
+the knot of tied hair; medium and long hair leave a side parting, `parting_coords`), a UV
+(u across strands, repeating; v along them), a fade (0 at the hairline and the tips: the
+shader thins strands out there) and an occlusion term.
 
 A new identity costs a sparse matmul: each hair vertex is anchored to its nearest skin
 vertices (inverse-distance weights over the template mesh), and moves with them, so the hair
@@ -37,10 +38,15 @@ HEAD_CENTRE = np.array([0.0, 4.5, -0.5], np.float32)   # middle of the skull (te
 _AZ_Z0 = 0.5                      # azimuth is measured around the vertical line x = 0, z = 0.5
 # Hairline height (y, cm) by azimuth (degrees from the front, symmetric): forehead, temple
 # corners, sideburns in front of the ears, behind the ears, the nape.
-_HAIRLINE_AZ = np.array([0, 30, 45, 55, 63, 70, 78, 84, 125, 150, 180], np.float32)
-_HAIRLINE_Y = np.array([11.2, 11.0, 10.3, 8.6, 6.0, 3.6, 2.4, -1.0, -1.5, -3.0, -4.2], np.float32)
+# This is where strands root (fade 0); they thicken to full density ~1.5 cm above it, so the
+# visible line at hairline 0 lies ~5 cm up the forehead from the brows (y ~6), the temple
+# corners a little higher, then down in front of the ears to the sideburns.
+_HAIRLINE_AZ = np.array([0, 18, 30, 40, 48, 55, 63, 70, 78, 84, 125, 150, 180], np.float32)
+_HAIRLINE_Y = np.array([10.0, 10.15, 10.5, 10.4, 9.0, 7.3, 5.2, 3.3, 2.4, -1.0, -1.5, -3.0, -4.2],
+                       np.float32)
 _EAR = np.array([7.6, 0.8, -0.6], np.float32)     # ear centre (|x|, y, z) and its (y, z) radii
 _EAR_R = np.array([3.4, 1.9], np.float32)
+ROOT = 0.25                       # hair thickness at the hairline, cm (~ half a voxel)
 EPS = 0.05                        # faces closer to the skin than this are the inside: dropped
 
 
@@ -70,12 +76,12 @@ def style_shape(style: HairStyle) -> _Shape | None:
     if style.style == "buzz":
         return _Shape(top=0.15 + 0.35 * L, side=0.8, ramp=0.6, ear_margin=0.5, clump=0.0)
     if style.style == "short":
-        return _Shape(top=0.8 + 1.4 * L, side=0.45, ramp=2.6, ear_margin=0.6, clump=0.22)
+        return _Shape(top=0.8 + 1.4 * L, side=0.45, ramp=2.0, ear_margin=0.6, clump=0.22)
     if style.style == "medium":
-        return _Shape(top=1.6 + 0.9 * L, side=0.8, ramp=3.0, ear_margin=-1.0, drape_y=6.0,
+        return _Shape(top=1.6 + 0.9 * L, side=0.8, ramp=2.2, ear_margin=-1.0, drape_y=6.0,
                       end_y=-1.5 - 6.5 * L, layer=1.8, clump=0.25)
     if style.style == "long":
-        return _Shape(top=1.5 + 0.8 * L, side=0.85, ramp=3.0, ear_margin=-1.0, drape_y=6.0,
+        return _Shape(top=1.5 + 0.8 * L, side=0.85, ramp=2.2, ear_margin=-1.0, drape_y=6.0,
                       end_y=-7.0 - 9.0 * L, layer=1.8, clump=0.3)
     if style.style == "tied":
         return _Shape(top=0.45, side=0.9, ramp=1.0, ear_margin=0.5, clump=0.1, knot=True)
@@ -95,12 +101,12 @@ def hairline_height(az: np.ndarray, hairline: float) -> np.ndarray:
     it recede (more at the temples: the M shape of a receding line)."""
     a = np.abs(az)
     y = np.interp(a, _HAIRLINE_AZ, _HAIRLINE_Y)
-    front = np.clip((62.0 - a) / 12.0, 0.0, 1.0)          # 1 over the forehead, 0 from 62 deg
-    temples = np.exp(-((a - 40.0) / 12.0) ** 2)
+    front = np.clip((66.0 - a) / 14.0, 0.0, 1.0)          # 1 over the forehead, 0 from 66 deg
+    temples = np.exp(-((a - 40.0) / 14.0) ** 2)
     if hairline >= 0:
-        y = y + hairline * front * (1.6 + 1.6 * temples)
+        y = y + hairline * front * (1.5 + 1.6 * temples)  # recedes most at the temples: M
     else:
-        y = y + hairline * front * 1.4
+        y = y + hairline * front * (1.2 + 0.3 * temples)  # low, straighter line
     return y
 
 
@@ -128,7 +134,6 @@ def _pole_frame(axis, front=(0.0, 0.0, 1.0)) -> np.ndarray:
 
 
 CROWN_FRAME = _pole_frame((0.0, 1.0, -0.45))          # strands fall from a crown whorl
-DRAPE_FRAME = _pole_frame((0.0, 1.0, -0.05))          # long hair: meridians hang vertically
 TIED_AXIS = (0.0, 0.15, -1.0)                          # strands pulled back to the knot
 
 
@@ -147,6 +152,65 @@ def pole_coords(points: np.ndarray, centre: np.ndarray, frame: np.ndarray, repea
     m = cos_t[:, None] * dn - a[None, :]                    # d/dtheta of the unit direction
     m /= np.maximum(np.linalg.norm(m, axis=1, keepdims=True), 1e-6)
     return u.astype(np.float32), v.astype(np.float32), m.astype(np.float32)
+
+
+# Side parting of the hanging styles: a line on top of the head (x = PARTING_X, from z front to
+# back in the horizontal plane) that strands leave on both sides; behind its back end they fall
+# from the crown, in front of its front end they fan out over the forehead.
+PARTING_X = 2.6
+PARTING_Z = (7.0, -3.0)           # front and back end (z, cm)
+_PART_CAP = 4.0                   # cm of u per radian around the ends (texture spacing there)
+_PART_U = 6.3                     # cm of arc per texture repeat (as the pole frames' at the ears)
+
+
+def parting_coords(points: np.ndarray, centre: np.ndarray = HEAD_CENTRE
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(u, v, direction) of strands leaving the side parting: u runs along the parting and
+    around its ends, mirrored on the two sides (so it is continuous over the parting: no UV
+    seam), v is the angle (radians / pi * 2) down from the parting seen from `centre`'s
+    height, direction = away from the parting horizontally and down (as pole_coords' meridians:
+    on the top it points sideways, on the sides down)."""
+    p = np.asarray(points, np.float32)
+    z0, z1 = PARTING_Z
+    length = z0 - z1
+    t, away = _parting_offset(p)
+    h = np.linalg.norm(away, axis=1)
+    psi = np.abs(np.arctan2(away[:, 0], away[:, 2]))             # 0 forward, pi back
+    arc = np.where(t <= 0.0, psi * _PART_CAP,
+                   np.where(t >= 1.0, np.pi / 2 * _PART_CAP + length + (psi - np.pi / 2) * _PART_CAP,
+                            np.pi / 2 * _PART_CAP + t * length))
+    u = arc / _PART_U
+    v = np.arctan2(h, p[:, 1] - centre[1]) / np.pi * 2.0
+    away = away / np.maximum(h, 1e-6)[:, None]
+    m = away - np.array([0.0, 1.0, 0.0], np.float32)
+    m /= np.maximum(np.linalg.norm(m, axis=1, keepdims=True), 1e-6)
+    return u.astype(np.float32), v.astype(np.float32), m.astype(np.float32)
+
+
+def _parting_offset(p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Position along the parting (0 front .. 1 back, clamped) and the horizontal offset from it."""
+    z0, z1 = PARTING_Z
+    t = np.clip((z0 - p[:, 2]) / (z0 - z1), 0.0, 1.0)
+    away = np.stack([p[:, 0] - PARTING_X, np.zeros(len(p), np.float32), p[:, 2] - (z0 - t * (z0 - z1))], 1)
+    return t, away
+
+
+def parting_gap(points: np.ndarray) -> np.ndarray:
+    """0..1: 0 on the parting line itself (on top of the head), 1 from ~1.2 cm beside it."""
+    p = np.asarray(points, np.float32)
+    t, away = _parting_offset(p)
+    h = np.linalg.norm(away, axis=1)
+    # Fades in from the front end and out toward the crown, where the hair falls from a whorl.
+    on_top = _smoothstep(-0.05, 0.1, t) * _smoothstep(1.0, 0.6, t) * _smoothstep(9.0, 11.0, p[:, 1])
+    return (1.0 - on_top * (1.0 - _smoothstep(0.0, 1.2, h))).astype(np.float32)
+
+
+def _strand_coords(points: np.ndarray, shape: "_Shape") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The style's strand field: side parting (hanging styles), knot (tied) or crown whorl."""
+    if shape.drape_y is not None:
+        return parting_coords(points)
+    frame = _pole_frame(TIED_AXIS) if shape.knot else CROWN_FRAME
+    return pole_coords(points, HEAD_CENTRE, frame, REPEATS)
 
 
 def _clumps(u: np.ndarray, seed: int = 3) -> np.ndarray:
@@ -219,11 +283,12 @@ def hair_sdf(points: np.ndarray, style: HairStyle, skin_sdf: SkinSDF) -> np.ndar
         q[:, 1] = np.maximum(p[:, 1], shape.drape_y)
     sd = scalp_distance(q, style.hairline, shape.ear_margin)
     t = _thickness(q, shape, style.length)
-    t = 0.1 + (t - 0.1) * _smoothstep(0.0, shape.ramp, sd)          # thin at the hairline
+    # Thin at the hairline but thick enough for the grid to resolve it (the fade hides its edge).
+    t = ROOT + (t - ROOT) * _smoothstep(0.3, 0.3 + shape.ramp, sd)
     tq = skin_sdf(q)
     d = np.maximum(tq - t, -sd)
     if shape.drape_y is not None:
-        u = pole_coords(p, HEAD_CENTRE, DRAPE_FRAME, REPEATS)[0]
+        u = parting_coords(p)[0]
         end = shape.end_y + 1.5 * _clumps(u * 0.7, seed=7)          # ragged tips
         d = np.maximum(d, end - p[:, 1])
         below = p[:, 1] < shape.drape_y                             # hollow curtain
@@ -238,13 +303,14 @@ def _thickness(q: np.ndarray, shape: _Shape, length: float) -> np.ndarray:
     top = np.clip((q[:, 1] - 4.0) / 7.0, 0.0, 1.0)                  # crown 1, sides and nape 0
     t = shape.top * (shape.side + (1.0 - shape.side) * top ** 0.7)
     front = np.clip(1.0 - np.abs(azimuth(q)) / 50.0, 0.0, 1.0)     # combed back off the forehead
-    t = t * (1.0 - 0.35 * front * (shape.top > 1.0))
+    t = t * (1.0 - 0.15 * front * (shape.top > 1.0))
     if shape.clump > 0:
-        u, v, _ = pole_coords(q, HEAD_CENTRE, DRAPE_FRAME if shape.drape_y is not None else CROWN_FRAME,
-                              REPEATS)
+        u, v, _ = (parting_coords(q) if shape.drape_y is not None else
+                   pole_coords(q, HEAD_CENTRE, CROWN_FRAME, REPEATS))
         # Clumps converge at the pole: fade them out there, or the whorl turns into spikes.
         t = t * (1.0 + shape.clump * _clumps(u) * _smoothstep(0.3, 0.9, v))
     if shape.drape_y is not None:
+        t = t * (0.8 + 0.2 * parting_gap(q))                          # hair lies flat at the parting
         t = t + 0.08 * np.maximum(shape.drape_y - q[:, 1], 0.0)    # fuller toward the tips
     return np.maximum(t, 0.1).astype(np.float32)
 
@@ -333,6 +399,13 @@ def build_hair_template(style: HairStyle, skin_sdf: SkinSDF, voxel: float = VOXE
     n = vertex_normals(v, f)
     uv, tangent, fade = _strand_attributes(v, n, style, shape)
     occ = _occlusion(v, n, skin_sdf)
+    # Near the hairline the shell rises from the skin, its normal tilts along the forehead and
+    # the probe finds skin: that is thin hair in the open, not a crevice (else a dark rim).
+    q = v.copy()
+    if shape.drape_y is not None:
+        q[:, 1] = np.maximum(v[:, 1], shape.drape_y)
+    near_line = 1.0 - _smoothstep(0.5, 0.5 + shape.ramp, scalp_distance(q, style.hairline, shape.ear_margin))
+    occ = occ + (1.0 - occ) * 0.85 * near_line
     v, f, uv, tangent, fade, occ = _split_u_seam(v, f, uv, [tangent, fade, occ])
     return HairTemplate(style, v.astype(np.float32), f.astype(np.int32), uv.astype(np.float32),
                         tangent.astype(np.float32), fade.astype(np.float32), occ.astype(np.float32))
@@ -352,9 +425,7 @@ def _compact(v: np.ndarray, f: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def _strand_attributes(v: np.ndarray, n: np.ndarray, style: HairStyle, shape: _Shape
                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    frame = (_pole_frame(TIED_AXIS) if shape.knot else
-             DRAPE_FRAME if shape.drape_y is not None else CROWN_FRAME)
-    u, vv, m = pole_coords(v, HEAD_CENTRE, frame, REPEATS)
+    u, vv, m = _strand_coords(v, shape)
     if shape.knot:
         m = -m                       # toward the knot: from the hairline back
     q = v.copy()
@@ -363,11 +434,12 @@ def _strand_attributes(v: np.ndarray, n: np.ndarray, style: HairStyle, shape: _S
         g = _smoothstep(shape.drape_y + 2.0, shape.drape_y - 3.0, v[:, 1])[:, None]
         m = (1 - g) * m + g * np.array([0.0, -1.0, 0.0], np.float32)   # hanging: straight down
     sd = scalp_distance(q, style.hairline, shape.ear_margin)
-    fade = _smoothstep(-0.4, 2.8, sd)
+    fade = _smoothstep(-0.6, 1.6, sd)          # sparse wisps over the first ~1.5 cm
     if shape.drape_y is not None:
         # A curtain's front edge is a cut through hanging hair, not a hairline: keep it dense.
         fade = np.maximum(fade, _smoothstep(shape.drape_y + 1.0, shape.drape_y - 1.0, v[:, 1]))
         fade = fade * _smoothstep(shape.end_y - 1.5, shape.end_y + 2.5, v[:, 1])
+        fade = fade * (0.75 + 0.25 * parting_gap(v))                 # a little scalp in the parting
         vv = np.where(v[:, 1] < shape.drape_y, vv + (shape.drape_y - v[:, 1]) * 0.05, vv)
     if shape.knot:
         k = _knot(shape, style.length)
