@@ -54,6 +54,10 @@ def headless_context() -> moderngl.Context:
         except Exception:  # e.g. macOS or Windows, where there is no EGL
             ctx = moderngl.create_standalone_context()
         _HEADLESS.ctx = ctx
+    else:
+        # A Qt widget may have made its own context current on this thread since (the studio,
+        # GUI tests): GL calls go to the current context, so make ours current again.
+        ctx.__enter__()
     return ctx
 
 
