@@ -19,6 +19,8 @@ import cv2
 import numpy as np
 from scipy.spatial import cKDTree
 
+from core.appearance.model import to_linear as _to_linear, to_srgb as _to_srgb
+
 from .camera import PinholeCamera
 from .raster import camera_depth, rasterize, uv_clip
 
@@ -33,16 +35,6 @@ class ProjectedTexture:
     face_region: np.ndarray   # (S, S) bool: texels of the face (the part the photo can show)
     skin_tone: np.ndarray     # (3,) uint8 sRGB
     code: np.ndarray | None = None   # the fitted appearance (texture) code, when a model filled
-
-
-def _to_linear(c: np.ndarray) -> np.ndarray:
-    c = np.clip(c, 0.0, 1.0)
-    return np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
-
-
-def _to_srgb(c: np.ndarray) -> np.ndarray:
-    c = np.clip(c, 0.0, 1.0)
-    return np.where(c <= 0.0031308, c * 12.92, 1.055 * c ** (1 / 2.4) - 0.055)
 
 
 def sh_shading(normals: np.ndarray, light: np.ndarray) -> np.ndarray:
