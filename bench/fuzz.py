@@ -1,9 +1,10 @@
-"""Fuzz every user-file reader at scale (issue 30): mutated projects (format 1 and 2), photos,
-.pts landmarks, face-model and expression-model weights, videos. Prints counts per reader and
+"""Fuzz every user-file reader at scale (issue 30): mutated projects (formats 1-3, with a paint/
+folder), photos, .pts landmarks, face-model and expression-model weights, videos, landmark tables,
+the appearance model, PSDs, layer images and paint recovery files. Prints counts per reader and
 outcome (ok / error / crash / hang / memory), saves each crash's or hang's mutant under
 --save (default .cache/fuzz/), last line JSON.
 
-    python bench/fuzz.py [--cases 10000] [--seed 1] [--workers 2] [--readers project,photo]
+    python bench/fuzz.py [--cases 10000] [--seed 1] [--workers 2] [--readers psd,layer_image]
 """
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ def main() -> int:
     ap.add_argument("--cases", type=int, default=10_000, help="cases per reader (default 10000)")
     ap.add_argument("--seed", type=int, default=1, help="seed (the test suite uses seed 0)")
     ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--readers", default=",".join(fuzzing.READERS), help="comma-separated subset")
+    ap.add_argument("--readers", "--reader", default=",".join(fuzzing.READERS), help="comma-separated subset")
     ap.add_argument("--case-seconds", type=float, default=fuzzing.CASE_SECONDS)
     ap.add_argument("--save", default=".cache/fuzz", help="folder for crashing mutants")
     args = ap.parse_args()

@@ -7,7 +7,9 @@ module's own error type with a message; anything else is a crash. Cases run in w
 with a time limit per case (a hang kills and replaces the worker) and an address-space cap (a
 blow-up from a declared size becomes MemoryError, reported as "memory").
 
-Used by tests/test_fuzz.py (a few dozen cases per reader, fixed seeds) and bench/fuzz.py (10,000).
+Readers: projects (formats 1-3, paint/ folder), photos, .pts, face and FER weights, videos,
+landmark tables, the appearance model, and the painting core's PSD, layer image and recovery
+files. Used by tests/test_fuzz.py (a few dozen cases per reader, fixed seeds) and bench/fuzz.py (10,000).
 """
 from __future__ import annotations
 
@@ -37,6 +39,7 @@ MEMORY_HEADROOM = 3 << 30    # address space a worker may add on top of what its
 # --- samples: valid files of each kind, built from our own data ----------------------------------
 
 def _project_bytes(version: int) -> bytes:
+    """A project of format `version`: 3 with two paint layers (paint/ folder), 2 and 1 without."""
     from core.avatar import Avatar, ViewSettings
     from core.head.settings import EyeSettings, HairStyle
     from core.project import save_project
@@ -49,23 +52,92 @@ def _project_bytes(version: int) -> bytes:
                 view=ViewSettings(mode="shaded", lighting="ibl"),
                 appearance=rng.normal(0, 1, 8).astype(np.float32),
                 eyes=EyeSettings(pupil_size=0.5), hair=HairStyle(style="long", grey=0.3))
+    if version == 3:
+        from core.paint.avatar import attach_paint
+        attach_paint(av, _paint_stack())
     with tempfile.TemporaryDirectory() as d:
         data = save_project(av, Path(d) / "s.likeness").read_bytes()
-    if version == 2:
+    if version == 3:
         return data
-    # format 1: what an older Likeness wrote (no appearance, eyes or hair)
     src = zipfile.ZipFile(io.BytesIO(data))
     m = json.loads(src.read("project.json"))
-    m["format_version"] = 1
-    for k in ("eyes", "hair"):
-        m.pop(k)
-    m["arrays"].pop("appearance")
+    m["format_version"] = version
+    if version == 1:   # what an older Likeness wrote (no appearance, eyes or hair)
+        for k in ("eyes", "hair"):
+            m.pop(k)
+        m["arrays"].pop("appearance")
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zf:
         for name in src.namelist():
-            if name != "appearance.npy":
+            if version > 1 or name != "appearance.npy":
                 zf.writestr(name, json.dumps(m, indent=2) if name == "project.json" else src.read(name))
     return out.getvalue()
+
+
+def _paint_stack():
+    """A 1024^2 stack (the smallest resolution) with two small painted layers: one with a mask,
+    opacity and a blend mode, one hidden."""
+    from core.paint.layers import LayerStack
+
+    stack = LayerStack(1024)
+    px = np.zeros((1024, 1024, 4), np.uint8)
+    px[100:164, 200:296] = (200, 40, 30, 255)
+    px[130:140, 210:400, 3] = 90
+    a = stack.add_layer("Freckles", pixels=px, opacity=0.7, blend="multiply")
+    a.mask = np.full((1024, 1024), 255, np.uint8)
+    a.mask[:, 240:] = 60
+    px2 = np.zeros_like(px)
+    px2[600:640, 500:520] = (10, 200, 90, 128)
+    stack.add_layer("Hidden", pixels=px2, visible=False)
+    return stack
+
+
+def _recovery_bytes() -> bytes:
+    from core.paint.files import save_recovery
+
+    with tempfile.TemporaryDirectory() as d:
+        return save_recovery(_paint_stack(), Path(d) / "r.zip").read_bytes()
+
+
+def _psd_bytes() -> list[bytes]:
+    """Two PSDs: a small one a painter might hand us (64x48, RGB, two pixel layers of other
+    sizes, opacity, a blend mode, a hidden layer, a group) and one exported by Likeness."""
+    from psd_tools import PSDImage
+    from psd_tools.constants import BlendMode
+
+    from core.paint.psd import export_psd
+
+    doc = PSDImage.new("RGB", (64, 48), depth=8)
+    y, x = np.mgrid[0:20, 0:30]
+    rgba = np.stack([x * 8, y * 12, (x + y) * 5, np.full_like(x, 200)], -1).astype(np.uint8)
+    doc.create_pixel_layer_from_array(rgba, name="Skin", top=4, left=6)
+    hidden = doc.create_pixel_layer_from_array(rgba[:10, :12], name="Dots", top=30, left=40, opacity=128,
+                                               blend_mode=BlendMode.MULTIPLY)
+    hidden.visible = False
+    group = doc.create_group(name="Group")
+    group.append(doc.create_pixel_layer_from_array(rgba[::2, ::2], name="Inner", top=0, left=0))
+    out = []
+    with tempfile.TemporaryDirectory() as d:
+        doc.save(Path(d) / "a.psd")
+        out.append((Path(d) / "a.psd").read_bytes())
+        out.append(export_psd(_paint_stack(), Path(d) / "b.psd", include_base=False).read_bytes())
+    return out
+
+
+def _layer_image_bytes() -> list[bytes]:
+    """A layer as painters save it (RGBA PNG with soft alpha), a JPEG and a 16-bit grey PNG."""
+    from PIL import Image
+
+    y, x = np.mgrid[0:64, 0:80]
+    rgba = np.stack([x * 3, y * 4, (x + y) % 255, (x * y) % 256], -1).astype(np.uint8)
+    out = []
+    for im, fmt in ((Image.fromarray(rgba, "RGBA"), "PNG"),
+                    (Image.fromarray(rgba[..., :3]), "JPEG"),
+                    (Image.fromarray((x * 800 + y).astype(np.uint16)), "PNG")):
+        buf = io.BytesIO()
+        im.save(buf, fmt)
+        out.append(buf.getvalue())
+    return out
 
 
 def _image_bytes(fmt: str) -> bytes:
@@ -170,6 +242,35 @@ def _read_appearance(p: Path):
     return AppearanceModel.load(p)
 
 
+def _read_paint_project(p: Path):
+    from core.paint.avatar import paint_of
+    from core.project import load_project
+    av = load_project(p)
+    stack = paint_of(av)
+    return av, None if stack is None else stack.composite()   # the layers must also composite
+
+
+def _read_psd(p: Path):
+    from core.paint.layers import LayerStack
+    from core.paint.psd import import_psd
+    stack = LayerStack(1024)
+    import_psd(stack, p)
+    return stack.composite()
+
+
+def _read_layer_image(p: Path):
+    from core.paint.files import import_image_layer
+    from core.paint.layers import LayerStack
+    stack = LayerStack(1024)
+    import_image_layer(stack, p)
+    return stack.composite()
+
+
+def _read_recovery(p: Path):
+    from core.paint.files import load_recovery
+    return load_recovery(p).composite()
+
+
 def _shipped(name: str) -> Callable[[], list[bytes]]:
     """A shipped resource file as the sample (our own derived data, in the repository)."""
     from core.paths import MODELS_DIR
@@ -189,7 +290,7 @@ class Reader:
     samples: Callable[[], list[bytes]]
     read: Callable[[Path], object]
     error: str          # the error type the reader may raise, "module.Class"
-    kind: str           # "zip", "image", "text", "binary": which structured mutations apply
+    kind: str           # "zip", "image", "psd", "text", "binary": which structured mutations apply
 
 
 READERS: dict[str, Reader] = {r.name: r for r in (
@@ -209,6 +310,14 @@ READERS: dict[str, Reader] = {r.name: r for r in (
            "builtins.ValueError", "zip"),
     Reader("appearance_model", ".npz", _shipped("appearance.npz"), _read_appearance,
            "core.appearance.model.AppearanceModelError", "zip"),
+    # the painting core's files (core/paint): added after the others so their seeds stay put
+    Reader("paint_project", ".likeness", lambda: [_project_bytes(3)], _read_paint_project,
+           "core.project.ProjectError", "zip"),
+    Reader("psd", ".psd", _psd_bytes, _read_psd, "core.paint.errors.PaintError", "psd"),
+    Reader("layer_image", ".png", _layer_image_bytes, _read_layer_image, "core.paint.errors.PaintError",
+           "image"),
+    Reader("paint_recovery", ".zip", lambda: [_recovery_bytes()], _read_recovery,
+           "core.paint.errors.PaintError", "zip"),
 )}
 
 
@@ -280,6 +389,13 @@ def _json_mutation(text: bytes, rng: np.random.Generator) -> tuple[bytes, str]:
         sub = list(m[key])[int(rng.integers(len(m[key])))]
         m[key][sub] = _random_json(rng)
         what = "json-retype-inner"
+    elif k == 2 and isinstance(m[key], list) and m[key] and isinstance(m[key][0], dict):
+        entry = m[key][int(rng.integers(len(m[key])))]   # e.g. one paint layer of layers.json
+        if entry and rng.integers(3):
+            entry[list(entry)[int(rng.integers(len(entry)))]] = _random_json(rng)
+        else:
+            m[key].append(_random_json(rng))
+        what = "json-retype-entry"
     elif k == 3:
         return (b"[" * 100000 + b"]" * 100000), "json-deep"
     else:
@@ -326,6 +442,27 @@ def _jpeg_dims(data: bytes, rng) -> tuple[bytes, str]:
         return _bytes_mutation(data, rng)
     h, w = [(65535, 65535), (0, 0), (1, 65535)][int(rng.integers(3))]
     return data[:i + 5] + struct.pack(">HH", h, w) + data[i + 9:], "jpeg-dims"
+
+
+def _psd_header(data: bytes, rng) -> tuple[bytes, str]:
+    """A PSD header declaring other dimensions, depth, channels or colour mode (big-endian:
+    signature 4, version 2, reserved 6, channels 2, height 4, width 4, depth 2, mode 2)."""
+    if data[:4] != b"8BPS" or len(data) < 26:
+        return _bytes_mutation(data, rng)
+    b = bytearray(data)
+    k = int(rng.integers(4))
+    if k == 0:
+        h, w = [(30000, 30000), (1, 30000), (0, 0), (16384, 16384), (300000, 300000)][int(rng.integers(5))]
+        b[14:22] = struct.pack(">II", h, w)
+        return bytes(b), f"psd-dims {w}x{h}"
+    if k == 1:
+        b[22:24] = struct.pack(">H", (1, 16, 32, 0, 255)[int(rng.integers(5))])
+        return bytes(b), "psd-depth"
+    if k == 2:
+        b[12:14] = struct.pack(">H", (0, 1, 56, 65535)[int(rng.integers(4))])
+        return bytes(b), "psd-channels"
+    b[24:26] = struct.pack(">H", (0, 1, 2, 4, 7, 9, 99)[int(rng.integers(7))])
+    return bytes(b), "psd-mode"
 
 
 _BOMB: dict[int, tuple[bytes, int]] = {}
@@ -430,6 +567,8 @@ def mutate(reader: Reader, sample: bytes, rng: np.random.Generator) -> tuple[byt
     structured = rng.random() < 0.6
     if structured and reader.kind == "zip":
         return _zip_mutation(sample, rng)
+    if structured and reader.kind == "psd" and rng.random() < 0.5:   # else bytes: the layer records
+        return _psd_header(sample, rng)
     if structured and reader.kind == "image":
         return (_png_dims if sample[:4] == b"\x89PNG" else _jpeg_dims)(sample, rng)
     return _bytes_mutation(sample, rng)

@@ -424,3 +424,53 @@ def test_hair_panel_edits_the_avatar_and_the_view(window, qtbot):
     qtbot.waitUntil(lambda: shown("bald") and session.hair is None, timeout=60_000)
     window.viewport.repaint()
     assert layer.empty and not panel.length.isEnabled()
+
+
+def test_damaged_files_show_the_message_and_keep_the_document(window, qtbot, tmp_path, monkeypatch):
+    """Issue 30: opening damaged projects (a paint layer PNG cut short in a format-3 file, a
+    fuzzer-found zlib stream error) shows one message each; the open avatar stays as it was."""
+    import io
+    import zipfile
+
+    from PySide6.QtWidgets import QMessageBox
+
+    from core.avatar import Avatar
+    from core.paint.avatar import attach_paint
+    from core.paint.layers import LayerStack
+    from core.project import save_project
+
+    window.avatar.set_weight("jawOpen", 0.35)
+    window.avatar.set_name("Current")
+    identity, expression = window.avatar.identity.copy(), window.avatar.expression.copy()
+    path_before, dirty_before, title_before = window.path, window.avatar.dirty, window.windowTitle()
+    # A valid project for this face model (so the paint layers are what fails), then damaged.
+    other = Avatar(identity + 0.5, name="Other")
+    stack = LayerStack(1024)
+    px = np.zeros((1024, 1024, 4), np.uint8)
+    px[100:200, 100:200] = (200, 30, 30, 255)
+    stack.add_layer("Freckles", pixels=px)
+    attach_paint(other, stack)
+    good = save_project(other, tmp_path / "good.likeness")
+    src = zipfile.ZipFile(good)
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for n in src.namelist():
+            data = src.read(n)
+            zf.writestr(n, data[:len(data) // 3] if n == "paint/layer_000.png" else data)
+    damaged = tmp_path / "painted.likeness"
+    damaged.write_bytes(buf.getvalue())
+    shown = []
+    monkeypatch.setattr(QMessageBox, "critical", lambda parent, title, text, *a: shown.append((title, text)))
+    fixture = Path(__file__).parent / "fixtures" / "fuzz" / "project__zlib_invalid_distance_code.likeness"
+    for i, p in enumerate((damaged, fixture)):
+        window.open_path(p)
+        qtbot.waitUntil(lambda: len(shown) > i, timeout=30_000)
+        title, text = shown[i]
+        assert title == "Cannot open project" and p.name in text and "damaged" in text, text
+        assert "Error" not in text.split(":")[0]          # a sentence, not an exception's name
+        window.runner.wait(10_000)
+        assert np.array_equal(window.avatar.identity, identity)
+        assert np.array_equal(window.avatar.expression, expression)
+        assert window.avatar.name == "Current" and window.path == path_before
+        assert window.avatar.dirty == dirty_before and window.windowTitle() == title_before
+    assert "paint/layer_000.png" in shown[0][1]

@@ -206,15 +206,16 @@ def read_paint(read: Callable[[str], bytes], where: str = "the project") -> Laye
         doc = json.loads(read(LAYERS_JSON).decode("utf-8"))
     except KeyError:
         raise PaintError(f"{where} is damaged: {LAYERS_JSON} is missing.") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise PaintError(f"{where} is damaged: {LAYERS_JSON} is not valid JSON ({exc}).") from None
+    except (ValueError, RecursionError) as exc:   # bad UTF-8 or JSON, a 5000-digit number, too deep
+        raise PaintError(f"{where} is damaged: {LAYERS_JSON} is not valid JSON "
+                         f"({type(exc).__name__}: {str(exc)[:200]}).") from None
     if not isinstance(doc, dict) or doc.get("format") != PAINT_FORMAT:
         raise PaintError(f"{where} is damaged: {LAYERS_JSON} is not a Likeness paint description.")
     if not isinstance(doc.get("version"), int) or doc["version"] > PAINT_VERSION:
         raise PaintError(f"The paint layers in {where} were saved by a newer Likeness "
                          f"(paint format {doc.get('version')}); please update Likeness.")
     size = doc.get("size")
-    if size not in RESOLUTIONS:
+    if not isinstance(size, int) or isinstance(size, bool) or size not in RESOLUTIONS:   # 1024.0 too
         raise PaintError(f"{where} is damaged: paint resolution {size!r} is not one of {RESOLUTIONS}.")
     entries = doc.get("layers")
     if not isinstance(entries, list):
@@ -229,8 +230,10 @@ def read_paint(read: Callable[[str], bytes], where: str = "the project") -> Laye
         try:
             name, file = str(e["name"]), str(e["file"])
             opacity, blend = float(e.get("opacity", 1.0)), normalise_mode(e.get("blend", "normal"))
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, OverflowError) as exc:
             raise PaintError(f"{where} is damaged: a paint layer entry is invalid ({exc}).") from None
+        if not np.isfinite(opacity):
+            raise PaintError(f"{where} is damaged: the paint layer '{name[:80]}' has opacity {opacity}.")
         parsed.append((name, file, opacity, blend, e))
     # Members are read here (zip access is not thread-safe), decoded side by side (cv2 releases the GIL).
     from concurrent.futures import ThreadPoolExecutor
@@ -243,12 +246,13 @@ def read_paint(read: Callable[[str], bytes], where: str = "the project") -> Laye
         if e.get("mask"):
             jobs.append((str(e["mask"]), _member(read, str(e["mask"]), where), 1))
     with ThreadPoolExecutor(max_workers=4) as pool:
-        images = dict(zip([j[0] for j in jobs], pool.map(decode, jobs)))
+        # keyed by (member, channels): a damaged file may name one PNG as a layer and as a mask
+        images = dict(zip([(j[0], j[2]) for j in jobs], pool.map(decode, jobs)))
     for name, file, opacity, blend, e in parsed:
-        layer = Layer(name, TiledImage.from_array(images[file]), float(np.clip(opacity, 0, 1)), blend,
+        layer = Layer(name, TiledImage.from_array(images[file, 4]), float(np.clip(opacity, 0, 1)), blend,
                       bool(e.get("visible", True)), bool(e.get("locked", False)))
         if e.get("mask"):
-            layer.mask = images[str(e["mask"])]
+            layer.mask = images[str(e["mask"]), 1]
         stack.layers.append(layer)   # not through history: opening is not an undoable step
     return stack
 
@@ -308,7 +312,8 @@ def load_recovery(path: str | os.PathLike) -> LayerStack:
         with zipfile.ZipFile(path) as zf:
             def read(name: str) -> bytes:
                 info = zf.getinfo(name)   # KeyError when missing
-                if info.file_size > 512 << 20:
+                # the sizes a project allows its members (a 4096^2 layer PNG is < 128 MB)
+                if info.file_size > (1 << 20 if name.endswith(".json") else 128 << 20):
                     raise PaintError(f"{path.name} is damaged: {name} claims {info.file_size} bytes.")
                 return zf.read(info)
             return read_paint(read, path.name)
