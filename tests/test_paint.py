@@ -242,15 +242,13 @@ def test_symmetric_dab_lands_on_mirror_texels():
         assert a[300, 200] == 255 and a[300, S - 1 - 200] == 255 and a[:, 300:700].max() == 0
 
 
-def test_symmetry_on_the_face_models_uv_layout():
-    """On the shipped face model's UV layout, a dab on the left cheek is mirrored onto texels whose
-    3D template points are the mirror image (x -> -x) of the dab's."""
+def _symmetry_on_the_face_models_uv_layout() -> None:
     from core.facemodel import FaceModel
     from core.paint.layout import uv_layout
 
     model = FaceModel.load()
     lay = uv_layout(model.extract_mesh(model.mean_identity(), None, 64), S)
-    assert 0.3 < lay.coverage.mean() < 0.95
+    assert 0.3 < lay.coverage.mean() < 0.95, lay.coverage.mean()
     t = lay.template
     ys, xs = np.nonzero(lay.coverage & lay.mirror.valid & (t[..., 0] > 3.5) & (t[..., 0] < 4.5))
     front = np.argmax(t[ys, xs, 2])                   # the most forward texel: the cheek
@@ -266,6 +264,25 @@ def test_symmetry_on_the_face_models_uv_layout():
     assert len(left) > 0.5 * len(right) > 20
     err = np.linalg.norm(left.mean(0) - right.mean(0) * np.array([-1, 1, 1]))
     assert err < 0.3, err                             # centimetres
+
+
+def test_symmetry_on_the_face_models_uv_layout():
+    """On the shipped face model's UV layout, a dab on the left cheek is mirrored onto texels whose
+    3D template points are the mirror image (x -> -x) of the dab's.
+
+    Run in a fresh interpreter: late in the full suite (after many GUI and headless GL tests in
+    one process) the UV raster of this process's EGL context came back with 0.17% coverage,
+    the same every time, while the test passes alone and after any half of the suite; the
+    cause is not found yet (see the session notes)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parent.parent
+    code = ("import sys; sys.path[:0] = [%r, %r]; import test_paint; "
+            "test_paint._symmetry_on_the_face_models_uv_layout()" % (str(repo), str(repo / "tests")))
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
 
 
 def test_fill_stays_inside_island_and_selection():
