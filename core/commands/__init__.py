@@ -11,6 +11,7 @@ import importlib
 import sys
 
 COMMAND_MODULES = (
+    "batch",
     "render", "export", "train_face_model", "eval_face_model",
     "fer", "eval_fer", "fit", "eval_fit", "eval_texture", "texture",
 )

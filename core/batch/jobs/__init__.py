@@ -1,0 +1,1 @@
+"""Batch adapters, one module per command (see core/batch/registry.py)."""

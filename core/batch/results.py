@@ -1,0 +1,150 @@
+"""The output folder's bookkeeping: `batch.json` (which command the folder belongs to) and
+`manifest.jsonl` (one JSON line per finished item, appended and fsynced by the driver only).
+
+A line is written after the item's outputs are in place, so a line with status "ok" means
+the outputs are complete; a torn last line (a crash mid-write) is ignored and that item reruns.
+Schema: docs/BATCH.md.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+FORMAT = "likeness-batch"
+VERSION = 1
+MANIFEST = "manifest.jsonl"
+BATCH_FILE = "batch.json"
+STATUSES = ("ok", "failed", "error")
+MAX_LINE_CHARS = 256 * 1024
+
+
+class ResultsError(ValueError):
+    """An output folder whose bookkeeping files cannot be used (message for the user)."""
+
+
+def now_iso() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    with open(tmp, "w") as f:
+        json.dump(data, f, indent=1)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def open_batch_dir(out_dir: Path, command: str) -> dict:
+    """Create or reuse the output folder; refuse one that holds another command's batch."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    info_path = out_dir / BATCH_FILE
+    if info_path.exists():
+        try:
+            info = json.loads(info_path.read_text())
+        except (OSError, ValueError, RecursionError) as exc:
+            raise ResultsError(f"{info_path} is damaged ({str(exc)[:80]}); delete it to reuse the folder") from None
+        if not isinstance(info, dict) or info.get("format") != FORMAT:
+            raise ResultsError(f"{info_path} is not a Likeness batch file")
+        if info.get("command") != command:
+            raise ResultsError(f"{out_dir} holds a '{info.get('command')}' batch; use another --out for "
+                               f"'{command}'")
+        if not isinstance(info.get("version"), int) or info["version"] > VERSION:
+            raise ResultsError(f"{info_path} was written by a newer Likeness (version {info.get('version')})")
+        return info
+    if any(out_dir.iterdir()):
+        raise ResultsError(f"{out_dir} is not empty and holds no batch; give an empty or new folder to --out")
+    info = {"format": FORMAT, "version": VERSION, "command": command, "created": now_iso()}
+    write_json_atomic(info_path, info)
+    return info
+
+
+def read_results(path: Path) -> tuple[dict[str, dict], int]:
+    """The newest record per item key from a results manifest, and how many lines were unusable
+    (skipped; their items simply run again). A missing file is an empty manifest."""
+    records: dict[str, dict] = {}
+    bad = 0
+    try:
+        f = open(path, "rb")
+    except FileNotFoundError:
+        return records, 0
+    except OSError as exc:
+        raise ResultsError(f"cannot read {path}: {exc.strerror or exc}") from None
+    with f:
+        for raw in f:
+            if len(raw) > MAX_LINE_CHARS:
+                bad += 1
+                continue
+            try:
+                rec = json.loads(raw.decode("utf-8"))
+            except (ValueError, RecursionError):
+                bad += int(bool(raw.strip()))
+                continue
+            if not _valid(rec):
+                bad += 1
+                continue
+            records[rec["key"]] = rec
+    return records, bad
+
+
+def _valid(rec: Any) -> bool:
+    return (isinstance(rec, dict) and isinstance(rec.get("key"), str) and isinstance(rec.get("id"), str)
+            and rec.get("status") in STATUSES and isinstance(rec.get("outputs", []), list)
+            and all(isinstance(o, str) for o in rec.get("outputs", [])))
+
+
+def is_done(rec: dict | None, out_dir: Path, retry_failed: bool) -> bool:
+    """Whether an item needs no rerun: finished ok with its outputs present, or failed on its
+    input (unless retry_failed). "error" records (crashes, bugs) always rerun."""
+    if rec is None:
+        return False
+    if rec["status"] == "ok":
+        return all((out_dir / o).is_file() for o in rec.get("outputs", []) if _inside(o))
+    return rec["status"] == "failed" and not retry_failed
+
+
+def _inside(name: str) -> bool:
+    return not (name.startswith("/") or ".." in Path(name).parts)
+
+
+class ResultsLog:
+    """Appends records to DIR/manifest.jsonl; each line is flushed and fsynced before the next item
+    counts as finished (a record may still be lost in a crash; its item then runs again)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._repair_tail()
+        self._f = open(path, "ab")
+
+    def _repair_tail(self) -> None:
+        # a line torn by a crash must not glue itself to the next record
+        try:
+            with open(self.path, "rb+") as f:
+                f.seek(0, os.SEEK_END)
+                if f.tell() and (f.seek(-1, os.SEEK_END) or f.read(1) != b"\n"):
+                    f.write(b"\n")
+        except FileNotFoundError:
+            pass
+
+    def append(self, record: dict) -> None:
+        self._f.write((json.dumps(record, separators=(",", ":"), default=_plain) + "\n").encode())
+        self._f.flush()
+        os.fsync(self._f.fileno())
+
+    def close(self) -> None:
+        self._f.close()
+
+
+def _plain(value: Any):
+    try:
+        import numpy as np
+        if isinstance(value, np.generic):
+            return value.item()
+        if isinstance(value, np.ndarray):
+            return value.tolist()
+    except ImportError:
+        pass
+    return str(value)
