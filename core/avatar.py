@@ -80,15 +80,18 @@ class Avatar:
 
     Events (callback arguments): "identity" (avatar), "expression" (avatar), "texture" (avatar),
     "appearance" (avatar), "eyes" (avatar), "hair" (avatar), "name" (avatar), "view" (avatar),
-    "dirty" (avatar), "replaced" (avatar: everything changed), "head_pose" (avatar). The head pose (yaw, pitch, roll in degrees) is live state for
+    "dirty" (avatar), "replaced" (avatar: everything changed), "head_pose" (avatar), "clips" (avatar:
+    the clip list changed), "clip" (avatar, clip: one clip edited in place). The head pose (yaw, pitch, roll in degrees) is live state for
     puppeteering: it is not saved and does not mark the project dirty.
     """
 
     def __init__(self, identity: np.ndarray, expression: np.ndarray | None = None,
                  texture: np.ndarray | None = None, name: str = "Untitled",
                  view: ViewSettings | None = None, appearance: np.ndarray | None = None,
-                 eyes: EyeSettings | None = None, hair: HairStyle | None = None) -> None:
+                 eyes: EyeSettings | None = None, hair: HairStyle | None = None,
+                 clips: list | None = None) -> None:
         self.events = EventEmitter()
+        self._clips = list(clips or [])   # core.animation.Clip, saved with the project
         self._appearance = None if appearance is None else _code_array(appearance, "appearance code")
         self._eyes = eyes or EyeSettings()
         self._hair = hair or HairStyle()
@@ -146,6 +149,11 @@ class Avatar:
     @property
     def dirty(self) -> bool:
         return self._dirty
+
+    @property
+    def clips(self) -> list:
+        """The project's animation clips (core.animation.Clip), in order; a copy of the list."""
+        return list(self._clips)
 
     # --- write --------------------------------------------------------------------------------
     def set_identity(self, identity: np.ndarray) -> None:
@@ -218,6 +226,22 @@ class Avatar:
             self._view = new
             self._changed("view")
 
+    def set_clips(self, clips: list) -> None:
+        """Replace the clip list (add, remove, reorder); editing a clip in place is followed by
+        clip_changed(clip)."""
+        self._clips = list(clips)
+        self._changed("clips")
+
+    def add_clip(self, clip) -> int:
+        self._clips.append(clip)
+        self._changed("clips")
+        return len(self._clips) - 1
+
+    def clip_changed(self, clip) -> None:
+        """A clip of this project was edited in place (keys, trim, smoothing)."""
+        self.events.emit("clip", self, clip)
+        self.set_dirty(True)
+
     def set_dirty(self, dirty: bool) -> None:
         if dirty != self._dirty:
             self._dirty = dirty
@@ -229,6 +253,7 @@ class Avatar:
         self._texture, self._name, self._view = other._texture, other._name, other._view
         self._appearance = None if other._appearance is None else other._appearance.copy()
         self._eyes, self._hair = other._eyes, other._hair
+        self._clips = list(other._clips)
         self._dirty = other._dirty
         self._head_pose = np.zeros(3, np.float32)
         self.events.emit("replaced", self)

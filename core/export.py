@@ -170,7 +170,8 @@ def write_glb(path: str | os.PathLike, vertices: np.ndarray, faces: np.ndarray, 
               texture: np.ndarray | None = None, name: str = "avatar",
               cancelled: Callable[[], bool] = lambda: False, target_normals: bool = False,
               sparse_threshold: float = 5e-3, parts: Sequence = (),
-              part_weights: np.ndarray | None = None) -> Path:
+              part_weights: np.ndarray | None = None,
+              extend: Callable[[dict, "_BinaryBuilder"], None] | None = None) -> Path:
     """Write a self-contained GLB: one mesh, texture embedded, morph targets as POSITION and
     NORMAL deltas named in mesh.extras.targetNames; mesh.weights are the initial weights.
 
@@ -186,6 +187,8 @@ def write_glb(path: str | os.PathLike, vertices: np.ndarray, faces: np.ndarray, 
     embedded texture) and its morph targets (named as the ARKit controls that drive them, so an
     importer drives the skin's and the parts' targets of one name together); their initial
     weights come from the 53 `part_weights`.
+    `extend(gltf, builder)`, when given, adds to the document before it is written (an
+    animation: core.animation.export).
     """
     path = Path(path)
     scale = np.float32(0.01)
@@ -243,6 +246,8 @@ def write_glb(path: str | os.PathLike, vertices: np.ndarray, faces: np.ndarray, 
         if cancelled():
             raise ExportCancelled()
         _glb_part(gltf, b, images, part, part_weights, scale, sparse_threshold)
+    if extend is not None:
+        extend(gltf, b)
     if images:
         gltf["images"] = images
         gltf["samplers"] = [{"magFilter": 9729, "minFilter": 9987, "wrapS": 33071, "wrapT": 33071},
@@ -339,13 +344,14 @@ def read_glb_json(path: str | os.PathLike) -> dict:
 def export_avatar(avatar, path: str | os.PathLike, model, resolution: int = 128,
                   max_triangles: int | None = None,
                   progress: Callable[[float, str], None] = lambda f, s: None,
-                  cancelled: Callable[[], bool] = lambda: False, mesh=None) -> list[Path]:
+                  cancelled: Callable[[], bool] = lambda: False, mesh=None,
+                  extend: Callable[[dict, _BinaryBuilder], None] | None = None) -> list[Path]:
     """Export `avatar` (core.avatar.Avatar) with the face model to .glb or .obj at `path`.
 
     The GLB carries the neutral-expression mesh of the avatar's identity with the 53 expression
     morph targets, its initial weights set to the avatar's expression; the OBJ carries the mesh as
     currently posed. `mesh` may be passed to reuse an already extracted mesh of this identity.
-    Returns the written files.
+    `extend` is passed to write_glb (GLB only). Returns the written files.
     """
     from .appearance import avatar_texture
     from .expressions import EXPRESSION_NAMES
@@ -386,7 +392,7 @@ def export_avatar(avatar, path: str | os.PathLike, model, resolution: int = 128,
         files = [write_glb(path, base, faces, mesh.uvs, None,
                            anim.morph_targets(), list(EXPRESSION_NAMES), avatar.expression,
                            texture, name=avatar.name, cancelled=cancelled, parts=parts,
-                           part_weights=avatar.expression)]
+                           part_weights=avatar.expression, extend=extend)]
     progress(1.0, "Done")
     return files
 

@@ -8,8 +8,8 @@ with a time limit per case (a hang kills and replaces the worker) and an address
 blow-up from a declared size becomes MemoryError, reported as "memory").
 
 Readers: projects (formats 1-3, paint/ folder), photos, .pts, face and FER weights, videos,
-landmark tables, the appearance model, and the painting core's PSD, layer image and recovery
-files. Used by tests/test_fuzz.py (a few dozen cases per reader, fixed seeds) and bench/fuzz.py (10,000).
+landmark tables, the appearance model, the painting core's PSD, layer image and recovery
+files, and animation clips (clip files, projects with clips). Used by tests/test_fuzz.py (a few dozen cases per reader, fixed seeds) and bench/fuzz.py (10,000).
 """
 from __future__ import annotations
 
@@ -242,6 +242,47 @@ def _read_appearance(p: Path):
     return AppearanceModel.load(p)
 
 
+def _clip_sample():
+    """A short clip with keys of both kinds, markers and a second of audio."""
+    from core.animation import AudioTrack, Clip
+    rng = np.random.default_rng(11)
+    clip = Clip.from_streams(rng.uniform(0, 0.6, (30, 53)), rng.normal(0, 5, (30, 3)),
+                             rng.normal(0, 0.5, (30, 3)), fps=25, name="Fuzz clip", source="test")
+    clip.set_key("jawOpen", 3, 0.8, "linear")
+    clip.set_key("jawOpen", 20, 0.1)
+    clip.set_key("head.yaw", 10, 12.0)
+    clip.add_marker(5, "nod")
+    clip.audio = AudioTrack(np.sin(np.arange(4000) / 7.0).astype(np.float32) * 0.3, 8000, 0.1)
+    return clip
+
+
+def _clip_bytes() -> list[bytes]:
+    from core.animation.files import clip_to_bytes
+    return [clip_to_bytes(_clip_sample())]
+
+
+def _clip_project_bytes() -> list[bytes]:
+    """A format-4 project holding two clips."""
+    from core.animation import Clip
+    from core.avatar import Avatar
+    from core.project import save_project
+    av = Avatar(np.zeros(16, np.float32), name="Clips", clips=[_clip_sample(), Clip.still(5)])
+    with tempfile.TemporaryDirectory() as d:
+        return [save_project(av, Path(d) / "c.likeness").read_bytes()]
+
+
+def _read_clip(p: Path):
+    from core.animation.files import load_clip
+    clip = load_clip(p)
+    return clip.evaluated()      # keys must evaluate too
+
+
+def _read_clip_project(p: Path):
+    from core.project import load_project
+    av = load_project(p)
+    return [c.evaluated() for c in av.clips]
+
+
 def _read_paint_project(p: Path):
     from core.paint.avatar import paint_of
     from core.project import load_project
@@ -290,7 +331,7 @@ class Reader:
     samples: Callable[[], list[bytes]]
     read: Callable[[Path], object]
     error: str          # the error type the reader may raise, "module.Class"
-    kind: str           # "zip", "image", "psd", "text", "binary": which structured mutations apply
+    kind: str           # "zip", "image", "psd", "json", "text", "binary": which structured mutations apply
 
 
 READERS: dict[str, Reader] = {r.name: r for r in (
@@ -318,6 +359,10 @@ READERS: dict[str, Reader] = {r.name: r for r in (
            "image"),
     Reader("paint_recovery", ".zip", lambda: [_recovery_bytes()], _read_recovery,
            "core.paint.errors.PaintError", "zip"),
+    # animation clips (core/animation): a clip file and a format-4 project with clips
+    Reader("clip", ".json", _clip_bytes, _read_clip, "core.animation.files.ClipError", "json"),
+    Reader("clip_project", ".likeness", _clip_project_bytes, _read_clip_project,
+           "core.project.ProjectError", "zip"),
 )}
 
 
@@ -571,6 +616,8 @@ def mutate(reader: Reader, sample: bytes, rng: np.random.Generator) -> tuple[byt
         return _psd_header(sample, rng)
     if structured and reader.kind == "image":
         return (_png_dims if sample[:4] == b"\x89PNG" else _jpeg_dims)(sample, rng)
+    if structured and reader.kind == "json":
+        return _json_mutation(sample, rng)
     return _bytes_mutation(sample, rng)
 
 

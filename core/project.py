@@ -23,7 +23,9 @@ from .head.settings import EyeSettings, HairStyle
 # 1: identity, expression, texture, view. 2: + appearance (texture) code, eyes, hair; a version 1
 # file opens with the mean appearance and default eyes and hair. 3: + an optional paint/ folder
 # (core.paint.files: layers.json + one PNG per layer); older files open with no paint layers.
-FORMAT_VERSION = 3
+# 4: + optional animation clips (core.animation.files: clips/clip_NNN.json, the clip file's
+# bytes), listed in project.json's "clips"; older files open with no clips.
+FORMAT_VERSION = 4
 SUFFIX = ".likeness"
 MANIFEST = "project.json"
 _MAX_TEXTURE_PIXELS = 8192 * 8192
@@ -31,6 +33,8 @@ _MAX_TEXTURE_PIXELS = 8192 * 8192
 # reading, so a damaged or hostile file (a zip bomb) cannot make the app allocate gigabytes.
 _MAX_MEMBER_BYTES = {".json": 1 << 20, ".npy": 1 << 20, ".png": 128 << 20}
 _MAX_MEMBERS = 256
+_MAX_CLIPS = 64
+_MAX_CLIP_BYTES = 192 << 20          # one clip member (samples + audio, base64 in JSON)
 _ARRAY_LIMITS = {"identity": 4096, "expression": 1024, "appearance": 4096}   # elements
 _CODE_RANGE = 1e4   # |identity|, |appearance| beyond this is damage, not a face
 
@@ -66,6 +70,7 @@ def save_project(avatar: Avatar, path: str | os.PathLike) -> Path:
         "expression_summary": {n: round(float(w), 4) for n, w in zip(EXPRESSION_NAMES, avatar.expression) if w},
     }
     paint = _paint_payload(avatar, manifest)
+    clips = _clip_payload(avatar, manifest)
     payload = {
         MANIFEST: json.dumps(manifest, indent=2).encode("utf-8"),
         "identity.npy": _npy_bytes(avatar.identity),
@@ -76,6 +81,7 @@ def save_project(avatar: Avatar, path: str | os.PathLike) -> Path:
     if avatar.texture is not None:
         payload["textures/albedo.png"] = _png_bytes(avatar.texture)
     payload.update(paint)
+    payload.update(clips)
     directory = path.parent if str(path.parent) else Path(".")
     if not directory.is_dir():
         raise ProjectError(f"Cannot save to {path}: the folder {directory} does not exist.")
@@ -164,11 +170,12 @@ def load_project(path: str | os.PathLike, identity_dim: int | None = None) -> Av
         if "albedo" in textures:
             texture = _read_png(zf, path, textures["albedo"])
         paint = _read_paint(zf, path, manifest.get("paint"))
+        clips = _read_clips(zf, path, manifest.get("clips"))
     try:
         avatar = Avatar(identity.astype(np.float32), expression.astype(np.float32), texture,
                         name=str(manifest.get("name") or path.stem), view=view,
                         appearance=None if appearance is None else appearance.astype(np.float32),
-                        eyes=eyes, hair=hair)
+                        eyes=eyes, hair=hair, clips=clips)
     except (TypeError, ValueError) as exc:
         raise ProjectError(f"{path.name} is damaged: {exc}") from None
     if paint is not None:
@@ -207,6 +214,37 @@ def _read_paint(zf: zipfile.ZipFile, path: Path, member):
         return read_paint(read, path.name)
     except PaintError as exc:
         raise ProjectError(str(exc)) from None
+
+
+def _clip_payload(avatar: Avatar, manifest: dict) -> dict[str, bytes]:
+    """clips/clip_NNN.json per clip of the avatar (none without clips); lists them in `manifest`."""
+    clips = getattr(avatar, "clips", [])
+    if not clips:
+        return {}
+    from .animation.files import clip_to_bytes
+    names = [f"clips/clip_{i:03d}.json" for i in range(len(clips))]
+    manifest["clips"] = names
+    return {n: clip_to_bytes(c) for n, c in zip(names, clips)}
+
+
+def _read_clips(zf: zipfile.ZipFile, path: Path, members) -> list:
+    """The clips named by project.json's "clips" ([] when absent: formats 1-3)."""
+    if members is None:
+        return []
+    if not (isinstance(members, list) and len(members) <= _MAX_CLIPS
+            and all(isinstance(m, str) and m.startswith("clips/") and m.endswith(".json")
+                    and len(m) <= _MEMBER_NAME[1] for m in members)):
+        raise ProjectError(f"{path.name} is damaged: {MANIFEST} field 'clips' should be a list of at "
+                           f"most {_MAX_CLIPS} clips/*.json members.")
+    from .animation.files import ClipError, clip_from_bytes
+    clips = []
+    for i, member in enumerate(members):
+        raw = _read_member(zf, path, member, f"animation clip {i + 1}", limit=_MAX_CLIP_BYTES)
+        try:
+            clips.append(clip_from_bytes(raw, f"{path.name}: {member}"))
+        except ClipError as exc:
+            raise ProjectError(str(exc)) from None
+    return clips
 
 
 # --- manifest schema: types, lengths and ranges, checked before any value is used --------------
@@ -269,12 +307,13 @@ def _read_manifest(zf: zipfile.ZipFile, path: Path) -> dict:
     return manifest
 
 
-def _read_member(zf: zipfile.ZipFile, path: Path, member: str, what: str) -> bytes:
+def _read_member(zf: zipfile.ZipFile, path: Path, member: str, what: str, limit: int | None = None) -> bytes:
     try:
         info = zf.getinfo(member)
     except KeyError:
         raise ProjectError(f"{path.name} is damaged: the {what} ({member}) is missing.") from None
-    limit = _MAX_MEMBER_BYTES.get(Path(member).suffix.lower(), 1 << 20)
+    if limit is None:
+        limit = _MAX_MEMBER_BYTES.get(Path(member).suffix.lower(), 1 << 20)
     if info.file_size > limit:
         raise ProjectError(f"{path.name} is damaged: the {what} ({member}) claims {info.file_size} "
                            f"bytes, more than the {limit} a project member may hold.")

@@ -33,7 +33,8 @@ def _damaged_files(d: Path) -> dict[str, Path]:
          "garbage.jpg": b"\xff\xd8\xff\xe0" + junk(5000),
          "garbage.mp4": b"\x00\x00\x00\x18ftypmp42" + junk(20000),
          "garbage.pt": junk(4000), "garbage.npz": b"PK\x03\x04" + junk(4000),
-         "garbage.task": junk(4000), "garbage.psd": b"8BPS\x00\x01" + junk(3000)}
+         "garbage.task": junk(4000), "garbage.psd": b"8BPS\x00\x01" + junk(3000),
+         "garbage.json": b'{"format": "likeness-clip", "version": 1, "fps": 25, "frames": 3' + junk(300)}
     out = {}
     for name, data in f.items():
         (d / name).write_bytes(data)
@@ -95,11 +96,14 @@ def _cases(f: dict[str, Path], d: Path) -> dict[str, list[str]]:
                                         "--flatten", o + ".png"],
         "texture damaged PSD": ["texture", "default", "--import-psd", str(f["garbage.psd"]),
                                 "--flatten", o + ".png"],
+        "track damaged video": ["track", str(f["garbage.mp4"]), "--out", o + ".json"],
+        "export-clip damaged clip": ["export-clip", str(f["garbage.json"]), "--out", o + ".csv"],
+        "export-clip damaged project": ["export-clip", str(f["truncated.likeness"]), "--out", o + ".mp4"],
     }
 
 
 FILE_KEYS = ("garbage.likeness", "truncated.likeness", "badfield.likeness", "garbage.jpg",
-             "garbage.mp4", "garbage.pt", "garbage.npz", "garbage.task", "garbage.psd", "noise.jpg",
+             "garbage.mp4", "garbage.pt", "garbage.npz", "garbage.task", "garbage.psd", "garbage.json", "noise.jpg",
              "fer.npz", "badpts", "badphoto")
 _CASES = _cases({k: Path(k) for k in FILE_KEYS}, Path("."))   # names and commands, for collection
 

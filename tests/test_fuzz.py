@@ -22,7 +22,8 @@ FIXTURES = ROOT / "tests" / "fixtures" / "fuzz"
 # cases per reader: the fast readers get more
 CASES = {"project": 40, "photo": 30, "pts": 30, "face_model": 10, "fer_model": 10, "video": 30,
          "correspondence": 15, "calibration68": 15, "appearance_model": 6,
-         "paint_project": 20, "psd": 20, "layer_image": 20, "paint_recovery": 15}
+         "paint_project": 20, "psd": 20, "layer_image": 20, "paint_recovery": 15,
+         "clip": 40, "clip_project": 30}
 
 
 # Readers with a known open finding: {reader: mutation-name prefix}; xfail while only those fail.

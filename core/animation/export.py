@@ -1,0 +1,275 @@
+"""Clip export: GLB with a glTF animation (morph-target weights of the skin and of every part,
+head rotation and translation), CSV of every channel, and MP4 of the rendered avatar with the
+clip's audio muxed in (optionally beside a source video).
+
+GLB: the avatar's nodes are wrapped in a "head" node placed at the neck pivot (HEAD_PIVOT), so
+animating that node's rotation turns the head about the neck as the viewport does; the skin and
+each part with morph targets get a "weights" channel (one value per target per frame, LINEAR).
+"""
+from __future__ import annotations
+
+import csv
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from core.expressions import INDEX
+
+from .clip import CHANNELS, GAZE, NUM_EXPRESSIONS, ROT, TRANS, Clip
+
+
+class ClipExportCancelled(Exception):
+    """The user cancelled; nothing was written."""
+
+
+# --- GLB ------------------------------------------------------------------------------------------
+
+def quaternions(rotation_deg: np.ndarray) -> np.ndarray:
+    """(N, 3) yaw/pitch/roll degrees (core.tracking.pose) -> (N, 4) unit quaternions x, y, z, w,
+    sign-continuous (no flips between frames)."""
+    from scipy.spatial.transform import Rotation
+
+    from core.tracking.pose import rotation_matrix
+    mats = np.stack([rotation_matrix(*r) for r in np.asarray(rotation_deg, np.float64)])
+    q = Rotation.from_matrix(mats).as_quat()
+    for i in range(1, len(q)):
+        if np.dot(q[i], q[i - 1]) < 0:
+            q[i] = -q[i]
+    return q.astype(np.float32)
+
+
+def animation_extender(clip: Clip, name: str | None = None) -> Callable[[dict, object], None]:
+    """A write_glb `extend` callback that adds the clip as a glTF animation."""
+    from core.export import _FLOAT
+    from core.tracking.puppet import HEAD_PIVOT
+
+    ev = clip.evaluated()
+    weights, rot, trans = ev[:, :NUM_EXPRESSIONS], ev[:, ROT], ev[:, TRANS]
+    times = (np.arange(clip.frames, dtype=np.float32) / clip.fps).reshape(-1, 1)
+
+    def extend(gltf: dict, b) -> None:
+        pivot = HEAD_PIVOT.astype(np.float32) * 0.01
+        nodes = gltf["nodes"]
+        nodes[0]["translation"] = [float(-x) for x in pivot]
+        head = len(nodes)
+        nodes.append({"name": "head", "children": [0], "translation": [float(x) for x in pivot]})
+        gltf["scenes"][0]["nodes"] = [head]
+        t_acc = b.accessor(times, "SCALAR", bounds=True)
+        samplers, channels = [], []
+
+        def channel(node: int, path: str, values: np.ndarray, kind: str) -> None:
+            samplers.append({"input": t_acc, "output": b.accessor(np.ascontiguousarray(values, np.float32), kind),
+                             "interpolation": "LINEAR"})
+            channels.append({"sampler": len(samplers) - 1, "target": {"node": node, "path": path}})
+
+        channel(head, "rotation", quaternions(rot), "VEC4")
+        channel(head, "translation", pivot[None] + trans * 0.01, "VEC3")
+        for i, node in enumerate(nodes):
+            mesh = gltf["meshes"][node["mesh"]] if "mesh" in node else None
+            names = (mesh or {}).get("extras", {}).get("targetNames")
+            if not names:
+                continue
+            cols = [INDEX[n] for n in names]
+            channel(i, "weights", weights[:, cols].reshape(-1, 1), "SCALAR")
+        assert all(b.accessors[s["output"]]["componentType"] == _FLOAT for s in samplers)
+        gltf["animations"] = [{"name": name or clip.name, "samplers": samplers, "channels": channels}]
+
+    return extend
+
+
+def export_clip_glb(avatar, clip: Clip, path: str | os.PathLike, model=None, resolution: int = 128,
+                    progress: Callable[[float, str], None] = lambda f, s: None,
+                    cancelled: Callable[[], bool] = lambda: False) -> Path:
+    """The avatar as GLB (mesh, texture, parts, 53 morph targets) with `clip` as its animation."""
+    from core.export import export_avatar
+    from core.facemodel import FaceModel
+
+    path = Path(path)
+    if path.suffix.lower() != ".glb":
+        raise ValueError(f"cannot export an animation to '{path.name}': use a .glb file name")
+    model = model or FaceModel.load()
+    return export_avatar(avatar, path, model, resolution=resolution, progress=progress,
+                         cancelled=cancelled, extend=animation_extender(clip))[0]
+
+
+# --- CSV ------------------------------------------------------------------------------------------
+
+def export_clip_csv(clip: Clip, path: str | os.PathLike) -> Path:
+    """One row per frame: frame, time_s, every channel (keys applied), marker label."""
+    path = Path(path)
+    ev = clip.evaluated()
+    labels = {m.frame: m.label for m in clip.markers}
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["frame", "time_s", *CHANNELS, "marker"])
+        for i, row in enumerate(ev):
+            w.writerow([i, f"{i / clip.fps:.4f}", *(f"{x:.5g}" for x in row), labels.get(i, "")])
+    os.replace(tmp, path)
+    return path
+
+
+# --- rendering ------------------------------------------------------------------------------------
+
+class ClipRenderer:
+    """Renders frames of a clip on an avatar headlessly: skin, eyes, mouth and hair posed per
+    frame with the weights, head rotation and translation (as the viewport does)."""
+
+    def __init__(self, avatar=None, size: int = 512, resolution: int = 96, yaw: float = 0.0,
+                 pitch: float = 5.0, background=(0.16, 0.17, 0.19), samples: int = 4,
+                 hair: bool = True):
+        from core.render import OrbitCamera, Renderer, headless_context
+        from core.render.scene import VIEWPORT_MAX_TRIANGLES, load_scene
+
+        self.size = size
+        self.background = background
+        self.scene = load_scene(avatar, np.zeros(NUM_EXPRESSIONS, np.float32), resolution=resolution,
+                                max_triangles=VIEWPORT_MAX_TRIANGLES)
+        self.r = Renderer(headless_context(), samples=samples)
+        self.r.set_mesh(self.scene.vertices, self.scene.faces, self.scene.uvs)
+        if self.scene.texture is not None:
+            self.r.set_texture(np.asarray(self.scene.texture, np.uint8))
+        self.head = self.scene.head()
+        if self.head is not None:
+            self.r.set_parts("head", self.head.parts)
+        self.hair = self.scene.hair() if hair else None
+        if self.hair is not None and self.hair.empty:
+            self.hair = None
+        if self.hair is not None:
+            self.r.set_hair(self.hair)
+        self.camera = OrbitCamera(yaw=yaw, pitch=pitch).frame(*self.r.bounds("mesh"), margin=0.9)
+
+    def render(self, values: np.ndarray) -> np.ndarray:
+        """(H, W, 3) uint8 of one frame of channel values (CHANNELS order)."""
+        from core.head.hair import pose_hair
+        from core.tracking.puppet import posed_head
+
+        values = np.asarray(values, np.float32)
+        w, pose, t = values[:NUM_EXPRESSIONS], values[ROT], values[TRANS]
+        self.r.update_vertices(posed_head(np.asarray(self.scene.animator(w), np.float32), pose) + t)
+        if self.head is not None:
+            verts, carves = self.head.pose(w, pose)
+            self.r.update_parts("head", [v + t for v in verts])
+            shift = np.eye(4, dtype=np.float32)
+            shift[:3, 3] = -t
+            self.r.set_carves(np.asarray(carves, np.float32) @ shift)
+        if self.hair is not None:
+            v, n, tan = pose_hair(self.hair, w, pose)
+            self.r.update_hair(v + t, n, tan)
+        img = self.r.render_image(self.size, self.size, self.camera, mode="mesh", view="textured",
+                                  background=self.background)
+        return np.ascontiguousarray(img[..., :3])
+
+    def release(self) -> None:
+        self.r.release()
+
+
+def export_clip_mp4(clip: Clip, path: str | os.PathLike, avatar=None, size: int = 512,
+                    side_by_side: str | os.PathLike | None = None, resolution: int = 96,
+                    progress: Callable[[float, str], None] = lambda f, s: None,
+                    cancelled: Callable[[], bool] = lambda: False, renderer: ClipRenderer | None = None,
+                    crf: int = 20) -> dict:
+    """Render the clip to H.264 MP4 at the clip's rate with its audio (AAC) muxed in; with
+    `side_by_side` a source video is drawn left of the avatar, frame-matched by time.
+    Returns timing figures (render fps, seconds)."""
+    import imageio_ffmpeg
+
+    from .audio import padded_samples, write_wav
+
+    path = Path(path)
+    if path.suffix.lower() != ".mp4":
+        raise ValueError(f"cannot write a video to '{path.name}': use a .mp4 file name")
+    if not (path.parent if str(path.parent) else Path(".")).is_dir():
+        raise ValueError(f"cannot write {path}: the folder {path.parent} does not exist")
+    size = int(size) // 16 * 16
+    own = renderer is None
+    renderer = renderer or ClipRenderer(avatar, size=size, resolution=resolution)
+    source = _SourceFrames(side_by_side, size) if side_by_side else None
+    ev = clip.evaluated()
+    tmpdir = Path(tempfile.mkdtemp(prefix="likeness-clip-"))
+    audio_path = None
+    if clip.audio is not None and len(clip.audio.samples):
+        from .clip import AudioTrack
+        audio_path = write_wav(tmpdir / "audio.wav", AudioTrack(padded_samples(clip.audio, clip.duration),
+                                                                clip.audio.rate))
+    tmp_video = tmpdir / "video.mp4"
+    width = size * (2 if source else 1)
+    writer = imageio_ffmpeg.write_frames(str(tmp_video), (width, size), fps=clip.fps, codec="libx264",
+                                         pix_fmt_out="yuv420p", output_params=["-crf", str(crf)],
+                                         macro_block_size=16, audio_path=str(audio_path) if audio_path else None,
+                                         audio_codec="aac" if audio_path else None, ffmpeg_log_level="error")
+    writer.send(None)
+    render_s = 0.0
+    try:
+        for i, row in enumerate(ev):
+            if cancelled():
+                raise ClipExportCancelled()
+            t0 = time.perf_counter()
+            img = renderer.render(row)
+            render_s += time.perf_counter() - t0
+            if source:
+                img = np.concatenate([source.at(i / clip.fps), img], 1)
+            writer.send(np.ascontiguousarray(img))
+            if i % 10 == 0:
+                progress(i / clip.frames, f"rendering frame {i + 1}/{clip.frames}")
+        writer.close()
+        os.replace(tmp_video, path) if _same_fs(tmp_video, path) else shutil.move(str(tmp_video), path)
+    except BaseException:
+        writer.close()
+        raise
+    finally:
+        if own:
+            renderer.release()
+        if source:
+            source.close()
+        shutil.rmtree(tmpdir, ignore_errors=True)
+    progress(1.0, "done")
+    return {"frames": clip.frames, "render_s": render_s, "render_fps": clip.frames / max(render_s, 1e-9),
+            "audio": audio_path is not None}
+
+
+def _same_fs(a: Path, b: Path) -> bool:
+    try:
+        return os.stat(a).st_dev == os.stat(b.parent if str(b.parent) else ".").st_dev
+    except OSError:
+        return False
+
+
+class _SourceFrames:
+    """A video's frames by time, letterboxed to size x size RGB (sequential reading)."""
+
+    def __init__(self, path, size: int):
+        from core.video.sources import VideoFileSource
+        self.src = VideoFileSource(path)
+        self.it = iter(self.src)
+        self.fps = self.src.fps if self.src.fps > 0 else 25.0
+        self.size = size
+        self.index = -1
+        self.last = np.zeros((size, size, 3), np.uint8)
+
+    def at(self, t: float) -> np.ndarray:
+        import cv2
+        want = int(t * self.fps + 1e-6)
+        while self.index < want:
+            frame = next(self.it, None)
+            if frame is None:
+                break
+            self.index += 1
+            img = frame.image
+            h, w = img.shape[:2]
+            s = self.size / max(h, w)
+            small = cv2.resize(img, (max(1, int(w * s)), max(1, int(h * s))), interpolation=cv2.INTER_AREA)
+            canvas = np.zeros((self.size, self.size, 3), np.uint8)
+            y0, x0 = (self.size - small.shape[0]) // 2, (self.size - small.shape[1]) // 2
+            canvas[y0:y0 + small.shape[0], x0:x0 + small.shape[1]] = small[..., ::-1]
+            self.last = canvas
+        return self.last
+
+    def close(self) -> None:
+        self.src.close()
