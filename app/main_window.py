@@ -22,6 +22,8 @@ from .panels.hair_panel import HairPanel
 from .panels.identity_panel import IdentityPanel
 from .panels.log_panel import LogPanel
 from .panels.webcam_panel import WebcamPanel
+from .panels.timeline_panel import TimelinePanel
+from .paint_workspace import PaintWorkspace
 from .photo_dialog import PHOTO_FILTER, PhotoDialog
 from .viewport import Viewport
 from .workers import TaskRunner
@@ -39,6 +41,13 @@ def _appearance_model():
     except AppearanceModelError as exc:
         log.warning("%s", exc)
         return None
+
+
+def _take_paint(avatar: Avatar, other: Avatar | None) -> None:
+    """The document takes over another's paint layers (Open, New, New from Photo): the paint
+    stack hangs on the Avatar object, which replace_with keeps."""
+    from core.paint.avatar import attach_paint, paint_of
+    attach_paint(avatar, None if other is None else paint_of(other))
 
 
 class MainWindow(QMainWindow):
@@ -77,10 +86,18 @@ class MainWindow(QMainWindow):
         self.webcam_dock.visibilityChanged.connect(self._webcam_shown)
         self.webcam_panel.status_changed.connect(lambda s: log.info("Webcam: %s", s)
                                                  if s.startswith(("error", "recorded")) else None)
+        # Animation clips: curves, playhead, keys, recording (issue 26); opened from Window > Timeline
+        self.timeline_panel = TimelinePanel(self.avatar, self.runner, model)
+        self.timeline_dock = self._dock("Timeline", self.timeline_panel, Qt.BottomDockWidgetArea)
+        self.tabifyDockWidget(self.log_dock, self.timeline_dock)
+        self.log_dock.raise_()
+        self.timeline_panel.status_changed.connect(lambda s: log.info("Timeline: %s", s)
+                                                   if s.startswith(("error", "exported", "recorded")) else None)
         self.resizeDocks([self.expression_dock, self.identity_dock], [380, 300], Qt.Horizontal)
         self.resizeDocks([self.log_dock], [130], Qt.Vertical)
         self._build_status_bar()
         self._build_menus()
+        self.paint = PaintWorkspace(self)   # texture painting: UV canvas, brush/layers/history docks
 
         ev = self.avatar.events
         ev.connect("dirty", lambda a: self._update_title())
@@ -183,6 +200,10 @@ class MainWindow(QMainWindow):
         self.webcam_action.setShortcut(QKeySequence("Ctrl+Shift+W"))
         self.webcam_action.setStatusTip("Live face tracking, expression recognition, recording and puppeteering")
         win.addAction(self.webcam_action)
+        self.timeline_action = self.timeline_dock.toggleViewAction()
+        self.timeline_action.setShortcut(QKeySequence("Ctrl+Shift+T"))
+        self.timeline_action.setStatusTip("Animation clips: play, scrub, key, smooth, trim, record, export")
+        win.addAction(self.timeline_action)
 
         h = mb.addMenu("&Help")
         self._action(h, "&About Likeness", self.about)
@@ -247,6 +268,7 @@ class MainWindow(QMainWindow):
     def new_project(self) -> None:
         if self.maybe_save():
             self.path = None
+            _take_paint(self.avatar, None)
             self.avatar.replace_with(default_avatar(self.model))
             self._update_title()
             log.info("New project")
@@ -274,6 +296,7 @@ class MainWindow(QMainWindow):
         if result is None:
             return
         self.path = None
+        _take_paint(self.avatar, result.avatar)
         self.avatar.replace_with(result.avatar)
         self._update_title()
         log.info("New avatar '%s' from %s (face %d of %d, %d moved landmarks)", result.avatar.name,
@@ -302,6 +325,7 @@ class MainWindow(QMainWindow):
 
         def done(avatar: Avatar) -> None:
             self.path = path
+            _take_paint(self.avatar, avatar)
             self.avatar.replace_with(avatar)
             self._update_title()
             log.info("Opened %s", path)
@@ -337,6 +361,7 @@ class MainWindow(QMainWindow):
             return False
         self.path = path
         self.avatar.set_dirty(False)
+        self.paint.saved(path)
         self._update_title()
         self.statusBar().showMessage(f"Saved {path}", 4000)
         log.info("Saved %s", path)
@@ -439,6 +464,7 @@ class MainWindow(QMainWindow):
             event.ignore()
             return
         self.webcam_panel.shutdown()
+        self.timeline_panel.shutdown()
         dialog = self.photo_dialog
         if dialog is not None:
             dialog.reject()   # cancels its fit, which stops at its next check
@@ -446,6 +472,7 @@ class MainWindow(QMainWindow):
         self.runner.cancel_all()
         self.runner.wait(5000)
         self.log_panel.detach()
+        self.paint.closed()
         event.accept()
 
     # --- screenshots ----------------------------------------------------------------------------

@@ -11,7 +11,7 @@ import logging
 import time
 
 import numpy as np
-from PySide6.QtCore import QPointF, Qt, Signal
+from PySide6.QtCore import QPointF, Qt, QTimer, Signal
 from PySide6.QtOpenGLWidgets import QOpenGLWidget
 
 from core.appearance import avatar_texture
@@ -47,6 +47,12 @@ class Viewport(QOpenGLWidget):
         self._has_sdf = False
         self._pending: dict[str, object] = {}  # GPU uploads waiting for the GL context
         self._drag: tuple[Qt.MouseButton, QPointF, bool] | None = None
+        # Texture painting (app/paint_viewport.py): paint-mode events go to `painter`; painted
+        # texels arrive as rects of `texel_source()` and only those are re-uploaded.
+        self.painter = None
+        self.texel_source = None
+        self._mip_timer = QTimer(self, singleShot=True, interval=400)
+        self._mip_timer.timeout.connect(self._rebuild_mipmaps)
         self.setMinimumSize(320, 240)
         self.setFocusPolicy(Qt.StrongFocus)
         self.setMouseTracking(False)
@@ -86,6 +92,22 @@ class Viewport(QOpenGLWidget):
         self.landmarks = landmarks
         self._queue("points", landmarks)
 
+    def upload_texels(self, rects) -> None:
+        """Painted texels changed: re-upload only `rects` (None: the whole texture)."""
+        if rects is None or self.texel_source is None:
+            self._queue("texture", avatar_texture(self.avatar))
+            return
+        self._pending.setdefault("texels", []).extend(rects)
+        self.update()
+
+    def _rebuild_mipmaps(self) -> None:
+        if self.renderer is None:
+            return
+        self.makeCurrent()
+        self.renderer.rebuild_mipmaps()
+        self.doneCurrent()
+        self.update()
+
     def reset_view(self) -> None:
         self.camera = default_camera(self.bounds)
         self.update()
@@ -108,7 +130,13 @@ class Viewport(QOpenGLWidget):
             r.update_vertices(p.pop("vertices"))
         if "texture" in p:
             tex = p.pop("texture")
+            p.pop("texels", None)
             r.set_texture(tex)
+        if "texels" in p:
+            src = self.texel_source()
+            if not r.update_texture(src, p.pop("texels")):
+                r.set_texture(src)
+            self._mip_timer.start()
         if "sdf" in p:
             r.set_sdf_grid(*p.pop("sdf"))
             self._has_sdf = True
@@ -180,11 +208,17 @@ class Viewport(QOpenGLWidget):
 
     # --- mouse ----------------------------------------------------------------------------------
     def mousePressEvent(self, e) -> None:
+        if self.painter is not None and self.painter.wants(e):
+            self._drag = None
+            self.painter.press(e)
+            return
         pan = e.button() in (Qt.RightButton, Qt.MiddleButton) or bool(e.modifiers() & Qt.ShiftModifier)
         self._drag = (e.button(), e.position(), pan)
 
     def mouseMoveEvent(self, e) -> None:
         if self._drag is None:
+            if self.painter is not None:
+                self.painter.move(e)
             return
         _, last, pan = self._drag
         d = e.position() - last
@@ -197,9 +231,17 @@ class Viewport(QOpenGLWidget):
         self.update()
 
     def mouseReleaseEvent(self, e) -> None:
+        if self._drag is None and self.painter is not None:
+            self.painter.release(e)
         self._drag = None
 
+    def tabletEvent(self, e) -> None:
+        if self.painter is None or not self.painter.tablet(e):
+            e.ignore()   # Qt then sends the matching mouse event
+
     def mouseDoubleClickEvent(self, e) -> None:
+        if self.painter is not None and self.painter.enabled and e.button() == Qt.LeftButton:
+            return   # a quick second dab, not a view reset
         self.reset_view()
 
     def wheelEvent(self, e) -> None:

@@ -209,6 +209,29 @@ class Renderer:
         self._texture = tex
         self._texture_mean = img.reshape(-1, 3).mean(0) / 255.0
 
+    def texture_size(self) -> tuple[int, int] | None:
+        return None if self._texture is None else self._texture.size
+
+    def update_texture(self, rgb: np.ndarray, rects) -> bool:
+        """Rewrite only `rects` (y0, y1, x0, x1: rows from the top) of the current texture from
+        `rgb` (the whole (H, W, 3) uint8 image). False when the sizes differ (call set_texture).
+        Painting uploads the tiles a dab changed, not the whole texture; the mip levels are
+        stale until rebuild_mipmaps, so sampling uses level 0 meanwhile."""
+        tex = self._texture
+        if tex is None or tex.size != (rgb.shape[1], rgb.shape[0]) or rgb.dtype != np.uint8:
+            return False
+        h = rgb.shape[0]
+        for y0, y1, x0, x1 in rects:
+            block = np.ascontiguousarray(rgb[y0:y1, x0:x1, :3][::-1])
+            tex.write(block.tobytes(), viewport=(x0, h - y1, x1 - x0, y1 - y0), alignment=1)
+        tex.filter = (moderngl.LINEAR, moderngl.LINEAR)
+        return True
+
+    def rebuild_mipmaps(self) -> None:
+        if self._texture is not None:
+            self._texture.build_mipmaps()
+            self._texture.filter = (moderngl.LINEAR_MIPMAP_LINEAR, moderngl.LINEAR)
+
     def set_sdf_grid(self, grid: np.ndarray, lo, hi, uv_grid: np.ndarray | None = None) -> None:
         """SDF grid indexed [z,y,x] (cm, negative inside) with nodes spanning lo..hi; optional
         (Rz,Ry,Rx,2) uv per node for the textured view."""
