@@ -131,6 +131,7 @@ def _connect(cfg: Config, threads: int) -> None:
         ray.init(address="local", num_cpus=local_cores(), include_dashboard=False,
                  object_store_memory=128 * 2 ** 20, runtime_env={"env_vars": env}, **quiet)
         return
+    _use_token_if_present()
     runtime_env: dict[str, Any] = {"env_vars": env}
     if cfg.ship_code:
         runtime_env.update(working_dir=str(REPO_ROOT), excludes=SHIP_EXCLUDES)
@@ -141,6 +142,16 @@ def _connect(cfg: Config, threads: int) -> None:
     except Exception as exc:  # Ray raises ConnectionError, RuntimeError, grpc errors ...
         raise BatchError(f"cannot connect to the Ray cluster at {cfg.address}: "
                          f"{' '.join(str(exc).split())[:300] or type(exc).__name__}") from None
+
+
+def _use_token_if_present() -> None:
+    """Ray >= 2.59 clusters require a token; its client sends one only in token mode. With a token
+    at hand (RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token) and no mode chosen, use it."""
+    if os.environ.get("RAY_AUTH_MODE"):
+        return
+    if os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH") \
+            or (Path.home() / ".ray" / "auth_token").is_file():
+        os.environ["RAY_AUTH_MODE"] = "token"
 
 
 def _plan(cfg: Config, adapter: BatchAdapter, local: bool = False) -> tuple[int, float, int, float]:
