@@ -23,6 +23,7 @@ from .panels.identity_panel import IdentityPanel
 from .panels.log_panel import LogPanel
 from .panels.webcam_panel import WebcamPanel
 from .panels.timeline_panel import TimelinePanel
+from .panels.timeline_panel import TimelinePanel
 from .paint_workspace import PaintWorkspace
 from .photo_dialog import PHOTO_FILTER, PhotoDialog
 from .viewport import Viewport
@@ -86,6 +87,13 @@ class MainWindow(QMainWindow):
         self.webcam_dock.visibilityChanged.connect(self._webcam_shown)
         self.webcam_panel.status_changed.connect(lambda s: log.info("Webcam: %s", s)
                                                  if s.startswith(("error", "recorded")) else None)
+        # Animation clips: curves, playhead, keys, recording (issue 26); opened from Window > Timeline
+        self.timeline_panel = TimelinePanel(self.avatar, self.runner, model)
+        self.timeline_dock = self._dock("Timeline", self.timeline_panel, Qt.BottomDockWidgetArea)
+        self.tabifyDockWidget(self.log_dock, self.timeline_dock)
+        self.log_dock.raise_()
+        self.timeline_panel.status_changed.connect(lambda s: log.info("Timeline: %s", s)
+                                                   if s.startswith(("error", "exported", "recorded")) else None)
         # Animation clips: curves, playhead, keys, recording (issue 26); opened from Window > Timeline
         self.timeline_panel = TimelinePanel(self.avatar, self.runner, model)
         self.timeline_dock = self._dock("Timeline", self.timeline_panel, Qt.BottomDockWidgetArea)
@@ -200,6 +208,10 @@ class MainWindow(QMainWindow):
         self.webcam_action.setShortcut(QKeySequence("Ctrl+Shift+W"))
         self.webcam_action.setStatusTip("Live face tracking, expression recognition, recording and puppeteering")
         win.addAction(self.webcam_action)
+        self.timeline_action = self.timeline_dock.toggleViewAction()
+        self.timeline_action.setShortcut(QKeySequence("Ctrl+Shift+T"))
+        self.timeline_action.setStatusTip("Animation clips: play, scrub, key, smooth, trim, record, export")
+        win.addAction(self.timeline_action)
         self.timeline_action = self.timeline_dock.toggleViewAction()
         self.timeline_action.setShortcut(QKeySequence("Ctrl+Shift+T"))
         self.timeline_action.setStatusTip("Animation clips: play, scrub, key, smooth, trim, record, export")
