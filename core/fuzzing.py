@@ -283,6 +283,40 @@ def _read_clip_project(p: Path):
     return [c.evaluated() for c in av.clips]
 
 
+def _batch_manifest_bytes(kind: str) -> list[bytes]:
+    """Input manifests of `batch fit` (docs/BATCH.md): per-item options, ids, relative paths."""
+    rows = [{"input": "photos/a.jpg", "id": "a", "face": 1, "texture_size": 1024},
+            {"input": "/data/b.png", "neutral": True, "export": "glb", "_note": "kept aside"},
+            {"input": "c d.jpg", "id": "c-2", "overlay": False, "texture_size": 512}]
+    if kind == "jsonl":
+        return ["\n".join(json.dumps(r) for r in rows).encode() + b"\n"]
+    cols = ["input", "id", "face", "texture_size", "neutral", "export", "overlay", "_note"]
+    lines = [",".join(cols)] + [",".join(json.dumps(r[c]).strip('"').lower() if c in r else "" for c in cols)
+                                for r in rows]
+    return [("\n".join(lines) + "\n").encode(), ("\r\n".join(lines)).encode("utf-8-sig")]
+
+
+def _read_batch_manifest(p: Path):
+    from core.batch.inputs import read_manifest
+    from core.batch.jobs.fit import ADAPTER
+    return read_manifest(p, {o.name: o for o in ADAPTER.options})
+
+
+def _batch_results_bytes() -> list[bytes]:
+    recs = [{"key": f"{k:016x}", "id": f"photo{k}", "input": f"/in/photo{k}.jpg", "status": st,
+             "outputs": [f"photo{k}.likeness"] if st == "ok" else [], "figures": {"faces": 1},
+             "error": None if st == "ok" else "No face was found in the photo.", "seconds": 2.5,
+             "worker": "node:1", "attempt": 1, "finished": "2026-01-01T00:00:00+00:00", "options": {"face": 1}}
+            for k, st in enumerate(("ok", "failed", "ok", "error"))]
+    return ["".join(json.dumps(r) + "\n" for r in recs).encode()]
+
+
+def _read_batch_results(p: Path):
+    from core.batch.results import is_done, read_results
+    records, _ = read_results(p)
+    return [is_done(r, p.parent, False) for r in records.values()]
+
+
 def _read_paint_project(p: Path):
     from core.paint.avatar import paint_of
     from core.project import load_project
@@ -331,7 +365,8 @@ class Reader:
     samples: Callable[[], list[bytes]]
     read: Callable[[Path], object]
     error: str          # the error type the reader may raise, "module.Class"
-    kind: str           # "zip", "image", "psd", "json", "text", "binary": which structured mutations apply
+    kind: str           # "zip", "image", "psd", "json", "jsonl", "csv", "text", "binary": which structured
+                        # mutations apply
 
 
 READERS: dict[str, Reader] = {r.name: r for r in (
@@ -363,6 +398,13 @@ READERS: dict[str, Reader] = {r.name: r for r in (
     Reader("clip", ".json", _clip_bytes, _read_clip, "core.animation.files.ClipError", "json"),
     Reader("clip_project", ".likeness", _clip_project_bytes, _read_clip_project,
            "core.project.ProjectError", "zip"),
+    # batch work (core/batch): input manifests (CSV, JSONL) and an output folder's results manifest
+    Reader("batch_manifest_csv", ".csv", lambda: _batch_manifest_bytes("csv"), _read_batch_manifest,
+           "core.batch.inputs.ManifestError", "csv"),
+    Reader("batch_manifest_jsonl", ".jsonl", lambda: _batch_manifest_bytes("jsonl"), _read_batch_manifest,
+           "core.batch.inputs.ManifestError", "jsonl"),
+    Reader("batch_results", ".jsonl", _batch_results_bytes, _read_batch_results,
+           "core.batch.results.ResultsError", "jsonl"),
 )}
 
 
@@ -450,6 +492,42 @@ def _json_mutation(text: bytes, rng: np.random.Generator) -> tuple[bytes, str]:
         return json.dumps(m).replace('"__HUGE__"', "9" * 5000).encode("utf-8", "surrogatepass"), what
     except (ValueError, TypeError):
         return json.dumps(str(m)).encode(), what
+
+
+def _jsonl_mutation(data: bytes, rng: np.random.Generator) -> tuple[bytes, str]:
+    """One line of a JSON-lines file mutated as JSON (or a line dropped, doubled, cut)."""
+    lines = data.split(b"\n")
+    i = int(rng.integers(max(1, len(lines) - 1)))
+    k = int(rng.integers(4))
+    if k == 0:
+        lines[i], what = _json_mutation(lines[i], rng)
+        return b"\n".join(lines), f"jsonl-{what}"
+    if k == 1:
+        lines.insert(i, lines[i])
+        return b"\n".join(lines), "jsonl-duplicate-line"
+    if k == 2:
+        lines[i] = lines[i][:int(rng.integers(len(lines[i]) + 1))]
+        return b"\n".join(lines), "jsonl-cut-line"
+    return b"\n".join(lines[:i] + lines[i + 1:]), "jsonl-drop-line"
+
+
+def _csv_mutation(data: bytes, rng: np.random.Generator) -> tuple[bytes, str]:
+    """A CSV cell replaced by something a hand-edited manifest may hold, or the rows reshaped."""
+    lines = data.split(b"\n")
+    i = int(rng.integers(max(1, len(lines) - 1)))
+    cells = lines[i].split(b",")
+    j = int(rng.integers(len(cells)))
+    junk = [b'"', b'"unterminated', b"9" * 5000, b"nan", b"-1e309", b"1.5", b"\x00", b"\xff\xfe", b"a,b,c,d,e,f,g,h,i",
+            b"x" * 70000, b"../../etc/passwd", b"", b"true", b"\r"]
+    k = int(rng.integers(3))
+    if k == 0:
+        cells[j] = junk[int(rng.integers(len(junk)))]
+        lines[i] = b",".join(cells)
+        return b"\n".join(lines), f"csv-cell-{j}"
+    if k == 1:
+        lines.insert(i, lines[i])
+        return b"\n".join(lines), "csv-duplicate-row"
+    return b"\n".join(lines[:i] + lines[i + 1:]), "csv-drop-row"
 
 
 def _npy_mutation(data: bytes, rng: np.random.Generator) -> tuple[bytes, str]:
@@ -618,6 +696,10 @@ def mutate(reader: Reader, sample: bytes, rng: np.random.Generator) -> tuple[byt
         return (_png_dims if sample[:4] == b"\x89PNG" else _jpeg_dims)(sample, rng)
     if structured and reader.kind == "json":
         return _json_mutation(sample, rng)
+    if structured and reader.kind == "jsonl":
+        return _jsonl_mutation(sample, rng)
+    if structured and reader.kind == "csv":
+        return _csv_mutation(sample, rng)
     return _bytes_mutation(sample, rng)
 
 

@@ -57,6 +57,10 @@ class Option:
         else:
             if not isinstance(value, str):
                 raise ValueError(f"{self.name} must be text, got {_show(value)}")
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                raise ValueError(f"{self.name} holds characters that are not text") from None
             v = value.strip()
         if self.choices is not None and v not in self.choices:
             raise ValueError(f"{self.name} must be one of {', '.join(map(str, self.choices))}, got {_show(value)}")

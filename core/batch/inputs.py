@@ -130,7 +130,7 @@ def _row(path: Path, line: int, fields: dict, options: dict | None) -> dict[str,
     if not isinstance(src, str) or not src.strip():
         raise ManifestError(f"{where}: 'input' must be a file path")
     src = src.strip()
-    if len(src) > 4096 or "\x00" in src:
+    if len(src) > 4096 or "\x00" in src or not _encodable(src):
         raise ManifestError(f"{where}: 'input' is not a usable path")
     rid = fields.get("id")
     if rid is not None:
@@ -158,6 +158,14 @@ def _row(path: Path, line: int, fields: dict, options: dict | None) -> dict[str,
     p = Path(src).expanduser()
     return {"input": str(p if p.is_absolute() else (path.parent / p).resolve()), "id": rid,
             "options": opts, "line": line}
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")          # a JSON "\\ud800" escape decodes to a lone surrogate
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def item_key(command: str, input_path: str, options: dict) -> str:

@@ -63,37 +63,47 @@ def open_batch_dir(out_dir: Path, command: str) -> dict:
 
 
 def read_results(path: Path) -> tuple[dict[str, dict], int]:
-    """The newest record per item key from a results manifest, and how many lines were unusable
-    (skipped; their items simply run again). A missing file is an empty manifest."""
+    """The newest record per item key from a results manifest, and 1 when its last line was torn
+    by a crash (ignored: that item runs again). A missing file is an empty manifest; a damaged line
+    elsewhere raises ResultsError naming it (someone edited the file: we do not guess)."""
     records: dict[str, dict] = {}
-    bad = 0
     try:
         f = open(path, "rb")
     except FileNotFoundError:
         return records, 0
     except OSError as exc:
         raise ResultsError(f"cannot read {path}: {exc.strerror or exc}") from None
+    torn = 0
     with f:
-        for raw in f:
+        for n, raw in enumerate(f, 1):
+            problem = None
             if len(raw) > MAX_LINE_CHARS:
-                bad += 1
+                problem = "too long"
+            else:
+                try:
+                    rec = json.loads(raw.decode("utf-8"))
+                except (ValueError, RecursionError) as exc:
+                    problem = f"not JSON: {str(exc)[:60]}" if raw.strip() else None
+                    rec = None
+                if rec is not None and not _valid(rec):
+                    problem = "not a batch record (key, id, status, outputs)"
+            if problem is None:
+                if rec is not None:
+                    records[rec["key"]] = rec
                 continue
-            try:
-                rec = json.loads(raw.decode("utf-8"))
-            except (ValueError, RecursionError):
-                bad += int(bool(raw.strip()))
+            if not raw.endswith(b"\n"):   # only the last line can lack one: a crash mid-append
+                torn = 1
                 continue
-            if not _valid(rec):
-                bad += 1
-                continue
-            records[rec["key"]] = rec
-    return records, bad
+            raise ResultsError(f"{path} line {n} is damaged ({problem}); delete that line to run its item again")
+    return records, torn
 
 
 def _valid(rec: Any) -> bool:
     return (isinstance(rec, dict) and isinstance(rec.get("key"), str) and isinstance(rec.get("id"), str)
             and rec.get("status") in STATUSES and isinstance(rec.get("outputs", []), list)
-            and all(isinstance(o, str) for o in rec.get("outputs", [])))
+            and all(isinstance(o, str) for o in rec.get("outputs", []))
+            and (rec.get("attempt") is None or (isinstance(rec["attempt"], int)
+                                                and not isinstance(rec["attempt"], bool))))
 
 
 def is_done(rec: dict | None, out_dir: Path, retry_failed: bool) -> bool:
@@ -120,12 +130,24 @@ class ResultsLog:
         self._f = open(path, "ab")
 
     def _repair_tail(self) -> None:
-        # a line torn by a crash must not glue itself to the next record
+        # a line torn by a crash is cut off, so it never ends up glued to the next record
         try:
             with open(self.path, "rb+") as f:
-                f.seek(0, os.SEEK_END)
-                if f.tell() and (f.seek(-1, os.SEEK_END) or f.read(1) != b"\n"):
-                    f.write(b"\n")
+                end = f.seek(0, os.SEEK_END)
+                if not end:
+                    return
+                pos = end
+                while pos > 0:
+                    step = min(65536, pos)
+                    f.seek(pos - step)
+                    chunk = f.read(step)
+                    cut = chunk.rfind(b"\n")
+                    if cut >= 0:
+                        pos = pos - step + cut + 1
+                        break
+                    pos -= step
+                if pos != end:
+                    f.truncate(pos)
         except FileNotFoundError:
             pass
 

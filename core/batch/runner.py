@@ -182,11 +182,10 @@ def run_batch(adapter: BatchAdapter, items: list[Item], out_dir: Path, cfg: Conf
     t_start = time.monotonic()
     out_dir = Path(out_dir).resolve()
     open_batch_dir(out_dir, adapter.name)
-    previous, bad_lines = read_results(out_dir / MANIFEST)
+    previous, torn = read_results(out_dir / MANIFEST)
     stream = cfg.progress_stream or sys.stderr
-    if bad_lines:
-        print(f"note: {bad_lines} unreadable line(s) in {MANIFEST} were skipped; their items run again",
-              file=stream)
+    if torn:
+        print(f"note: the last line of {MANIFEST} was cut short by a crash; its item runs again", file=stream)
     todo = deque(it for it in items if not is_done(previous.get(it.key), out_dir, cfg.retry_failed))
     summary = Summary(adapter.name, len(items), len(items) - len(todo))
     pending = {it.key for it in todo}
