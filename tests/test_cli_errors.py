@@ -34,6 +34,7 @@ def _damaged_files(d: Path) -> dict[str, Path]:
          "garbage.mp4": b"\x00\x00\x00\x18ftypmp42" + junk(20000),
          "garbage.pt": junk(4000), "garbage.npz": b"PK\x03\x04" + junk(4000),
          "garbage.task": junk(4000), "garbage.psd": b"8BPS\x00\x01" + junk(3000),
+         "manifest.csv": b"input,texture_size\nphoto.jpg,1024\nother.jpg,300\n",
          "garbage.json": b'{"format": "likeness-clip", "version": 1, "fps": 25, "frames": 3' + junk(300)}
     out = {}
     for name, data in f.items():
@@ -94,6 +95,7 @@ def _cases(f: dict[str, Path], d: Path) -> dict[str, list[str]]:
         "texture damaged project": ["texture", str(f["truncated.likeness"]), "--flatten", o + ".png"],
         "texture damaged layer image": ["texture", "default", "--add-layer", str(f["garbage.jpg"]),
                                         "--flatten", o + ".png"],
+        "batch manifest with a bad option": ["batch", "fit", str(f["manifest.csv"]), "--out", o + "_batch"],
         "texture damaged PSD": ["texture", "default", "--import-psd", str(f["garbage.psd"]),
                                 "--flatten", o + ".png"],
         "track damaged video": ["track", str(f["garbage.mp4"]), "--out", o + ".json"],
@@ -103,7 +105,8 @@ def _cases(f: dict[str, Path], d: Path) -> dict[str, list[str]]:
 
 
 FILE_KEYS = ("garbage.likeness", "truncated.likeness", "badfield.likeness", "garbage.jpg",
-             "garbage.mp4", "garbage.pt", "garbage.npz", "garbage.task", "garbage.psd", "garbage.json", "noise.jpg",
+             "garbage.mp4", "garbage.pt", "garbage.npz", "garbage.task", "garbage.psd", "garbage.json", "manifest.csv",
+             "noise.jpg",
              "fer.npz", "badpts", "badphoto")
 _CASES = _cases({k: Path(k) for k in FILE_KEYS}, Path("."))   # names and commands, for collection
 

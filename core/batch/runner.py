@@ -202,6 +202,7 @@ def run_batch(adapter: BatchAdapter, items: list[Item], out_dir: Path, cfg: Conf
                "attempt": (prev.get("attempt", 1) + 1) if isinstance(prev, dict) and
                isinstance(prev.get("attempt"), int) else 1,
                "finished": now_iso(), "options": it.options,
+               **({"span": rec["span"]} if rec.get("span") else {}),
                **({"trace": rec["trace"]} if rec.get("trace") else {})}
         log.append(rec)
         summary.item_seconds += float(rec["seconds"] or 0.0)

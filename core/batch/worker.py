@@ -70,6 +70,7 @@ class Worker:
         """Process one item; never raises for the item's own problems."""
         from core.commands import is_user_error
         it = Item(**item)
+        t_start = time.time()
         t0 = time.perf_counter()
         rec = {"outputs": [], "figures": {}, "error": None}
         try:
@@ -83,6 +84,7 @@ class Worker:
             if not user:
                 rec["trace"] = traceback.format_exc(limit=-6)[-3000:]
         rec["seconds"] = round(time.perf_counter() - t0, 3)
+        rec["span"] = [round(t_start, 3), round(time.time(), 3)]   # worker clock (unix s): gaps = overhead
         rec["worker"] = self.where
         mem = rss_mb()
         rec["rss_mb"] = round(mem)
