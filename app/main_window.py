@@ -101,6 +101,14 @@ class MainWindow(QMainWindow):
         self.log_dock.raise_()
         self.timeline_panel.status_changed.connect(lambda s: log.info("Timeline: %s", s)
                                                    if s.startswith(("error", "exported", "recorded")) else None)
+        # Text to avatar (issue 25): Window > Generate; picking goes through the unsaved-changes prompt
+        from app.panels.generate_panel import GeneratePanel
+        self.generate_panel = GeneratePanel(self.avatar, self.runner)
+        self.generate_dock = self._dock("Generate", self.generate_panel, Qt.LeftDockWidgetArea)
+        self.tabifyDockWidget(self.identity_dock, self.generate_dock)
+        self.identity_dock.raise_()
+        self.generate_panel.picked.connect(self.use_generated)
+        self.generate_panel.status_changed.connect(lambda s: log.info("Generate: %s", s))
         self.resizeDocks([self.expression_dock, self.identity_dock], [380, 300], Qt.Horizontal)
         self.resizeDocks([self.log_dock], [130], Qt.Vertical)
         self._build_status_bar()
@@ -216,6 +224,10 @@ class MainWindow(QMainWindow):
         self.timeline_action.setShortcut(QKeySequence("Ctrl+Shift+T"))
         self.timeline_action.setStatusTip("Animation clips: play, scrub, key, smooth, trim, record, export")
         win.addAction(self.timeline_action)
+        self.generate_action = self.generate_dock.toggleViewAction()
+        self.generate_action.setShortcut(QKeySequence("Ctrl+Shift+G"))
+        self.generate_action.setStatusTip("Text to avatar: generate candidates from a prompt, edit by text")
+        win.addAction(self.generate_action)
 
         h = mb.addMenu("&Help")
         self._action(h, "&About Likeness", self.about)
@@ -314,6 +326,17 @@ class MainWindow(QMainWindow):
         log.info("New avatar '%s' from %s (face %d of %d, %d moved landmarks)", result.avatar.name,
                  dialog.photo.name if dialog.photo else "a photo", result.face_index + 1,
                  len(result.faces), len(result.fit.pins))
+
+    def use_generated(self, avatar: Avatar) -> bool:
+        """Replace the document by a generated avatar, after the unsaved-changes prompt."""
+        if not self.maybe_save():
+            return False
+        self.path = None
+        _take_paint(self.avatar, avatar)
+        self.avatar.replace_with(avatar)
+        self._update_title()
+        log.info("New avatar '%s' from text", avatar.name)
+        return True
 
     def _photo_closed(self, dialog: PhotoDialog) -> None:
         if self.photo_dialog is dialog:

@@ -15,6 +15,7 @@ COMMAND_MODULES = (
     "render", "export", "train_face_model", "eval_face_model",
     "fer", "eval_fer", "fit", "eval_fit", "eval_texture", "texture",
     "track", "export_clip",
+    "generate", "edit", "eval_generate",
 )
 
 

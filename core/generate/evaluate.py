@@ -1,0 +1,197 @@
+"""eval-generate: attributes MEASURED on generated meshes and textures against the held-out
+prompt suite, for the model and three baselines in the same run (random prior sample,
+nearest-neighbour retrieval of a training face by text embedding, ridge regression from the
+text embedding to the codes).
+
+Figures: requested-direction accuracy per attribute family; contrast pairs (same seed,
+opposite words): right sign and leakage (mean |z change| of the other attributes over the
+targeted one's); attribute R-precision (the right prompt among 32 by measured attributes);
+diversity (mean pairwise vertex RMS of 8 samples of one prompt, over the prior's); plausibility
+(identities inside the prior's 99th percentile); guidance 0 vs the default.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+
+from .attributes import FAMILY, INDEX, SCALARS
+from .data import settings_of, synthetic_hair_eyes
+
+SUITE = Path(__file__).resolve().parents[2] / "resources" / "generate" / "prompts_heldout.tsv"
+PRIOR_P99 = 135.81  # chi-square(100) 99th percentile: |c|^2 of the prior's N(0, I) coefficients
+
+
+@dataclass
+class Prompt:
+    text: str
+    labels: dict[str, int]
+    kind: str
+
+
+def load_suite(path: str | Path | None = None) -> list[Prompt]:
+    p = Path(path) if path else SUITE
+    if not p.exists():
+        raise FileNotFoundError(f"prompt suite {p} not found")
+    out = []
+    for n, line in enumerate(p.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
+        if not line.strip() or line.startswith("#"):
+            continue
+        parts = line.split("\t")
+        if len(parts) < 2:
+            raise ValueError(f"{p}:{n}: expected PROMPT<TAB>attr=+|-,... [<TAB>kind]")
+        labels = {}
+        for item in parts[1].split(","):
+            a, _, s = item.strip().partition("=")
+            if a not in INDEX or s not in "+-" or not s:
+                raise ValueError(f"{p}:{n}: bad label '{item}' (attributes: {', '.join(SCALARS)})")
+            labels[a] = 1 if s == "+" else -1
+        out.append(Prompt(parts[0], labels, parts[2] if len(parts) > 2 else "multi"))
+    if not out:
+        raise ValueError(f"{p} holds no prompts")
+    return out
+
+
+# a method: (prompt, seeds) -> ict (S, 100), appearance (S, K), extras list of (hair, eyes)
+Method = Callable[[str, list[int]], tuple[np.ndarray, np.ndarray, list]]
+
+
+def model_method(gen, guidance: float = 3.0, steps: int = 20) -> Method:
+    def run(prompt: str, seeds: list[int]):
+        cands = gen.generate(prompt, n=len(seeds), seed=seeds[0], guidance=guidance, steps=steps)
+        return (np.stack([c.ict for c in cands]), np.stack([c.appearance for c in cands]),
+                [(c.hair, c.eyes) for c in cands])
+    return run
+
+
+def random_method(gen) -> Method:
+    def run(prompt: str, seeds: list[int]):
+        rng = np.random.default_rng(seeds[0])
+        n = len(seeds)
+        ict = rng.standard_normal((n, 100)).astype(np.float32)
+        k = gen.net2.config["x_dim"] - len(gen.extras_mean)
+        app = rng.standard_normal((n, k)).astype(np.float32)
+        return ict, app, [synthetic_hair_eyes(rng, float(rng.uniform(-20, 60))) for _ in range(n)]
+    return run
+
+
+def _from_codes(gen, codes: np.ndarray, n: int):
+    k = gen.net2.config["x_dim"] - len(gen.extras_mean)
+    ict = np.repeat(codes[None, :100], n, 0).astype(np.float32)
+    app = np.repeat(codes[None, 100:100 + k], n, 0).astype(np.float32)
+    he = settings_of(codes[100 + k:] * gen.extras_std + gen.extras_mean)
+    return ict, app, [he] * n
+
+
+def retrieval_method(gen, encoder) -> Method:
+    emb = gen.baselines["nn_embeddings"].float().numpy()
+    codes = gen.baselines["nn_codes"].float().numpy()
+
+    def run(prompt: str, seeds: list[int]):
+        e = encoder.encode([prompt])[0]
+        return _from_codes(gen, codes[int(np.argmax(emb @ e))], len(seeds))
+    return run
+
+
+def regression_method(gen, encoder) -> Method:
+    W = gen.baselines["ridge"].float().numpy()
+
+    def run(prompt: str, seeds: list[int]):
+        e = encoder.encode([prompt])[0]
+        return _from_codes(gen, np.concatenate([e, [1.0]]) @ W, len(seeds))
+    return run
+
+
+def _measure(gen, ict, app, he) -> np.ndarray:
+    return gen.measure_z(gen.identity_of(ict), app, [h for h, _ in he], [e for _, e in he])
+
+
+def evaluate_method(gen, method: Method, suite: list[Prompt], seeds: list[int],
+                    rprec_prompts: int = 32, progress: Callable[[str], None] | None = None) -> dict:
+    """All figures of one method on the suite."""
+    z_of: dict[str, np.ndarray] = {}
+    ict_all = []
+    t0 = time.perf_counter()
+    for i, p in enumerate(suite):
+        ict, app, he = method(p.text, seeds)
+        z_of[p.text] = _measure(gen, ict, app, he)
+        ict_all.append(ict)
+        if progress and i % 20 == 0:
+            progress(f"{i}/{len(suite)} prompts")
+    seconds = time.perf_counter() - t0
+    # requested direction, per attribute and family
+    right: dict[str, list[float]] = {}
+    for p in suite:
+        z = z_of[p.text]
+        for a, s in p.labels.items():
+            right.setdefault(a, []).extend((np.sign(z[:, INDEX[a]]) == s).astype(float))
+    per_attr = {a: float(np.mean(v)) for a, v in right.items()}
+    fam: dict[str, list[float]] = {}
+    for a, v in right.items():
+        fam.setdefault(FAMILY[a], []).extend(v)
+    per_family = {f: float(np.mean(v)) for f, v in sorted(fam.items())}
+    # contrast pairs
+    hi = {p.kind.split(":")[1]: p for p in suite if p.kind.startswith("contrast-hi")}
+    lo = {p.kind.split(":")[1]: p for p in suite if p.kind.startswith("contrast-lo")}
+    signs, leaks = [], []
+    for a in sorted(set(hi) & set(lo)):
+        d = z_of[hi[a].text] - z_of[lo[a].text]            # (S, A)
+        j = INDEX[a]
+        others = [INDEX[b] for b in SCALARS if b not in hi[a].labels and b not in lo[a].labels]
+        signs.extend((d[:, j] > 0).astype(float))
+        target = np.abs(d[:, j]).mean()
+        leaks.append(float(np.abs(d[:, others]).mean() / max(target, 1e-6)))
+    # attribute R-precision: the prompt that best explains each sample's measured attributes
+    multi = [p for p in suite if len(p.labels) >= 2][:rprec_prompts]
+    if len(multi) < rprec_prompts:
+        multi = (multi + [p for p in suite if p not in multi])[:rprec_prompts]
+    hits = []
+    for s in range(len(seeds)):
+        for i, p in enumerate(multi):
+            z = z_of[p.text][s]
+            scores = [np.mean([sg * z[INDEX[a]] for a, sg in q.labels.items()]) for q in multi]
+            hits.append(float(np.argmax(scores) == i))
+    ict_all = np.concatenate(ict_all)
+    plaus = float(np.mean((ict_all.astype(np.float64) ** 2).sum(1) <= PRIOR_P99))
+    return {"direction_accuracy": per_family, "direction_accuracy_mean": float(np.mean(list(per_family.values()))),
+            "per_attribute": per_attr, "contrast_right_sign": float(np.mean(signs)) if signs else None,
+            "contrast_leakage": float(np.mean(leaks)) if leaks else None, "contrast_pairs": len(leaks),
+            "r_precision": float(np.mean(hits)), "r_precision_prompts": len(multi),
+            "within_prior_p99": plaus, "seconds": round(seconds, 1)}
+
+
+def diversity(gen, method: Method, prompts: list[str], n: int = 8) -> float:
+    """Mean pairwise vertex RMS (cm) of n samples per prompt, averaged over prompts."""
+    gp, _ = gen.probes()
+    vals = []
+    for p in prompts:
+        ict, _, _ = method(p, list(range(n)))
+        v = gp.vertices(gen.identity_of(ict).astype(np.float64))["all"]      # (n, V, 3)
+        d = [np.sqrt(((v[i] - v[j]) ** 2).sum(-1).mean()) for i in range(n) for j in range(i + 1, n)]
+        vals.append(float(np.mean(d)))
+    return float(np.mean(vals))
+
+
+def timing(gen, prompt: str, n: int, repeats: int = 3) -> dict:
+    """Seconds from prompt to candidates, and to the first shown avatar (mesh + texture)."""
+    from core.appearance import shared_model
+    model = gen.face_model
+    am = shared_model()
+    best_gen, best_show = [], []
+    for r in range(repeats):
+        t0 = time.perf_counter()
+        cands = gen.generate(prompt, n=n, seed=r)
+        t1 = time.perf_counter()
+        for c in cands[:1]:
+            mesh = model.extract_mesh(c.identity, resolution=128, max_triangles=30000)
+            model.animator(mesh, c.identity).vertices(c.expression)
+            am.decode(c.appearance)
+        t2 = time.perf_counter()
+        best_gen.append(t1 - t0)
+        best_show.append(t2 - t0)
+    return {"candidates": n, "generate_s": round(float(np.median(best_gen)), 3),
+            "prompt_to_shown_s": round(float(np.median(best_show)), 3)}

@@ -1,0 +1,256 @@
+"""Text -> avatar and edit-by-text over the shipped two-stage diffusion model.
+
+    gen = shared_generator()
+    cands = gen.generate("a long narrow nose, full lips, blue eyes", n=4, seed=1, guidance=3)
+    avatar = cands[0].to_avatar()
+    edited = gen.edit(avatar, "make the nose longer", strength=0.5)
+
+Stage 1 samples the identity (ICT coefficients) from the prompt's reading; stage 2 samples the
+appearance code, hair and iris from the reading and that identity (GenCA's geometry-then-
+texture order). Sampling is core.diffusion's DPM-Solver++(2M) with classifier-free guidance;
+the negative prompt's reading is the unguided branch (no negative: the null condition).
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from core.avatar import Avatar
+from core.diffusion import Known, cosine_schedule, sample
+from core.expressions import PRESETS, weights_from_dict
+from core.head.settings import HAIR_STYLES, EyeSettings, HairStyle
+from core.paths import MODELS_DIR
+
+from .attributes import GEOMETRY, INDEX, SCALARS, SETTINGS, TEXTURE, AttributeScale
+from .data import extras_of, settings_of
+from .model import COND_DIM, IDENTITY_DIM, encode_reading, load_net
+from .reading import Reading, read_prompt
+
+DEFAULT_PATH = MODELS_DIR / "generate.pt"
+FORMAT = "likeness-generate-v1"
+MAX_CANDIDATES = 8
+
+
+class GenerateModelError(Exception):
+    """The generation model file is missing or damaged (a sentence for the user)."""
+
+
+@dataclass
+class Candidate:
+    """One generated avatar: codes, settings, the expression its words set, and the reading."""
+    identity: np.ndarray            # (100,) face-model identity code
+    ict: np.ndarray                 # (100,) whitened (prior N(0, I)) coefficients
+    appearance: np.ndarray          # (K,) texture code
+    hair: HairStyle
+    eyes: EyeSettings
+    expression: np.ndarray          # (53,)
+    reading: Reading
+    seed: int = 0
+    meta: dict = field(default_factory=dict)
+
+    def to_avatar(self, name: str = "Generated") -> Avatar:
+        return Avatar(self.identity, self.expression, name=name, appearance=self.appearance,
+                      eyes=self.eyes, hair=self.hair)
+
+
+class TextToAvatar:
+    def __init__(self, path: str | os.PathLike | None = None, face_model=None) -> None:
+        from core.safeload import torch_load
+        p = Path(path) if path is not None else DEFAULT_PATH
+        if not p.exists():
+            raise GenerateModelError(f"the text-to-avatar model {p} is missing "
+                                     "(train it with scripts/train_generate.py)")
+        try:
+            blob = torch_load(p)
+            if not isinstance(blob, dict) or blob.get("format") != FORMAT:
+                raise ValueError("not a likeness-generate-v1 file")
+            meta = json.loads(blob["meta"])
+            self.net1 = load_net(meta["net1"], blob["net1"])
+            self.net2 = load_net(meta["net2"], blob["net2"])
+            q = blob["scale_quantiles"].double().numpy()
+            if q.shape[1] != len(SCALARS) or meta["attributes"] != list(SCALARS):
+                raise ValueError("its attributes do not match this version")
+            self.scale = AttributeScale(q)
+            self.extras_mean = blob["extras_mean"].double().numpy()
+            self.extras_std = blob["extras_std"].double().numpy()
+            self.baselines = {k: blob[k] for k in ("nn_embeddings", "nn_codes", "ridge") if k in blob}
+        except GenerateModelError:
+            raise
+        except Exception as e:
+            raise GenerateModelError(f"cannot read the text-to-avatar model {p}: {e}") from e
+        self.meta = meta
+        self.schedule = cosine_schedule(int(meta.get("schedule_steps", 1000)))
+        if face_model is None:
+            from core.facemodel.model import FaceModel
+            face_model = FaceModel.load()
+        self.face_model = face_model
+        self.W = face_model.net.id_encoder.weight.detach().double().numpy()
+        self._probes = None
+
+    # --- codes <-> model space ------------------------------------------------------------------
+    def identity_of(self, ict: np.ndarray) -> np.ndarray:
+        return (np.asarray(ict, np.float64) @ self.W.T).astype(np.float32)
+
+    def ict_of(self, identity: np.ndarray) -> np.ndarray:
+        return np.linalg.solve(self.W, np.asarray(identity, np.float64).T).T.astype(np.float32)
+
+    def _x2_of(self, appearance: np.ndarray, hair: HairStyle, eyes: EyeSettings) -> np.ndarray:
+        k = self.net2.config["x_dim"] - len(self.extras_mean)
+        a = np.zeros(k, np.float32)
+        if appearance is not None:
+            a[:min(k, len(appearance))] = np.asarray(appearance, np.float32)[:k]
+        return np.concatenate([a, (extras_of(hair, eyes) - self.extras_mean) / self.extras_std]).astype(np.float32)
+
+    def _candidate(self, ict: np.ndarray, x2: np.ndarray, reading: Reading, seed: int,
+                   expression: np.ndarray | None = None) -> Candidate:
+        k = self.net2.config["x_dim"] - len(self.extras_mean)
+        hair, eyes = settings_of(x2[k:] * self.extras_std + self.extras_mean)
+        if reading.style is not None and hair.style != reading.style:
+            hair = HairStyle(**{**hair.to_dict(), "style": reading.style})
+        if expression is None:
+            expression = (weights_from_dict(PRESETS[reading.expression]) if reading.expression
+                          else np.zeros(53, np.float32))
+        return Candidate(self.identity_of(ict), ict.astype(np.float32), x2[:k].astype(np.float32),
+                         hair, eyes, np.asarray(expression, np.float32), reading, seed)
+
+    # --- generate -------------------------------------------------------------------------------
+    def generate(self, prompt: str, n: int = 4, seed: int = 0, guidance: float = 3.0,
+                 negative: str = "", steps: int = 20,
+                 callback: Callable[[int, int], None] | None = None,
+                 reading: Reading | None = None) -> list[Candidate]:
+        """n candidates (1..8) for a prompt. callback(done, total) per sampler step; raise
+        core.diffusion.Cancelled in it to stop."""
+        n = int(n)
+        if not 1 <= n <= MAX_CANDIDATES:
+            raise ValueError(f"the number of candidates must be 1 to {MAX_CANDIDATES}, got {n}")
+        if not np.isfinite(guidance) or not 0 <= guidance <= 20:
+            raise ValueError(f"guidance must be in [0, 20], got {guidance}")
+        reading = reading or read_prompt(prompt)
+        neg = read_prompt(negative) if negative and negative.strip() else None
+        if neg is not None and neg.ungrounded:
+            reading.notices.append("negative prompt: " + neg.summary())
+        cond = torch.from_numpy(encode_reading(reading))[None]
+        negc = torch.from_numpy(encode_reading(neg))[None]
+        g = torch.Generator().manual_seed(int(seed))
+        total = 2 * steps
+
+        def cb(offset):
+            return None if callback is None else (lambda i, m, x0: callback(offset + i, total))
+        with torch.no_grad():
+            ict = sample(self.net1, self.schedule, (n, IDENTITY_DIM), cond, prediction="v",
+                         guidance=guidance, negative=negc, steps=steps, generator=g, callback=cb(0))
+            c2 = torch.cat([cond.expand(n, -1), ict], 1)
+            n2 = torch.cat([negc.expand(n, -1), ict], 1)
+            x2 = sample(self.net2, self.schedule, (n, self.net2.config["x_dim"]), c2, prediction="v",
+                        guidance=guidance, negative=n2, steps=steps, generator=g, callback=cb(steps))
+        return [self._candidate(ict[i].numpy(), x2[i].numpy(), reading, int(seed)) for i in range(n)]
+
+    # --- measure --------------------------------------------------------------------------------
+    def probes(self):
+        if self._probes is None:
+            from .attributes import GeometryProbe, TextureProbe
+            self._probes = (GeometryProbe(self.face_model), TextureProbe(self.face_model))
+        return self._probes
+
+    def measure(self, identity: np.ndarray, appearance: np.ndarray | None, hair: HairStyle,
+                eyes: EyeSettings, texture_linear: np.ndarray | None = None) -> np.ndarray:
+        """Raw attribute values (len(SCALARS),) of one avatar's parts."""
+        from core.appearance import shared_model
+        from .attributes import measure_geometry, measure_settings
+        gp, tp = self.probes()
+        geo = measure_geometry(gp, np.asarray(identity)[None])[0]
+        lin = texture_linear if texture_linear is not None else shared_model().decode_linear(appearance)
+        return np.concatenate([geo, tp.measure(lin), measure_settings(hair, eyes)])
+
+    def measure_z(self, identities: np.ndarray, appearances: np.ndarray, hairs, eyes) -> np.ndarray:
+        """(B, A) z-scores for many avatars (geometry batched)."""
+        from core.appearance import shared_model
+        from .attributes import measure_geometry, measure_settings
+        gp, tp = self.probes()
+        am = shared_model()
+        geo = measure_geometry(gp, np.asarray(identities))
+        tex = np.stack([tp.measure(am.decode_linear(a)) for a in appearances])
+        st = np.stack([measure_settings(h, e) for h, e in zip(hairs, eyes)])
+        return self.scale.z(np.concatenate([geo, tex, st], 1))
+
+    def candidate_z(self, cands: list[Candidate]) -> np.ndarray:
+        return self.measure_z(np.stack([c.identity for c in cands]), np.stack([c.appearance for c in cands]),
+                              [c.hair for c in cands], [c.eyes for c in cands])
+
+    # --- edit -----------------------------------------------------------------------------------
+    def edit(self, avatar: Avatar, text: str, strength: float = 0.5, seed: int = 0,
+             guidance: float = 3.0, steps: int = 20,
+             callback: Callable[[int, int], None] | None = None) -> Candidate:
+        """The avatar changed as the sentence says ("make the nose longer", "darker hair"),
+        everything it does not mention kept: a stage the sentence does not touch is kept
+        exactly; a touched stage restarts from the avatar's codes noised to `strength`
+        (SDEdit) and is sampled towards targets = the avatar's measured value moved by the
+        words (comparatives) or set by them."""
+        if not 0.0 <= float(strength) <= 1.0:
+            raise ValueError(f"strength must be in [0, 1], got {strength}")
+        reading = read_prompt(text)
+        if reading.empty:
+            raise ValueError(f"nothing to change: {reading.summary()}")
+        lin = None
+        if avatar.texture is not None:
+            from core.appearance.model import to_linear
+            lin = to_linear(avatar.texture)
+        z_now = self.scale.z(self.measure(avatar.identity, avatar.appearance, avatar.hair, avatar.eyes, lin)[None])[0]
+        targets = dict(reading.targets)
+        for attr, delta in reading.relative.items():
+            targets[attr] = float(np.clip(z_now[INDEX[attr]] + delta, -3, 3))
+        edited = Reading(text, targets=targets, style=reading.style, expression=reading.expression,
+                         used=reading.used, ungrounded=reading.ungrounded, notices=reading.notices)
+        cond = torch.from_numpy(encode_reading(edited))[None]
+        null = torch.zeros(1, COND_DIM)
+        touch1 = any(a in GEOMETRY for a in targets)
+        touch2 = any(a in TEXTURE + SETTINGS for a in targets) or reading.style is not None or touch1
+        ict0 = torch.from_numpy(self.ict_of(avatar.identity))[None]
+        x20 = torch.from_numpy(self._x2_of(avatar.appearance, avatar.hair, avatar.eyes))[None]
+        g = torch.Generator().manual_seed(int(seed))
+        with torch.no_grad():
+            ict = ict0
+            if touch1:
+                ict = sample(self.net1, self.schedule, ict0.shape, cond, prediction="v", guidance=guidance,
+                             negative=null, steps=steps, generator=g, init=ict0, strength=strength)
+            x2 = x20
+            if any(a in TEXTURE + SETTINGS for a in targets) or reading.style is not None:
+                # appearance/hair/iris dimensions the sentence does not touch stay known
+                mask = torch.zeros(x20.shape[1], dtype=torch.bool)
+                k = x20.shape[1] - len(self.extras_mean)
+                if not any(a in TEXTURE for a in targets):
+                    mask[:k] = True
+                if not any(a in SETTINGS[:4] for a in targets) and reading.style is None:
+                    mask[k:k + 12] = True
+                if not any(a in SETTINGS[4:] for a in targets):
+                    mask[k + 12:] = True
+                c2 = torch.cat([cond, ict], 1)
+                x2 = sample(self.net2, self.schedule, x20.shape, c2, prediction="v", guidance=guidance,
+                            negative=torch.cat([null, ict], 1), steps=steps, generator=g, init=x20,
+                            strength=strength, known=Known(x20, mask))
+        cand = self._candidate(ict[0].numpy(), x2[0].numpy(), edited, int(seed), expression=(
+            weights_from_dict(PRESETS[reading.expression]) if reading.expression else avatar.expression))
+        if not touch2 and avatar.appearance is None:
+            cand.appearance = None  # keep "the mean appearance" as it was
+        cand.meta["z_before"] = z_now
+        if not (any(a in SETTINGS[:4] for a in targets) or reading.style is not None):
+            cand.hair = avatar.hair
+        if not any(a in SETTINGS[4:] for a in targets):
+            cand.eyes = avatar.eyes
+        return cand
+
+
+_SHARED: TextToAvatar | None = None
+
+
+def shared_generator() -> TextToAvatar:
+    global _SHARED
+    if _SHARED is None:
+        _SHARED = TextToAvatar()
+    return _SHARED

@@ -1,0 +1,52 @@
+"""Headless previews of avatars: one render, or a labelled contact sheet of candidates."""
+from __future__ import annotations
+
+import numpy as np
+
+
+def render_avatar(avatar, size: int = 256, yaw: float = 20.0, pitch: float = 5.0,
+                  resolution: int = 96) -> np.ndarray:
+    """(size, size, 3) uint8 textured render with eyes, mouth and hair (own EGL context per thread)."""
+    from core.head.hair import pose_hair
+    from core.render import OrbitCamera, Renderer, headless_context, lighting_preset
+    from core.render.scene import load_scene
+
+    scene = load_scene(avatar, resolution=resolution, max_triangles=30000)
+    r = Renderer(headless_context(), samples=4)
+    try:
+        r.set_mesh(scene.vertices, scene.faces, scene.uvs)
+        if scene.texture is not None:
+            r.set_texture(np.asarray(scene.texture, np.uint8))
+        head = scene.head()
+        if head is not None:
+            verts, carves = head.pose(scene.expression)
+            r.set_parts("head", head.parts)
+            r.update_parts("head", verts)
+            r.set_carves(carves)
+        hair = scene.hair()
+        if hair is not None and not hair.empty:
+            r.set_hair(hair)
+            r.update_hair(*pose_hair(hair, scene.expression))
+        cam = OrbitCamera(yaw=yaw, pitch=pitch).frame(*r.bounds("mesh"), margin=0.9)
+        img = r.render_image(size, size, cam, mode="mesh", view="textured",
+                             background=(0.16, 0.17, 0.19), lighting=lighting_preset("studio"))
+    finally:
+        r.release()
+    return np.ascontiguousarray(img[..., :3])
+
+
+def contact_sheet(images: list[np.ndarray], labels: list[str] | None = None, columns: int = 4) -> np.ndarray:
+    """Images side by side in rows, each with a small caption strip."""
+    import cv2
+    h, w = images[0].shape[:2]
+    cols = min(columns, len(images))
+    rows = (len(images) + cols - 1) // cols
+    strip = 22
+    sheet = np.full((rows * (h + strip), cols * w, 3), 30, np.uint8)
+    for i, im in enumerate(images):
+        y, x = (i // cols) * (h + strip), (i % cols) * w
+        sheet[y:y + h, x:x + w] = im
+        if labels:
+            cv2.putText(sheet, labels[i][:40], (x + 4, y + h + 15), cv2.FONT_HERSHEY_SIMPLEX, 0.42,
+                        (230, 230, 230), 1, cv2.LINE_AA)
+    return sheet
