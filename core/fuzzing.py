@@ -346,6 +346,42 @@ def _read_recovery(p: Path):
     return load_recovery(p).composite()
 
 
+def _generate_model_bytes() -> bytes:
+    """A small text-to-avatar model file (same format and loader as resources/models/generate.pt)."""
+    import torch
+
+    from core.generate.attributes import SCALARS
+    from core.generate.model import COND_DIM, IDENTITY_DIM, Denoiser, state_half
+
+    torch.manual_seed(0)
+    n1, n2 = Denoiser(IDENTITY_DIM, COND_DIM, 8, 1, 50), Denoiser(20, COND_DIM + IDENTITY_DIM, 8, 1, 50)
+    blob = {"format": "likeness-generate-v1", "net1": state_half(n1), "net2": state_half(n2),
+            "scale_quantiles": torch.sort(torch.randn(9, len(SCALARS)), 0).values,
+            "extras_mean": torch.zeros(15), "extras_std": torch.ones(15),
+            "meta": json.dumps({"net1": n1.config, "net2": n2.config, "attributes": list(SCALARS),
+                                "schedule_steps": 50}),
+            "ridge": torch.zeros(385, 67)}
+    buf = io.BytesIO()
+    torch.save(blob, buf)
+    return buf.getvalue()
+
+
+def _read_generate_model(p: Path):
+    from core.generate.generator import load_model_file
+    return load_model_file(p)
+
+
+def _prompt_suite_bytes() -> list[bytes]:
+    from core.generate.evaluate import SUITE
+    lines = SUITE.read_bytes().splitlines(keepends=True)
+    return [b"".join(lines[:12]), b"".join(lines[:1] + lines[-6:])]
+
+
+def _read_prompt_suite(p: Path):
+    from core.generate.evaluate import load_suite
+    return load_suite(p)
+
+
 def _shipped(name: str) -> Callable[[], list[bytes]]:
     """A shipped resource file as the sample (our own derived data, in the repository)."""
     from core.paths import MODELS_DIR
@@ -405,6 +441,10 @@ READERS: dict[str, Reader] = {r.name: r for r in (
            "core.batch.inputs.ManifestError", "jsonl"),
     Reader("batch_results", ".jsonl", _batch_results_bytes, _read_batch_results,
            "core.batch.results.ResultsError", "jsonl"),
+    # text to avatar (core/generate): the model file and an eval-generate prompt suite
+    Reader("generate_model", ".pt", lambda: [_generate_model_bytes()], _read_generate_model,
+           "core.generate.generator.GenerateModelError", "zip"),
+    Reader("prompt_suite", ".tsv", _prompt_suite_bytes, _read_prompt_suite, "builtins.ValueError", "text"),
 )}
 
 

@@ -59,33 +59,57 @@ class Candidate:
                       eyes=self.eyes, hair=self.hair)
 
 
+def load_model_file(path: str | os.PathLike | None = None) -> dict:
+    """Read and check a generation model file (torch.load with weights_only after the zip
+    size check); GenerateModelError with a sentence for anything missing or damaged."""
+    from core.safeload import torch_load
+    p = Path(path) if path is not None else DEFAULT_PATH
+    if not p.exists():
+        raise GenerateModelError(f"the text-to-avatar model {p} is missing "
+                                 "(train it with scripts/train_generate.py)")
+    try:
+        blob = torch_load(p)
+        if not isinstance(blob, dict) or blob.get("format") != FORMAT:
+            raise ValueError(f"not a {FORMAT} file")
+        meta = json.loads(blob["meta"])
+        if not isinstance(meta, dict) or meta.get("attributes") != list(SCALARS):
+            raise ValueError("its attributes do not match this version of Likeness")
+        net1 = load_net(meta["net1"], blob["net1"])
+        net2 = load_net(meta["net2"], blob["net2"])
+        if net1.config["x_dim"] != IDENTITY_DIM or net1.config["cond_dim"] != COND_DIM \
+                or net2.config["cond_dim"] != COND_DIM + IDENTITY_DIM:
+            raise ValueError("its networks have the wrong sizes")
+        q = blob["scale_quantiles"].double().numpy()
+        if q.ndim != 2 or q.shape[1] != len(SCALARS) or q.shape[0] < 2 or not np.isfinite(q).all():
+            raise ValueError("its attribute scale is damaged")
+        em = blob["extras_mean"].double().numpy()
+        es = blob["extras_std"].double().numpy()
+        if em.shape != es.shape or em.shape[0] >= net2.config["x_dim"] or not (es > 0).all():
+            raise ValueError("its hair/iris normalisation is damaged")
+        steps = meta.get("schedule_steps", 1000)
+        if not isinstance(steps, int) or not 2 <= steps <= 100_000:
+            raise ValueError("its schedule length is damaged")
+        base = {k: blob[k] for k in ("nn_embeddings", "nn_codes", "ridge") if k in blob}
+        for k, v in base.items():
+            if not isinstance(v, torch.Tensor) or v.ndim != 2:
+                raise ValueError(f"its baseline data {k} is damaged")
+    except GenerateModelError:
+        raise
+    except Exception as e:
+        raise GenerateModelError(f"cannot read the text-to-avatar model {p}: {e}") from e
+    return {"net1": net1, "net2": net2, "scale": AttributeScale(np.sort(q, 0)), "extras_mean": em,
+            "extras_std": es, "baselines": base, "meta": meta}
+
+
 class TextToAvatar:
     def __init__(self, path: str | os.PathLike | None = None, face_model=None) -> None:
-        from core.safeload import torch_load
-        p = Path(path) if path is not None else DEFAULT_PATH
-        if not p.exists():
-            raise GenerateModelError(f"the text-to-avatar model {p} is missing "
-                                     "(train it with scripts/train_generate.py)")
-        try:
-            blob = torch_load(p)
-            if not isinstance(blob, dict) or blob.get("format") != FORMAT:
-                raise ValueError("not a likeness-generate-v1 file")
-            meta = json.loads(blob["meta"])
-            self.net1 = load_net(meta["net1"], blob["net1"])
-            self.net2 = load_net(meta["net2"], blob["net2"])
-            q = blob["scale_quantiles"].double().numpy()
-            if q.shape[1] != len(SCALARS) or meta["attributes"] != list(SCALARS):
-                raise ValueError("its attributes do not match this version")
-            self.scale = AttributeScale(q)
-            self.extras_mean = blob["extras_mean"].double().numpy()
-            self.extras_std = blob["extras_std"].double().numpy()
-            self.baselines = {k: blob[k] for k in ("nn_embeddings", "nn_codes", "ridge") if k in blob}
-        except GenerateModelError:
-            raise
-        except Exception as e:
-            raise GenerateModelError(f"cannot read the text-to-avatar model {p}: {e}") from e
+        f = load_model_file(path)
+        self.net1, self.net2, self.scale = f["net1"], f["net2"], f["scale"]
+        self.extras_mean, self.extras_std = f["extras_mean"], f["extras_std"]
+        self.baselines = f["baselines"]
+        meta = f["meta"]
         self.meta = meta
-        self.schedule = cosine_schedule(int(meta.get("schedule_steps", 1000)))
+        self.schedule = cosine_schedule(int(meta.get("schedule_steps", 1000)))  # checked on load
         if face_model is None:
             from core.facemodel.model import FaceModel
             face_model = FaceModel.load()

@@ -110,7 +110,13 @@ def state_half(net: nn.Module) -> dict[str, torch.Tensor]:
 
 
 def load_net(config: dict, state: dict[str, torch.Tensor]) -> Denoiser:
-    net = Denoiser(**{k: int(v) for k, v in config.items()})
+    """A Denoiser from a config dict and its (float16) state; ValueError on a bad config."""
+    keys = {"x_dim", "cond_dim", "width", "depth", "steps"}
+    if not isinstance(config, dict) or set(config) != keys or not all(
+            isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 100_000 for v in config.values()) \
+            or config["width"] > 4096 or config["depth"] > 64 or config["x_dim"] > 4096 or config["cond_dim"] > 4096:
+        raise ValueError(f"bad network configuration {config!r}"[:200])
+    net = Denoiser(**config)
     net.load_state_dict({k: v.float() for k, v in state.items()})
     net.eval()
     return net
