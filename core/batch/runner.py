@@ -252,7 +252,6 @@ def _raise_interrupt(signum, frame):
 def _run_on_ray(adapter, todo: deque, out_dir: Path, cfg: Config, summary: Summary, progress: Progress,
                 record, t_start: float) -> None:
     import ray
-    from ray.exceptions import RayActorError, RayTaskError
 
     from .worker import Worker
 
@@ -276,8 +275,21 @@ def _run_on_ray(adapter, todo: deque, out_dir: Path, cfg: Config, summary: Summa
     print(f"{adapter.name}: {n_todo} item(s) to run on {where}: {workers} worker(s) x {threads} thread(s), "
           f"{cpw:g} CPU and {memory:.0f} MB each", file=progress.stream)
     slots = [start_slot() for _ in range(workers)]
+    clock = {"first_ready": None}
+    try:
+        _schedule(ray, adapter, todo, out_dir, cfg, summary, progress, record, t_start, slots, start_slot,
+                  cpw, memory, clock)
+    finally:   # also when interrupted: the rate covers the time the workers were working
+        if clock["first_ready"] is not None:
+            summary.processing_s = time.monotonic() - clock["first_ready"]
+
+
+def _schedule(ray, adapter, todo: deque, out_dir: Path, cfg: Config, summary: Summary, progress: Progress,
+              record, t_start: float, slots: list, start_slot, cpw: float, memory: float, clock: dict) -> None:
+    from ray.exceptions import RayActorError, RayTaskError
+
     inflight: dict[Any, tuple[_Slot, Item]] = {}
-    max_restarts = 2 * workers + 8
+    max_restarts = 2 * len(slots) + 8
     first_ready = None
     warned_wait = False
     t_last = time.monotonic()
@@ -320,7 +332,7 @@ def _run_on_ray(adapter, todo: deque, out_dir: Path, cfg: Config, summary: Summa
                                      f"({info.get('worker')}): {info.get('error')}")
                 setup_slot.ready = True
                 if first_ready is None:
-                    first_ready = now
+                    first_ready = clock["first_ready"] = now
                     summary.startup_s = now - t_start
                     progress.start_clock()
                 continue
@@ -370,7 +382,6 @@ def _run_on_ray(adapter, todo: deque, out_dir: Path, cfg: Config, summary: Summa
         if now - t_last > 0.5:
             progress.draw()
             t_last = now
-    summary.processing_s = time.monotonic() - (first_ready or time.monotonic())
 
 
 def _short(exc: BaseException) -> str:
