@@ -1,0 +1,218 @@
+"""The documented listener behaviour model (../shared/notes/listener.md): when and how a
+listener responds to a speaker, from published facts, applied to real speaker recordings.
+
+- Backchannel cues (Ward & Tsukahara 2000): a region of pitch below the speaker's 26th
+  percentile lasting >= 110 ms, after >= 700 ms of speech, with no backchannel in the previous
+  800 ms; the response (a nod) starts about 700 ms after the cue starts. Truong et al. 2010:
+  pauses preceded by a rising or falling pitch are cues too.
+- Nods are the listener's backchannel (Poppe et al. 2011), a head pitch pulse of ~0.5 s,
+  sometimes doubled; listeners also make small fast nods (2.6-6.5 Hz, Hale et al. 2020).
+- Blinks: ~17/min at rest, ~26/min in conversation (Bentivoglio 1997), >= 0.3 s apart.
+- Head-motion mimicry at 0.2-1.1 Hz with ~600 ms lag (Hale et al. 2020).
+- Smile mimicry starts 300-400 ms after the speaker's smile (Dimberg & Thunberg 1998).
+
+`respond()` gives the response motion (offsets) for a speaker; `behaviour_listener()` adds it
+to a procedural idle face: the "behaviour model alone" baseline. Training pairs add the same
+responses to real tracked listening motion instead (core.listener.data).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from core.expressions import INDEX, NUM_EXPRESSIONS
+
+from .features import FPS, AudioFeatures
+
+MOTION_DIM = NUM_EXPRESSIONS + 3        # 53 weights + yaw, pitch, roll (degrees)
+YAW, PITCH, ROLL = NUM_EXPRESSIONS, NUM_EXPRESSIONS + 1, NUM_EXPRESSIONS + 2
+ATTITUDES = ("attentive", "amused", "sceptical", "bored")
+
+
+@dataclass(frozen=True)
+class Style:
+    """How strongly a listener responds (one per attitude; blends are weighted averages)."""
+    nod_prob: float = 0.8        # share of cues answered with a nod
+    nod_deg: float = 6.0         # nod depth (head pitch, degrees; + = chin down)
+    double_nod: float = 0.3      # share of nods that are doubled
+    blink_per_min: float = 26.0
+    smile_mimic: float = 0.5     # gain on the speaker's smile, 350 ms later
+    smile_base: float = 0.05
+    head_mimic: float = 0.3      # gain on the speaker's 0.2-1.1 Hz head motion, 600 ms later
+    brow_down: float = 0.0
+    brow_up: float = 0.1         # raised inner brows (interest)
+    roll_deg: float = 0.0        # head tilt
+    gaze_away: float = 0.0       # share of time looking away
+    sway: float = 1.0            # idle head sway scale
+
+
+STYLES = {
+    "attentive": Style(),
+    "amused": Style(nod_prob=0.7, smile_mimic=0.9, smile_base=0.35, brow_up=0.15, blink_per_min=24),
+    "sceptical": Style(nod_prob=0.25, nod_deg=3.5, double_nod=0.05, smile_mimic=0.1, smile_base=0.0,
+                       brow_down=0.35, brow_up=0.0, roll_deg=6.0, head_mimic=0.15, blink_per_min=20),
+    "bored": Style(nod_prob=0.15, nod_deg=3.0, double_nod=0.0, smile_mimic=0.05, smile_base=0.0,
+                   brow_up=0.0, head_mimic=0.05, gaze_away=0.35, sway=0.5, blink_per_min=17),
+}
+
+
+def blend_style(weights: np.ndarray) -> Style:
+    """The weighted average of the four attitude styles (weights sum to 1)."""
+    w = np.asarray(weights, np.float64).reshape(len(ATTITUDES))
+    w = w / max(w.sum(), 1e-9)
+    fields = Style.__dataclass_fields__
+    return Style(**{f: float(sum(wi * getattr(STYLES[a], f) for wi, a in zip(w, ATTITUDES))) for f in fields})
+
+
+def backchannel_cues(feat: AudioFeatures, fps: float = FPS) -> np.ndarray:
+    """Frames where a backchannel cue starts (Ward & Tsukahara's rule, plus pauses after a pitch
+    rise or fall as in Truong et al.)."""
+    low = feat.low_pitch()
+    speech = feat.vad
+    n = feat.frames
+    min_low, min_speech, refractory = int(round(0.11 * fps)), int(round(0.7 * fps)), int(round(0.8 * fps))
+    cues: list[int] = []
+    run_speech = 0
+    low_run = 0
+    last = -10 ** 9
+    v = feat.voiced & feat.vad
+    lf0 = np.where(v, np.log2(np.maximum(feat.f0, 1.0)), np.nan)
+    for i in range(n):
+        run_speech = run_speech + 1 if speech[i] else max(0, run_speech - 1) if i and speech[i - 1] else 0
+        low_run = low_run + 1 if low[i] else 0
+        start = i - low_run + 1
+        if low_run == min_low and start - last > refractory and run_speech >= min_speech:
+            cues.append(start)
+            last = start
+            continue
+        # a pause (>= 200 ms without speech) after >= 700 ms of speech ending in a pitch movement
+        if i >= 5 and not speech[i] and all(not speech[j] for j in range(i - 4, i + 1)) and speech[i - 5]:
+            seg = lf0[max(0, i - 5 - 8):i - 4]
+            seg = seg[np.isfinite(seg)]
+            spoken = speech[max(0, i - 5 - min_speech):i - 4].mean() > 0.8
+            if spoken and len(seg) >= 4 and abs(seg[-1] - seg[0]) > 0.15 and i - 5 - last > refractory:
+                cues.append(i - 5)
+                last = i - 5
+    return np.array(cues, int)
+
+
+def _pulse(length: int) -> np.ndarray:
+    """Smooth 0 -> 1 -> 0 bump of `length` frames."""
+    x = np.linspace(0, np.pi, max(length, 2))
+    return np.sin(x) ** 2
+
+
+def _lag(x: np.ndarray, frames: int) -> np.ndarray:
+    if frames <= 0:
+        return x.copy()
+    return np.concatenate([np.repeat(x[:1], frames, 0), x[:-frames]], 0)
+
+
+def _bandpass(x: np.ndarray, fps: float, lo: float = 0.2, hi: float = 1.1) -> np.ndarray:
+    """FFT band-pass along axis 0 (the 0.2-1.1 Hz band where partners mimic head motion)."""
+    n = len(x)
+    if n < 4:
+        return np.zeros_like(x)
+    f = np.fft.rfftfreq(n, 1.0 / fps)
+    spec = np.fft.rfft(x - x.mean(0), axis=0)
+    spec[(f < lo) | (f > hi)] = 0
+    return np.fft.irfft(spec, n, axis=0).astype(np.float32)
+
+
+def respond(feat: AudioFeatures, speaker_motion: np.ndarray | None, style: Style,
+            rng: np.random.Generator, fps: float = FPS) -> tuple[np.ndarray, dict]:
+    """(N, MOTION_DIM) offsets a listener adds in response to the speaker, and the events
+    (cue frames, nod frames) for evaluation and tests."""
+    n = feat.frames
+    out = np.zeros((n, MOTION_DIM), np.float32)
+    cues = backchannel_cues(feat, fps)
+    nods = []
+    for c in cues:
+        if rng.random() > style.nod_prob:
+            continue
+        start = c + int(round(rng.normal(0.7, 0.12) * fps))
+        length = int(round(rng.uniform(0.4, 0.6) * fps))
+        depth = style.nod_deg * rng.uniform(0.7, 1.3)
+        shape = _pulse(length) * depth
+        if rng.random() < style.double_nod:
+            shape = np.concatenate([shape, _pulse(length) * depth * 0.7])
+        a, b = max(start, 0), min(start + len(shape), n)
+        if b > a:
+            out[a:b, PITCH] += shape[a - start:b - start]
+            nods.append(a)
+    if speaker_motion is not None and len(speaker_motion) == n:
+        sm = np.asarray(speaker_motion, np.float32)
+        smile = 0.5 * (sm[:, INDEX["mouthSmile_L"]] + sm[:, INDEX["mouthSmile_R"]])
+        mim = _lag(smile, int(round(0.35 * fps))) * style.smile_mimic
+        for k in ("mouthSmile_L", "mouthSmile_R"):
+            out[:, INDEX[k]] += mim
+        out[:, YAW:ROLL + 1] += _lag(_bandpass(sm[:, YAW:ROLL + 1], fps), int(round(0.6 * fps))) * style.head_mimic
+    for k in ("mouthSmile_L", "mouthSmile_R"):
+        out[:, INDEX[k]] += style.smile_base
+    for k in ("browDown_L", "browDown_R"):
+        out[:, INDEX[k]] += style.brow_down
+    for k in ("browInnerUp_L", "browInnerUp_R"):
+        out[:, INDEX[k]] += style.brow_up
+    out[:, ROLL] += style.roll_deg
+    return out, {"cues": cues, "nods": np.array(nods, int)}
+
+
+def blink_track(n: int, per_min: float, rng: np.random.Generator, fps: float = FPS) -> np.ndarray:
+    """eyeBlink values (N,) with blinks at `per_min` (Poisson, >= 0.3 s apart, ~0.25 s each)."""
+    out = np.zeros(n, np.float32)
+    t = rng.exponential(60.0 / max(per_min, 1e-3))
+    while t * fps < n:
+        start = int(t * fps)
+        shape = _pulse(int(round(rng.uniform(0.2, 0.3) * fps)) + 1)
+        b = min(start + len(shape), n)
+        out[start:b] = np.maximum(out[start:b], shape[:b - start])
+        t += 0.3 + rng.exponential(max(60.0 / max(per_min, 1e-3) - 0.3, 0.05))
+    return out
+
+
+def idle_motion(n: int, style: Style, rng: np.random.Generator, fps: float = FPS) -> np.ndarray:
+    """A procedural idle face: neutral weights, slow head sway (smoothed noise), blinks, gaze
+    shifts; what a listener does with no speaker."""
+    out = np.zeros((n, MOTION_DIM), np.float32)
+    k = int(fps * 1.5)
+    kernel = np.hanning(2 * k + 1)
+    kernel /= kernel.sum()
+    for c, amp in ((YAW, 2.5), (PITCH, 1.5), (ROLL, 1.0)):
+        noise = rng.normal(0, 1, n + 2 * k)
+        sway = np.convolve(noise, kernel, mode="valid")[:n]
+        out[:, c] = sway / (sway.std() + 1e-6) * amp * style.sway
+    blink = blink_track(n, style.blink_per_min, rng, fps)
+    out[:, INDEX["eyeBlink_L"]] = out[:, INDEX["eyeBlink_R"]] = blink
+    if style.gaze_away > 0:
+        away = np.zeros(n, np.float32)
+        t = 0
+        while t < n:
+            dur = int(rng.uniform(1.0, 3.0) * fps)
+            if rng.random() < style.gaze_away:
+                away[t:t + dur] = 1
+            t += dur
+        away = np.convolve(away, np.ones(5) / 5, mode="same")
+        side = "eyeLookOut_L" if rng.random() < 0.5 else "eyeLookOut_R"
+        other = "eyeLookIn_R" if side.endswith("L") else "eyeLookIn_L"
+        out[:, INDEX[side]] = out[:, INDEX[other]] = 0.5 * away
+    return out
+
+
+def behaviour_listener(feat: AudioFeatures, speaker_motion: np.ndarray | None, style: Style,
+                       rng: np.random.Generator, base: np.ndarray | None = None, fps: float = FPS
+                       ) -> tuple[np.ndarray, dict]:
+    """The behaviour model alone: `base` (default: a neutral face, `idle_motion`) plus the
+    responses, weights clipped to [0, 1]."""
+    n = feat.frames
+    if base is None:
+        base = idle_motion(n, style, rng, fps)
+    resp, events = respond(feat, speaker_motion, style, rng, fps)
+    return clip_motion(base + resp), events
+
+
+def clip_motion(m: np.ndarray) -> np.ndarray:
+    m = np.asarray(m, np.float32).copy()
+    m[:, :NUM_EXPRESSIONS] = np.clip(m[:, :NUM_EXPRESSIONS], 0, 1)
+    m[:, YAW:] = np.clip(m[:, YAW:], -60, 60)
+    return m

@@ -1,0 +1,136 @@
+"""Training and evaluation data for the listener, built from real recordings in ../shared/media.
+
+There is no paired speaker + listener recording here (see the model card). Pairs are composed:
+- speaker streams: real speaker videos tracked into motion (core.animation.track) with their
+  audio features (core.listener.features), and speech audio files alone;
+- listener motion: real listening motion tracked from conversation_a.mp4 (one side of a real
+  conversation) where the man is not talking (low jaw activity), plus the behaviour model's
+  responses (core.listener.behaviour) to the speaker at hand: nods after cues, smile and head
+  mimicry, attitude offsets.
+Held out from training: speaker_e, speaker_g and speech_d.wav as speakers, and the last 30 % of
+conversation_a as the real listening motion they are compared with.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from core.expressions import INDEX, NUM_EXPRESSIONS
+
+from .behaviour import MOTION_DIM, YAW
+from .features import FPS, AudioFeatures, audio_features
+
+TRAIN_SPEAKERS = ("speaker_a.mp4", "speaker_b.mp4", "speaker_d.mp4", "speaker_f.mp4", "speech_b.wav",
+                  "speech_c.wav")
+TEST_SPEAKERS = ("speaker_e.mp4", "speaker_g.mp4", "speech_d.wav")
+LISTENING_VIDEO = "conversation_a.mp4"
+HELD_OUT_SHARE = 0.3
+SPEAKER_DIM = 30 + MOTION_DIM + 1        # audio features, speaker motion, has-video flag
+
+
+@dataclass
+class Speaker:
+    name: str
+    feat: AudioFeatures
+    motion: np.ndarray | None      # (N, MOTION_DIM) at FPS, or None (audio only)
+    audio: np.ndarray              # 16 kHz samples
+
+    @property
+    def frames(self) -> int:
+        return self.feat.frames
+
+
+def clip_motion_matrix(clip) -> np.ndarray:
+    """(N, 56) = 53 weights (eyeLook* from gaze) + yaw, pitch, roll of a clip at FPS."""
+    c = clip if abs(clip.fps - FPS) < 1e-6 else clip.resampled(FPS)
+    ev = c.evaluated()
+    return np.concatenate([ev[:, :NUM_EXPRESSIONS], ev[:, NUM_EXPRESSIONS:NUM_EXPRESSIONS + 3]], 1).astype(np.float32)
+
+
+def motion_to_clip(motion: np.ndarray, name: str = "Listener", fps: float = FPS, audio=None, **kw):
+    from core.animation import Clip
+    m = np.asarray(motion, np.float32)
+    return Clip.from_streams(m[:, :NUM_EXPRESSIONS], m[:, YAW:YAW + 3], fps=fps, name=name, audio=audio, **kw)
+
+
+def speaker_condition(sp: Speaker, motion_mean: np.ndarray, motion_std: np.ndarray,
+                      use_video: bool = True) -> np.ndarray:
+    """(N, SPEAKER_DIM) per-frame condition: audio features, normalised speaker motion (zeros and
+    flag 0 without video)."""
+    a = sp.feat.matrix()
+    n = len(a)
+    if use_video and sp.motion is not None:
+        m = (sp.motion[:n] - motion_mean) / motion_std
+        flag = np.ones((n, 1), np.float32)
+    else:
+        m = np.zeros((n, MOTION_DIM), np.float32)
+        flag = np.zeros((n, 1), np.float32)
+    return np.concatenate([a, np.clip(m, -6, 6), flag], 1).astype(np.float32)
+
+
+def load_speaker(path: str | Path, tracked_dir: Path | None = None, clip=None) -> Speaker:
+    """A speaker from a video (tracked, cached in tracked_dir as NAME.json when given) or an
+    audio file. Audio and video of different lengths: the motion is cut or held to the audio."""
+    from core.animation.audio import read_audio
+    from core.animation.files import load_clip
+
+    path = Path(path)
+    audio = read_audio(path, rate=16000)
+    n = int(np.ceil(len(audio.samples) / (16000 / FPS)))
+    motion = None
+    if clip is None and path.suffix.lower() in (".mp4", ".mov", ".avi", ".mkv", ".webm"):
+        cached = tracked_dir / f"{path.stem}.json" if tracked_dir else None
+        if cached is not None and cached.exists():
+            clip = load_clip(cached)
+        else:
+            from core.animation.track import NoFaceError, track_video
+            try:
+                clip, _ = track_video(path, with_audio=False)
+            except NoFaceError:
+                clip = None
+    return make_speaker(path.stem, audio.samples, clip)
+
+
+def make_speaker(name: str, samples: np.ndarray, clip=None, frames: int | None = None) -> Speaker:
+    """A speaker from 16 kHz audio and an optional tracked clip; the motion is cut or held to
+    the audio's length (or `frames`)."""
+    n = int(np.ceil(len(samples) / (16000 / FPS))) if frames is None else int(frames)
+    n = max(n, 1)
+    motion = None if clip is None else fit_length(clip_motion_matrix(clip), n)
+    return Speaker(name, audio_features(samples, n), motion, np.asarray(samples, np.float32))
+
+
+def fit_length(m: np.ndarray, n: int) -> np.ndarray:
+    """Cut, or hold the last frame, to n frames."""
+    if len(m) >= n:
+        return m[:n]
+    return np.concatenate([m, np.repeat(m[-1:], n - len(m), 0)], 0)
+
+
+def listening_runs(tracked_dir: Path, part: str) -> list[np.ndarray]:
+    """The contiguous listening runs (>= 2 s) of a part ("train": the first 70 %, "test": the
+    rest) of conversation_a: frames where the man is not talking (jaw activity over +-1 s below
+    0.04, talking spans widened by 0.5 s)."""
+    from core.animation.files import load_clip
+
+    clip = load_clip(tracked_dir / f"{Path(LISTENING_VIDEO).stem}.json")
+    m = clip_motion_matrix(clip)
+    jaw = m[:, INDEX["jawOpen"]]
+    k = int(FPS)
+    act = np.array([jaw[max(0, i - k):i + k].std() for i in range(len(jaw))])
+    widen = int(0.5 * FPS)
+    talking = np.convolve((act > 0.04).astype(float), np.ones(2 * widen + 1), mode="same") > 0
+    cut = int(len(m) * (1 - HELD_OUT_SHARE))
+    lo, hi = (0, cut) if part == "train" else (cut, len(m))
+    runs, start = [], None
+    for i in range(lo, hi + 1):
+        listening = i < hi and not talking[i]
+        if listening and start is None:
+            start = i
+        elif not listening and start is not None:
+            if i - start >= 2 * FPS:
+                runs.append(m[start:i])
+            start = None
+    return runs

@@ -1,0 +1,236 @@
+"""Listener motion from the trained DiT (resources/models/listener.pt).
+
+Offline (`Listener.generate`): the input is cut into windows of W frames, all generated in
+batches with few-step DDIM (core.diffusion.sample, v-prediction); then the transition-refinement
+pass re-generates the frames around each join with the join's neighbourhood on both sides known
+(core.diffusion.Known inpainting, started from the first pass noised to `refine_strength`), the
+role DiTaiListener-Edit plays. Batches of segments keep memory bounded for long inputs, with
+progress and cancel between batches.
+
+Live (`LiveListener`): per 40 ms audio chunk one new frame, generated in a short window whose
+earlier frames are the ones already shown (known), through the same causal model: frame t sees
+the speaker only up to t.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from .behaviour import MOTION_DIM, clip_motion
+from .model import ListenerConfig, ListenerDiT
+
+FORMAT = "likeness-listener-v1"
+
+
+class ListenerModelError(ValueError):
+    """The listener weights are missing or damaged; the message is for the user."""
+
+
+def default_model_path() -> Path:
+    from core.paths import MODELS_DIR
+    return MODELS_DIR / "listener.pt"
+
+
+class Listener:
+    def __init__(self, model: ListenerDiT, mean: np.ndarray, std: np.ndarray, meta: dict | None = None):
+        self.model = model.eval()
+        self.cfg = model.cfg
+        self.mean = np.asarray(mean, np.float32)
+        self.std = np.asarray(std, np.float32)
+        self.meta = meta or {}
+        from core.diffusion import make_schedule
+        self.schedule = make_schedule("cosine", 1000)
+
+    @classmethod
+    def load(cls, path: str | Path | None = None) -> "Listener":
+        from core.safeload import torch_load
+        path = Path(path) if path else default_model_path()
+        if not path.is_file():
+            raise ListenerModelError(f"listener weights not found: {path} (train them with "
+                                     f"scripts/train_listener.py)")
+        try:
+            blob = torch_load(path, max_bytes=64 << 20)
+            if not isinstance(blob, dict) or blob.get("format") != FORMAT:
+                raise ValueError("not a Likeness listener model")
+            cfg = ListenerConfig(**json.loads(blob["config"]))
+            model = ListenerDiT(cfg)
+            model.load_state_dict({k: v.float() for k, v in blob["weights"].items()})
+            mean, std = blob["mean"].float().numpy(), blob["std"].float().numpy()
+            if mean.shape != (cfg.motion_dim,) or std.shape != (cfg.motion_dim,) or not np.all(std > 0):
+                raise ValueError("bad normalisation")
+            meta = json.loads(blob.get("meta", "{}"))
+        except ListenerModelError:
+            raise
+        except Exception as exc:
+            raise ListenerModelError(f"{path.name} is not a usable listener model ({type(exc).__name__}: "
+                                     f"{exc})") from None
+        return cls(model, mean, std, meta)
+
+    # --- offline ------------------------------------------------------------------------------
+    def _sample(self, cond: dict, n: int, steps: int, seed: int, known=None, init=None,
+                strength: float = 1.0) -> torch.Tensor:
+        from core.diffusion import sample
+        with torch.no_grad():
+            return sample(self.model, self.schedule, (n, cond["speaker"].shape[1] - self.cfg.past,
+                                                      self.cfg.motion_dim), cond,
+                          sampler="ddim", steps=steps, prediction="v", seed=seed, known=known,
+                          init=init, strength=strength, clip_x0=8.0)
+
+    def _windows(self, speaker_cond: np.ndarray, starts: list[int], length: int) -> np.ndarray:
+        """(len(starts), past + length, C) speaker condition windows (zeros outside the input)."""
+        p = self.cfg.past
+        n, c = speaker_cond.shape
+        out = np.zeros((len(starts), p + length, c), np.float32)
+        for i, s in enumerate(starts):
+            lo, hi = s - p, s + length
+            out[i, max(0, -lo):(p + length) - max(0, hi - n)] = speaker_cond[max(lo, 0):min(hi, n)]
+        return out
+
+    def generate(self, speaker_cond: np.ndarray, attitude: np.ndarray, seed: int = 0, steps: int = 8,
+                 refine: bool = True, refine_strength: float = 0.6, batch: int = 16,
+                 progress: Callable[[float, str], None] = lambda f, s: None,
+                 cancelled: Callable[[], bool] = lambda: False) -> tuple[np.ndarray, dict]:
+        """(N, 56) listener motion for an (N, C) speaker condition (core.listener.data.speaker_condition)
+        and 4 attitude weights. Raises core.diffusion.Cancelled when cancelled."""
+        from core.diffusion import Cancelled, Known
+        torch.set_num_threads(max(1, torch.get_num_threads()))
+        n = len(speaker_cond)
+        w = self.cfg.window
+        starts = list(range(0, n, w))
+        att = torch.from_numpy(np.asarray(attitude, np.float32).reshape(1, -1))
+        out = np.zeros((len(starts) * w, MOTION_DIM), np.float32)
+        total = len(starts) + (len(starts) - 1 if refine else 0)
+        done = 0
+        for b0 in range(0, len(starts), batch):
+            if cancelled():
+                raise Cancelled()
+            chunk = starts[b0:b0 + batch]
+            cond = {"speaker": torch.from_numpy(self._windows(speaker_cond, chunk, w)),
+                    "attitude": att.expand(len(chunk), -1)}
+            x = self._sample(cond, len(chunk), steps, seed * 100003 + b0).numpy()
+            for i, s in enumerate(chunk):
+                out[s:s + w] = x[i]
+            done += len(chunk)
+            progress(done / total, f"segments {done}/{len(starts)}")
+        joins = [s for s in starts[1:]]
+        if refine and joins:
+            half, keep = w // 2, w // 2 - 12      # regenerate +-12 frames around each join
+            for b0 in range(0, len(joins), batch):
+                if cancelled():
+                    raise Cancelled()
+                chunk = joins[b0:b0 + batch]
+                lo = [j - half for j in chunk]
+                cond = {"speaker": torch.from_numpy(self._windows(speaker_cond, lo, w)),
+                        "attitude": att.expand(len(chunk), -1)}
+                init = np.stack([out[a:a + w] if a + w <= len(out) else
+                                 np.concatenate([out[a:], np.repeat(out[-1:], a + w - len(out), 0)])
+                                 for a in lo])
+                mask = np.zeros((1, w, 1), bool)
+                mask[:, :keep] = mask[:, w - keep:] = True
+                init_t = torch.from_numpy(init)
+                known = Known(init_t, torch.from_numpy(mask).expand(len(chunk), w, MOTION_DIM), resample=1)
+                x = self._sample(cond, len(chunk), steps, seed * 7919 + b0 + 1, known=known,
+                                 init=init_t, strength=refine_strength).numpy()
+                for i, a in enumerate(lo):
+                    m = min(w, len(out) - a)
+                    out[a + keep:a + m - keep] = x[i, keep:m - keep]
+                done += len(chunk)
+                progress(done / total, f"refining joins {done - len(starts)}/{len(joins)}")
+        motion = clip_motion(out[:n] * self.std + self.mean)
+        return motion, {"joins": joins, "segments": len(starts), "normalised": out[:n]}
+
+
+class LiveListener:
+    """One listener frame per 40 ms of speaker audio (and optional speaker motion), causal."""
+
+    def __init__(self, listener: Listener, attitude: np.ndarray, seed: int = 0, window: int = 16,
+                 steps: int = 4):
+        from .features import HOP, WIN
+        self.l = listener
+        self.window = window
+        self.steps = steps
+        self.seed = seed
+        self.att = torch.from_numpy(np.asarray(attitude, np.float32).reshape(1, -1))
+        self.audio = np.zeros(WIN, np.float32)
+        self.hop = HOP
+        cfg = listener.cfg
+        self.cond = np.zeros((cfg.past + window, cfg.speaker_dim), np.float32)
+        self.hist = np.zeros((window, MOTION_DIM), np.float32)      # normalised, mean face
+        self.hist[:] = 0.0
+        self.frames = 0
+        self._stats = _RunningFeatures()
+
+    def push(self, chunk: np.ndarray, speaker_motion: np.ndarray | None = None) -> np.ndarray:
+        """Feed HOP (640) samples of 16 kHz audio; returns the next listener frame (56,)."""
+        from core.diffusion import Known
+        chunk = np.asarray(chunk, np.float32).reshape(-1)[: self.hop]
+        if len(chunk) < self.hop:
+            chunk = np.pad(chunk, (0, self.hop - len(chunk)))
+        self.audio = np.concatenate([self.audio[self.hop:], chunk])
+        row = self._stats.row(self.audio, chunk, speaker_motion, self.l.mean, self.l.std)
+        self.cond = np.concatenate([self.cond[1:], row[None]], 0)
+        w = self.window
+        cond = {"speaker": torch.from_numpy(self.cond[None]), "attitude": self.att}
+        hist = np.concatenate([self.hist[1:], self.hist[-1:]], 0)
+        mask = np.zeros((1, w, 1), bool)
+        mask[:, : w - 1] = self.frames > 0
+        known = Known(torch.from_numpy(hist[None]), torch.from_numpy(mask).expand(1, w, MOTION_DIM))
+        with torch.no_grad():
+            from core.diffusion import sample
+            x = sample(self.l.model, self.l.schedule, (1, w, MOTION_DIM), cond, sampler="ddim",
+                       steps=self.steps, prediction="v", seed=self.seed + self.frames, known=known,
+                       clip_x0=8.0).numpy()[0]
+        self.hist = x
+        self.frames += 1
+        return clip_motion((x[-1] * self.l.std + self.l.mean)[None])[0]
+
+
+class _RunningFeatures:
+    """Per-frame audio features for live input, normalised with running statistics (the offline
+    features use the whole input's)."""
+
+    def __init__(self):
+        from .features import N_MELS
+        self.n = 0
+        self.mel_mean = np.zeros(N_MELS, np.float32)
+        self.mel_var = np.ones(N_MELS, np.float32)
+        self.f0_hist: list[float] = []
+        self.e_hist: list[float] = []
+        self.prev_lf0 = 0.0
+
+    def row(self, window: np.ndarray, chunk: np.ndarray, motion, mean, std) -> np.ndarray:
+        import webrtcvad
+
+        from .features import RATE, energy_db, log_mel, pitch
+        win = window[None]
+        mel = log_mel(win)[0]
+        e = float(energy_db(win)[0])
+        f0, voiced = pitch(win)
+        vad = webrtcvad.Vad(2)
+        pcm = (np.clip(chunk, -1, 1) * 32767).astype("<i2")
+        step = RATE // 50
+        speech = vad.is_speech(pcm[:step].tobytes(), RATE) or vad.is_speech(pcm[step:2 * step].tobytes(), RATE)
+        a = 0.02 if self.n > 50 else 1.0 / (self.n + 1)
+        self.mel_mean = (1 - a) * self.mel_mean + a * mel
+        self.mel_var = (1 - a) * self.mel_var + a * (mel - self.mel_mean) ** 2
+        self.n += 1
+        self.e_hist = (self.e_hist + [e])[-500:]
+        v = bool(voiced[0]) and speech
+        if v:
+            self.f0_hist = (self.f0_hist + [float(f0[0])])[-500:]
+        med = float(np.median(self.f0_hist)) if len(self.f0_hist) >= 5 else 150.0
+        lf0 = float(np.log2(max(f0[0], 1.0) / med)) if v else 0.0
+        low = v and len(self.f0_hist) >= 10 and f0[0] < np.percentile(self.f0_hist, 26)
+        slope, self.prev_lf0 = (lf0 - self.prev_lf0) * v, lf0
+        audio = np.concatenate([(mel - self.mel_mean) / (np.sqrt(self.mel_var) + 1e-3),
+                                [(e - float(np.median(self.e_hist))) / 10.0, lf0, v, speech, low, slope * 5]])
+        if motion is not None:
+            m = np.clip((np.asarray(motion, np.float32) - mean) / std, -6, 6)
+            flag = [1.0]
+        else:
+            m, flag = np.zeros(MOTION_DIM, np.float32), [0.0]
+        return np.clip(np.concatenate([audio, m, flag]), -6, 6).astype(np.float32)
