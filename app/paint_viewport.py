@@ -60,6 +60,17 @@ class ViewportPainter:
         self.pick_ms = (time.perf_counter() - t0) * 1000
         return self._pick
 
+    def screen_box(self, rects):
+        """Pixel box of painted texel rects on screen (the viewport redraws only that)."""
+        tm, vp = self.controller.texel_map, self.viewport
+        verts = vp.session.vertices
+        if tm is None or verts is None or tm.size != self.controller.stack.size or vp.session.mesh is None:
+            return None
+        if len(tm.faces) != len(vp.session.mesh.faces):
+            return None      # the texel map of a previous mesh
+        w, h = vp._pixel_size()
+        return tm.screen_box(verts, vp.camera.view_proj(w, h), w, h, rects)
+
     def _pos(self, e) -> tuple[float, float]:
         p, r = e.position(), self.viewport.devicePixelRatioF()
         return p.x() * r, p.y() * r

@@ -53,6 +53,13 @@ class Viewport(QOpenGLWidget):
         self.texel_source = None
         self._mip_timer = QTimer(self, singleShot=True, interval=400)
         self._mip_timer.timeout.connect(self._rebuild_mipmaps)
+        # A frame that only shows new paint redraws just the screen box of the painted texels
+        # (scissored; the widget's framebuffer keeps the rest): software GL shades far fewer pixels.
+        self._partial_box: tuple[int, int, int, int] | None = None
+        self._partial_full = False
+        self._frame_key = None
+        self.partial_frames = 0
+        self.setUpdateBehavior(QOpenGLWidget.PartialUpdate)
         self.setMinimumSize(320, 240)
         self.setFocusPolicy(Qt.StrongFocus)
         self.setMouseTracking(False)
@@ -98,7 +105,36 @@ class Viewport(QOpenGLWidget):
             self._queue("texture", avatar_texture(self.avatar))
             return
         self._pending.setdefault("texels", []).extend(rects)
+        box = self.painter.screen_box(rects) if self.painter is not None else None
+        if box is None:
+            self._partial_full = True
+        elif self._partial_box is None:
+            self._partial_box = box
+        else:
+            b = self._partial_box
+            self._partial_box = (min(b[0], box[0]), min(b[1], box[1]), max(b[2], box[2]), max(b[3], box[3]))
         self.update()
+
+    def _key(self) -> tuple:
+        c = self.camera
+        return (c.yaw, c.pitch, c.distance, tuple(c.target), c.fov, c.near, c.far, self._pixel_size(),
+                repr(self.avatar.view), id(self.session.vertices), self._has_sdf)
+
+    def _scissor(self) -> tuple[int, int, int, int] | None:
+        """GL scissor box (x, y from the bottom, w, h) when this frame only shows new paint."""
+        box, full = self._partial_box, self._partial_full
+        self._partial_box, self._partial_full = None, False
+        key = self._key()
+        same, self._frame_key = key == self._frame_key, key
+        if box is None or full or not same or set(self._pending) - {"texels"}:
+            return None
+        w, h = self._pixel_size()
+        m = 4   # texture filtering and seam padding reach a little past the painted texels
+        x0, y0 = max(0, box[0] - m), max(0, box[1] - m)
+        x1, y1 = min(w, box[2] + m), min(h, box[3] + m)
+        if x1 <= x0 or y1 <= y0:
+            return (0, 0, 0, 0)
+        return x0, h - y1, x1 - x0, y1 - y0
 
     def _rebuild_mipmaps(self) -> None:
         if self.renderer is None:
@@ -166,6 +202,10 @@ class Viewport(QOpenGLWidget):
         t0 = time.perf_counter()
         fbo = self.ctx.detect_framebuffer(self.defaultFramebufferObject())
         w, h = self._pixel_size()
+        scissor = self._scissor()
+        if scissor is not None:
+            fbo.scissor = scissor      # applied by fbo.use() in the renderer; clears respect it
+            self.partial_frames += 1
         self._upload()
         view = self.avatar.view
         geometry, mode = self.drawn_as()
@@ -183,6 +223,9 @@ class Viewport(QOpenGLWidget):
             fbo.color_mask = (False, False, False, True)
             fbo.clear(0.0, 0.0, 0.0, 1.0)  # the mask keeps RGB; depth is not needed any more
             fbo.color_mask = (True, True, True, True)
+        if scissor is not None:
+            fbo.scissor = None
+            fbo.use()                  # scissor test off again before Qt composes the window
         self.ctx.finish()  # wait for the GPU so the status bar shows the real frame time
         self.last_frame_ms = (time.perf_counter() - t0) * 1000
         self.frame_rendered.emit(self.last_frame_ms)

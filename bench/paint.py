@@ -4,8 +4,11 @@ dirty-tile composite included), undo/redo of a 500-dab stroke, memory per undo s
 open of a 4-layer project, PSD export and import. Baselines measured in the same run: a full
 recomposite per dab, and whole-layer-copy undo. Prints figures, then one JSON line.
 
-The GUI's pointer -> pixels-on-screen latency (viewport and UV canvas) adds its texture upload
-and redraw to the dab figures here; it is measured where the GUI painting lives.
+GUI section (skipped with --no-gui or without Xvfb): the studio window under Xvfb with the
+3D viewport and the UV canvas at 512x512 each, real mouse events driven through both widgets;
+latency = from sending the pointer event to the end of the frame that shows it (the
+viewport's frameSwapped, the canvas's finished paint). Same-run baselines: a redraw with no
+painting, and undo/redo with the whole texture re-uploaded.
 """
 from __future__ import annotations
 
@@ -85,10 +88,174 @@ def build(size: int) -> LayerStack:
     return st
 
 
+def gui_latency(size: int, res: dict, window: str = "1500x950", focused: bool = False) -> None:
+    """Stroke latency through the real widgets, and undo/redo with the screen refresh."""
+    from app.xvfb import VirtualDisplay
+    if not os.environ.get("DISPLAY"):
+        if not VirtualDisplay.available():
+            print("GUI section skipped: no DISPLAY and no Xvfb")
+            return
+        os.environ["DISPLAY"] = VirtualDisplay().start()
+    os.environ["QT_QPA_PLATFORM"] = "xcb"
+    os.environ.setdefault("LIKENESS_RECOVERY_DIR", tempfile.mkdtemp(prefix="likeness-bench-"))
+    from app.main import set_gl_format
+    set_gl_format()
+    from PySide6.QtCore import QPoint, Qt
+    from PySide6.QtTest import QTest
+    from PySide6.QtWidgets import QApplication
+
+    from app.main_window import MainWindow
+    from core.facemodel import FaceModel
+    from core.paint.avatar import attach_paint
+
+    app = QApplication.instance() or QApplication(["bench"])
+
+    def wait(cond, timeout=120.0):
+        t0 = time.perf_counter()
+        while not cond():
+            if time.perf_counter() - t0 > timeout:
+                raise TimeoutError("the GUI did not get there in time")
+            app.processEvents()
+            time.sleep(0.001)
+
+    w = MainWindow(FaceModel.load())
+    ww, wh = (int(v) for v in window.lower().split("x"))
+    w.resize(ww, wh)
+    w.show()
+    wait(lambda: w.session.ready and w._mesh_shown)
+    w.paint.show_workspace(True)
+    if focused:
+        from PySide6.QtWidgets import QDockWidget
+        for d in w.findChildren(QDockWidget):
+            d.setVisible(d is w.paint.canvas_dock)
+        w.resize(1100, 600)
+    res["gui_window"] = f"{w.width()}x{w.height()}"
+    st = build(size)
+    attach_paint(w.avatar, st)
+    w.paint.controller._attach(st)
+    c, vp, cv = w.paint.controller, w.viewport, w.paint.canvas
+    vp.setFixedSize(512, 512)
+    cv.setFixedSize(512, 512)
+    wait(lambda: c.texel_map is not None and not w.session.busy, 300)
+    cv.fit()
+    c.layer_index = 3
+    c.apply_preset("Hard round")
+    c.set_brush(size=24, colour=(200, 40, 40))
+    frames = {"vp": 0, "cv": 0}
+    vp.frameSwapped.connect(lambda: frames.__setitem__("vp", frames["vp"] + 1))
+    cv.painted.connect(lambda: frames.__setitem__("cv", frames["cv"] + 1))
+    for _ in range(50):
+        app.processEvents()
+
+    def until_frame(key: str, n0: int) -> None:
+        wait(lambda: frames[key] > n0, 10)
+
+    # baseline: a redraw of the viewport with nothing painted
+    base = []
+    for _ in range(30):
+        n0, t = frames["vp"], time.perf_counter()
+        vp.update()
+        until_frame("vp", n0)
+        base.append(ms(t))
+    res["gui_baseline_redraw_ms_median"] = round(float(np.median(base)), 1)
+
+    handler, gl = [], []    # breakdown: the event handler (dabs + composite), the viewport's paintGL
+
+    def drag(widget, key: str, pts) -> list[float]:
+        lat = []
+        QTest.mousePress(widget, Qt.LeftButton, Qt.NoModifier, QPoint(*pts[0]))
+        wait(lambda: True)
+        for p in pts[1:]:
+            n0, t = frames[key], time.perf_counter()
+            QTest.mouseMove(widget, QPoint(*p))
+            handler.append(ms(t))
+            until_frame(key, n0)
+            lat.append(ms(t))
+            gl.append(vp.last_frame_ms)
+        QTest.mouseRelease(widget, Qt.LeftButton, Qt.NoModifier, QPoint(*pts[-1]))
+        return lat
+
+    t = np.linspace(0, 1, 60)
+    for key, widget in (("vp", vp), ("cv", cv)):
+        lat, partial0 = [], vp.partial_frames
+        handler.clear()
+        gl.clear()
+        for k in range(3):    # three strokes of 59 pointer events, 3 px apart, over the face
+            xs = 256 + 90 * np.sin(2 * np.pi * (t + k / 3)) * (0.4 + 0.6 * t)
+            ys = 230 + 50 * k - 40 + 40 * np.cos(2 * np.pi * t)
+            pts = [(int(x), int(y)) for x, y in zip(xs, ys)]
+            lat += drag(widget, key, pts)
+        name = "viewport" if key == "vp" else "canvas"
+        res[f"gui_{name}_latency_ms_median"] = round(float(np.median(lat)), 1)
+        res[f"gui_{name}_latency_ms_p95"] = round(float(np.percentile(lat, 95)), 1)
+        res[f"gui_{name}_handler_ms_median"] = round(float(np.median(handler)), 1)
+        res[f"gui_{name}_paintgl_ms_median"] = round(float(np.median(gl)), 1)
+        res[f"gui_{name}_partial_frames"] = vp.partial_frames - partial0
+
+    # undo / redo of a 500-dab stroke, until both views show it
+    s = c._begin(1.0)
+    for x, y in path(500, size, 3, span=0.6):
+        s.dab(float(x), float(y), radius=24.0)
+    c._stroke = s
+    c.end()
+    wait(lambda: True)
+    for _ in range(20):
+        app.processEvents()
+
+    def timed(fn) -> float:
+        n_vp, n_cv, t0 = frames["vp"], frames["cv"], time.perf_counter()
+        fn()
+        until_frame("vp", n_vp)
+        until_frame("cv", n_cv)
+        return ms(t0)
+    und, red = [], []
+    for _ in range(5):
+        und.append(timed(w.paint.undo_action.trigger))
+        red.append(timed(w.paint.redo_action.trigger))
+    res["gui_undo500_ms"] = round(float(np.median(und)), 1)
+    res["gui_redo500_ms"] = round(float(np.median(red)), 1)
+
+    # baseline: the same undo/redo with the whole texture re-uploaded (no dirty tiles)
+    full = lambda rects: vp.upload_texels(None)   # noqa: E731
+    c.texture_changed.disconnect(vp.upload_texels)
+    c.texture_changed.connect(full)
+    und, red = [], []
+    for _ in range(3):
+        und.append(timed(w.paint.undo_action.trigger))
+        red.append(timed(w.paint.redo_action.trigger))
+    c.texture_changed.disconnect(full)
+    c.texture_changed.connect(vp.upload_texels)
+    res["gui_baseline_fullupload_undo500_ms"] = round(float(np.median(und)), 1)
+    res["gui_baseline_fullupload_redo500_ms"] = round(float(np.median(red)), 1)
+    w.avatar.set_dirty(False)
+    w.close()
+    print(f"GUI ({size}^2, 4 layers, 512x512 views, Xvfb + software GL): redraw with no painting "
+          f"{res['gui_baseline_redraw_ms_median']} ms median")
+    for name in ("viewport", "canvas"):
+        print(f"  stroke latency {name:8s} {res[f'gui_{name}_latency_ms_median']:6.1f} ms median, "
+              f"{res[f'gui_{name}_latency_ms_p95']:.1f} ms p95   (targets 16 / 33); of which event "
+              f"handler {res[f'gui_{name}_handler_ms_median']} ms, 3D paintGL {res[f'gui_{name}_paintgl_ms_median']} ms")
+    print(f"  undo / redo 500-dab stroke, both views refreshed  {res['gui_undo500_ms']} / {res['gui_redo500_ms']} ms"
+          f"   (target <= 20; whole-texture upload baseline {res['gui_baseline_fullupload_undo500_ms']} / "
+          f"{res['gui_baseline_fullupload_redo500_ms']} ms)")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size", type=int, default=2048, choices=(1024, 2048, 4096))
+    ap.add_argument("--no-gui", action="store_true", help="skip the GUI latency section")
+    ap.add_argument("--gui-only", action="store_true", help="only the GUI latency section")
+    ap.add_argument("--window", default="1500x950",
+                    help="studio window size for the GUI section (default 1500x950, every dock shown)")
+    ap.add_argument("--focused", action="store_true",
+                    help="GUI section with only the viewport and the UV canvas docked (a smaller window to compose)")
     args = ap.parse_args()
+    if args.gui_only:
+        res = {"size": args.size, "layers": 4}
+        gui_latency(args.size, res, args.window, args.focused)
+        res["load_average"] = round(os.getloadavg()[0], 1)
+        print(json.dumps(res))
+        return 0
     size = args.size
     res: dict = {"size": size, "layers": 4}
 
@@ -187,6 +354,8 @@ def main() -> int:
         import_psd(st2, Path(d) / "b.psd")
         res["psd_import_s"] = round(ms(t) / 1000, 2)
 
+    if not args.no_gui:
+        gui_latency(size, res, args.window, args.focused)
     res["load_average"] = round(os.getloadavg()[0], 1)
     print(f"texture {size}^2, 4 layers (photo multiply, strokes, overlay, paint), padding on")
     for dia in (48, 200):

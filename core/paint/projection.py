@@ -42,6 +42,30 @@ class TexelMap:
     tree: object            # scipy cKDTree over the texels' rest positions (cm)
     rest: np.ndarray | None = None      # (N, 3) float32 rest positions
     corners: np.ndarray | None = None   # (N, 3) int32 the vertices of each texel's triangle
+    index: np.ndarray | None = None     # (size, size) int32 texel -> entry (-1: not covered)
+
+    def screen_box(self, vertices: np.ndarray, view_proj: np.ndarray, width: int, height: int,
+                   rects, budget: int = 3000) -> tuple[int, int, int, int] | None:
+        """Pixel box (x0, y0, x1, y1), y down, that texel `rects` (y0, y1, x0, x1) cover on
+        screen (large rects are subsampled: a box, not an exact region); None if none is shown."""
+        picks = []
+        for y0, y1, x0, x1 in rects:
+            area = (y1 - y0) * (x1 - x0)
+            step = max(1, int(np.sqrt(area / budget)))
+            sub = self.index[y0:y1:step, x0:x1:step]
+            picks.append(sub[sub >= 0])
+        idx = np.concatenate(picks) if picks else np.zeros(0, np.int64)
+        if idx.size == 0:
+            return None
+        p = self.points(vertices, idx)
+        m = np.asarray(view_proj, np.float32)
+        w = p @ m[3, :3] + m[3, 3]
+        ok = w > _SMALL
+        if not ok.any():
+            return None
+        xy = (p[ok] @ m[:2, :3].T + m[:2, 3]) / w[ok, None]
+        sx, sy = (xy[:, 0] + 1) * 0.5 * width, (1 - xy[:, 1]) * 0.5 * height
+        return int(sx.min()), int(sy.min()), int(np.ceil(sx.max())), int(np.ceil(sy.max()))
 
     def points(self, vertices: np.ndarray, idx: np.ndarray | slice = slice(None)) -> np.ndarray:
         """(n, 3) positions of texels `idx` on the mesh posed as `vertices` (V, 3)."""
@@ -76,6 +100,8 @@ def build_texel_map(rest_vertices: np.ndarray, faces: np.ndarray, uvs: np.ndarra
     bary = np.concatenate([b01, 1.0 - b01.sum(1, keepdims=True)], axis=1).clip(0, 1).astype(np.float32)
     tm = TexelMap(size, rows.astype(np.int32), cols.astype(np.int32), face.astype(np.int32), bary, f, None)
     tm.corners = f[face].astype(np.int32)
+    tm.index = np.full((size, size), -1, np.int32)
+    tm.index[rows, cols] = np.arange(len(rows), dtype=np.int32)
     tm.rest = rest = tm.points(rest_vertices)
     tm.tree = cKDTree(rest.astype(np.float64), leafsize=32, balanced_tree=False, compact_nodes=False)
     return tm
