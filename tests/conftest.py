@@ -22,6 +22,9 @@ def display():
         except RuntimeError as exc:
             pytest.skip(f"GUI test skipped: could not start Xvfb ({exc})")
     os.environ["QT_QPA_PLATFORM"] = "xcb"
+    # paint autosaves (app/paint_controller.py) go to a private folder, never the user's
+    import tempfile
+    os.environ.setdefault("LIKENESS_RECOVERY_DIR", tempfile.mkdtemp(prefix="likeness-recovery-"))
     from app.main import set_gl_format
 
     set_gl_format()  # must precede the QApplication
