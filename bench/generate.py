@@ -73,8 +73,8 @@ def main() -> None:
     load_s = time.perf_counter() - t0
     suite = load_suite()
     seeds = list(range(2 if args.quick else args.seeds))
-    if args.quick:
-        suite = suite[:40]
+    if args.quick:  # contrast pairs and multi-attribute prompts both
+        suite = suite[:24] + [p for p in suite if p.kind == "multi"][:16]
     prompt = "a long narrow nose, full lips, high cheekbones, short blond hair, blue eyes"
     # speed, with the prior-sample baseline shown the same way
     t1 = timing(gen, prompt, 1)
@@ -105,7 +105,7 @@ def main() -> None:
         quality[name] = r
         print(f"{name:<14} direction {r['direction_accuracy_mean']:.3f}  contrast sign {r['contrast_right_sign']:.3f}"
               f"  leakage {r['contrast_leakage']:.3f}  R-precision {r['r_precision']:.3f}  in p99 {r['within_prior_p99']:.3f}")
-    probe = [p.text for p in suite if p.kind == "multi"][:3]
+    probe = ([p.text for p in suite if p.kind == "multi"] or [p.text for p in suite])[:3]
     dm, dp = diversity(gen, methods["model"], probe), diversity(gen, methods["prior sample"], probe)
     print(f"diversity: model {dm:.3f} cm, prior {dp:.3f} cm, ratio {dm / dp:.2f}")
     ed = edit_figures(gen, seeds[:2] if args.quick else seeds)

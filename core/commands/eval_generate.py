@@ -42,8 +42,8 @@ def run(args) -> int:
     except (OSError, UnicodeError) as exc:
         raise UserError(f"cannot read the prompt suite: {exc}") from None
     seeds = list(range(2 if args.quick else args.seeds))
-    if args.quick:
-        suite = suite[:40]
+    if args.quick:  # contrast pairs and multi-attribute prompts both
+        suite = suite[:24] + [p for p in suite if p.kind == "multi"][:16]
     gen = load_generator(args.model)
     t0 = time.perf_counter()
     methods = {"model": model_method(gen, args.guidance), "model, guidance 0": model_method(gen, 0.0),
@@ -62,7 +62,7 @@ def run(args) -> int:
     for name, m in methods.items():
         results[name] = evaluate_method(gen, m, suite, seeds)
         print(_row(name, results[name]), flush=True)
-    probe = [p.text for p in suite if p.kind == "multi"][:4 if not args.quick else 2]
+    probe = ([p.text for p in suite if p.kind == "multi"] or [p.text for p in suite])[:4 if not args.quick else 2]
     div_model = diversity(gen, methods["model"], probe)
     div_prior = diversity(gen, methods["baseline: prior sample"], probe)
     print(f"diversity (pairwise vertex RMS of 8 samples): model {div_model:.3f} cm, prior {div_prior:.3f} cm, "

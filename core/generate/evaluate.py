@@ -168,6 +168,8 @@ def diversity(gen, method: Method, prompts: list[str], n: int = 8) -> float:
     """Mean pairwise vertex RMS (cm) of n samples per prompt, averaged over prompts."""
     gp, _ = gen.probes()
     vals = []
+    if not prompts:
+        raise ValueError("diversity needs at least one prompt")
     for p in prompts:
         ict, _, _ = method(p, list(range(n)))
         v = gp.vertices(gen.identity_of(ict).astype(np.float64))["all"]      # (n, V, 3)

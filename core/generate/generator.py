@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -35,6 +36,17 @@ from .reading import Reading, read_prompt
 DEFAULT_PATH = MODELS_DIR / "generate.pt"
 FORMAT = "likeness-generate-v1"
 MAX_CANDIDATES = 8
+
+
+@contextmanager
+def _one_thread():
+    """Small MLPs run fastest on one thread (and leave the other core to the GUI)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(n)
 
 
 class GenerateModelError(Exception):
@@ -166,7 +178,7 @@ class TextToAvatar:
 
         def cb(offset):
             return None if callback is None else (lambda i, m, x0: callback(offset + i, total))
-        with torch.no_grad():
+        with torch.no_grad(), _one_thread():
             ict = sample(self.net1, self.schedule, (n, IDENTITY_DIM), cond, prediction="v",
                          guidance=guidance, negative=negc, steps=steps, generator=g, callback=cb(0))
             c2 = torch.cat([cond.expand(n, -1), ict], 1)
@@ -238,7 +250,7 @@ class TextToAvatar:
         ict0 = torch.from_numpy(self.ict_of(avatar.identity))[None]
         x20 = torch.from_numpy(self._x2_of(avatar.appearance, avatar.hair, avatar.eyes))[None]
         g = torch.Generator().manual_seed(int(seed))
-        with torch.no_grad():
+        with torch.no_grad(), _one_thread():
             ict = ict0
             if touch1:
                 ict = sample(self.net1, self.schedule, ict0.shape, cond, prediction="v", guidance=guidance,
