@@ -167,7 +167,9 @@ class Viewport(QOpenGLWidget):
         if "texture" in p:
             tex = p.pop("texture")
             p.pop("texels", None)
-            r.set_texture(tex)
+            # in place, mip levels once changes settle: a slider drag re-decodes every frame
+            r.set_texture(tex, mipmaps=False)
+            self._mip_timer.start()
         if "texels" in p:
             src = self.texel_source()
             if not r.update_texture(src, p.pop("texels")):

