@@ -23,6 +23,7 @@ from .panels.identity_panel import IdentityPanel
 from .panels.log_panel import LogPanel
 from .panels.webcam_panel import WebcamPanel
 from .panels.timeline_panel import TimelinePanel
+from .panels.listen_panel import ListenPanel
 from .panels.timeline_panel import TimelinePanel
 from .paint_workspace import PaintWorkspace
 from .photo_dialog import PHOTO_FILTER, PhotoDialog
@@ -94,6 +95,11 @@ class MainWindow(QMainWindow):
         self.log_dock.raise_()
         self.timeline_panel.status_changed.connect(lambda s: log.info("Timeline: %s", s)
                                                    if s.startswith(("error", "exported", "recorded")) else None)
+        self.listen_panel = ListenPanel(self.avatar, self.runner)
+        self.listen_dock = self._dock("Listener", self.listen_panel, Qt.BottomDockWidgetArea)
+        self.tabifyDockWidget(self.log_dock, self.listen_dock)
+        self.log_dock.raise_()
+        self.listen_panel.status_changed.connect(lambda s: log.info("Listener: %s", s))
         # Animation clips: curves, playhead, keys, recording (issue 26); opened from Window > Timeline
         self.timeline_panel = TimelinePanel(self.avatar, self.runner, model)
         self.timeline_dock = self._dock("Timeline", self.timeline_panel, Qt.BottomDockWidgetArea)
@@ -220,6 +226,7 @@ class MainWindow(QMainWindow):
         self.timeline_action.setShortcut(QKeySequence("Ctrl+Shift+T"))
         self.timeline_action.setStatusTip("Animation clips: play, scrub, key, smooth, trim, record, export")
         win.addAction(self.timeline_action)
+        win.addAction(self.listen_dock.toggleViewAction())
         self.timeline_action = self.timeline_dock.toggleViewAction()
         self.timeline_action.setShortcut(QKeySequence("Ctrl+Shift+T"))
         self.timeline_action.setStatusTip("Animation clips: play, scrub, key, smooth, trim, record, export")
@@ -500,6 +507,7 @@ class MainWindow(QMainWindow):
             return
         self.webcam_panel.shutdown()
         self.timeline_panel.shutdown()
+        self.listen_panel.shutdown()
         dialog = self.photo_dialog
         if dialog is not None:
             dialog.reject()   # cancels its fit, which stops at its next check

@@ -501,9 +501,9 @@ class TimelinePanel(QWidget):
                 return export_clip_csv(clip, path)
             if suffix == ".glb":
                 return export_clip_glb(doc, clip, path, self.model, progress=ctx.progress,
-                                       cancelled=ctx.cancelled)
+                                       cancelled=lambda: ctx.cancelled)
             if suffix == ".mp4":
-                return export_clip_mp4(clip, path, doc, progress=ctx.progress, cancelled=ctx.cancelled)
+                return export_clip_mp4(clip, path, doc, progress=ctx.progress, cancelled=lambda: ctx.cancelled)
             raise ValueError(f"cannot export to '{Path(path).name}': use .glb, .mp4 or .csv")
 
         def done(result):

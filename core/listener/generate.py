@@ -147,8 +147,8 @@ class Listener:
 class LiveListener:
     """One listener frame per 40 ms of speaker audio (and optional speaker motion), causal."""
 
-    def __init__(self, listener: Listener, attitude: np.ndarray, seed: int = 0, window: int = 16,
-                 steps: int = 4):
+    def __init__(self, listener: Listener, attitude: np.ndarray, seed: int = 0, window: int = 12,
+                 steps: int = 3):
         from .features import HOP, WIN
         self.l = listener
         self.window = window
@@ -201,16 +201,16 @@ class _RunningFeatures:
         self.f0_hist: list[float] = []
         self.e_hist: list[float] = []
         self.prev_lf0 = 0.0
+        import webrtcvad
+        self.vad = webrtcvad.Vad(2)
 
     def row(self, window: np.ndarray, chunk: np.ndarray, motion, mean, std) -> np.ndarray:
-        import webrtcvad
-
         from .features import RATE, energy_db, log_mel, pitch
         win = window[None]
         mel = log_mel(win)[0]
         e = float(energy_db(win)[0])
         f0, voiced = pitch(win)
-        vad = webrtcvad.Vad(2)
+        vad = self.vad
         pcm = (np.clip(chunk, -1, 1) * 32767).astype("<i2")
         step = RATE // 50
         speech = vad.is_speech(pcm[:step].tobytes(), RATE) or vad.is_speech(pcm[step:2 * step].tobytes(), RATE)

@@ -8,8 +8,10 @@ Conditioning:
   the window) through the causal temporal adapter: a causal temporal convolution over the
   speaker tokens, then cross-attention in every block with a causal mask, so listener frame t
   sees speaker input up to t only (DiTaiListener's Causal Temporal Multimodal Adapter).
-Self-attention among the window's listener frames is bidirectional: frames before t are either
-generated with it or known (live mode and segment continuation fix them, core.listener.generate).
+Self-attention among a window's listener frames is bidirectional (a window is generated jointly,
+and the join refinement needs the frames on both sides of a join). Live, the newest frame is the
+last of its window with the earlier frames known, so it depends on speaker input up to now only
+(core.listener.generate.LiveListener).
 
 forward(x_t (B, W, D), t (B,), cond {"speaker": (B, P + W, C), "attitude": (B, 4)}) -> the
 v-prediction (B, W, D), the interface core.diffusion expects.
@@ -82,10 +84,11 @@ class Block(nn.Module):
         nn.init.zeros_(self.ada.weight)
         nn.init.zeros_(self.ada.bias)
 
-    def forward(self, x: torch.Tensor, c: torch.Tensor, spk: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, c: torch.Tensor, spk: torch.Tensor, mask: torch.Tensor,
+                self_mask: torch.Tensor | None = None) -> torch.Tensor:
         s1, c1, g1, s2, c2, g2, s3, c3, g3 = self.ada(F.silu(c)).chunk(9, dim=1)
         h = modulate(self.norm1(x), s1, c1)
-        x = x + g1[:, None] * self.self_attn(h, h)
+        x = x + g1[:, None] * self.self_attn(h, h, self_mask)
         x = x + g2[:, None] * self.cross_attn(modulate(self.norm2(x), s2, c2), spk, mask)
         return x + g3[:, None] * self.mlp(modulate(self.norm3(x), s3, c3))
 
@@ -138,6 +141,6 @@ class ListenerDiT(nn.Module):
         mask = self.causal[:n, : spk.shape[1]]
         h = self.inp(x) + self.pos[:n]
         for blk in self.blocks:
-            h = blk(h, c, spk, mask)
+            h = blk(h, c, spk, mask, None)
         shift, scale = self.final_ada(F.silu(c)).chunk(2, dim=1)
         return self.out(modulate(self.norm(h), shift, scale))

@@ -18,6 +18,29 @@ from .model import ListenerConfig, ListenerDiT
 STD_FLOOR = np.array([0.02] * 53 + [0.5] * 3, np.float32)
 
 
+def _mirror_index() -> np.ndarray:
+    """Column permutation of a motion frame seen in a mirror (_L <-> _R, jawLeft <-> jawRight...)."""
+    from core.expressions import EXPRESSION_NAMES, INDEX
+
+    def other(n: str) -> str:
+        for a, b in (("_L", "_R"), ("_R", "_L"), ("Left", "Right"), ("Right", "Left")):
+            if n.endswith(a):
+                return n[: -len(a)] + b
+        return n
+    return np.array([INDEX[other(n)] for n in EXPRESSION_NAMES] + [53, 54, 55])
+
+
+MIRROR = _mirror_index()
+
+
+def mirrored(m: np.ndarray) -> np.ndarray:
+    """The motion of the mirror image: sides swapped, yaw and roll negated."""
+    out = m[..., MIRROR].copy()
+    out[..., 53] *= -1
+    out[..., 55] *= -1
+    return out
+
+
 def attitude_sample(rng: np.random.Generator) -> np.ndarray:
     """Mostly one attitude, sometimes a blend (Dirichlet)."""
     if rng.random() < 0.75:
@@ -69,6 +92,8 @@ class PairSampler:
             run = self.runs[self.rng.integers(len(self.runs))]
             r0 = int(self.rng.integers(0, len(run) - w + 1))
             base = run[r0:r0 + w]
+            if self.rng.random() < 0.5:      # real listening seen in a mirror: twice the data
+                base = mirrored(base)
             seg = resp[s:s + w]
             if len(seg) < w:
                 seg = np.concatenate([seg, np.repeat(seg[-1:], w - len(seg), 0)])
