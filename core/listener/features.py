@@ -36,14 +36,20 @@ def _mel_filterbank(n_mels: int = N_MELS, n_fft: int = WIN, rate: int = RATE) ->
 _FB = _mel_filterbank()
 
 
-def frames_of(samples: np.ndarray, n_frames: int | None = None) -> np.ndarray:
-    """(N, WIN) windows centred on each 40 ms frame (frame k covers [k*HOP, (k+1)*HOP))."""
+def frames_of(samples: np.ndarray, n_frames: int | None = None, start: int = 0) -> np.ndarray:
+    """(N, WIN) windows centred on frames start..start+N (frame k covers [k*HOP, (k+1)*HOP)),
+    zeros outside the signal."""
     s = np.asarray(samples, np.float32)
-    n = int(np.ceil(len(s) / HOP)) if n_frames is None else int(n_frames)
+    n = int(np.ceil(len(s) / HOP)) - start if n_frames is None else int(n_frames)
     pad = (WIN - HOP) // 2
-    s = np.concatenate([np.zeros(pad, np.float32), s, np.zeros(WIN + n * HOP, np.float32)])[: n * HOP + WIN]
+    lo = start * HOP - pad
+    hi = lo + (n - 1) * HOP + WIN
+    seg = np.zeros(hi - lo, np.float32)
+    a, b = max(lo, 0), min(hi, len(s))
+    if b > a:
+        seg[a - lo:b - lo] = s[a:b]
     idx = np.arange(WIN)[None] + HOP * np.arange(n)[:, None]
-    return s[idx]
+    return seg[idx]
 
 
 def log_mel(win: np.ndarray) -> np.ndarray:
@@ -139,17 +145,28 @@ class AudioFeatures:
         return np.clip(m, -6, 6).astype(np.float32)
 
 
+CHUNK = 1500          # frames per block (60 s): long inputs are processed in bounded memory
+
+
 def audio_features(samples: np.ndarray, n_frames: int | None = None) -> AudioFeatures:
-    """Features of 16 kHz mono audio, one frame per 40 ms (n_frames: pad or cut to this many)."""
+    """Features of 16 kHz mono audio, one frame per 40 ms (n_frames: pad or cut to this many).
+    Long inputs are processed in blocks of CHUNK frames (memory does not grow with length)."""
     s = np.asarray(samples, np.float32)
     n = int(np.ceil(len(s) / HOP)) if n_frames is None else int(n_frames)
     n = max(n, 1)
-    win = frames_of(s, n)
-    e = energy_db(win)
-    f0, voiced = pitch(win)
+    mel, e, f0, voiced = [], [], [], []
+    for start in range(0, n, CHUNK):
+        win = frames_of(s, min(CHUNK, n - start), start)
+        mel.append(log_mel(win))
+        e.append(energy_db(win))
+        f, v = pitch(win)
+        f0.append(f)
+        voiced.append(v)
+    mel_a, e_a = np.concatenate(mel), np.concatenate(e)
+    f0_a, voiced_a = np.concatenate(f0), np.concatenate(voiced)
     vad = voice_activity(s, n)
-    silent = bool(vad.mean() < 0.02 or e.max() < -50)
+    silent = bool(vad.mean() < 0.02 or e_a.max() < -50)
     if silent:
         vad[:] = False
-        voiced[:] = False
-    return AudioFeatures(log_mel(win), e, f0, voiced & (e > e.max() - 45), vad, silent)
+        voiced_a[:] = False
+    return AudioFeatures(mel_a, e_a, f0_a, voiced_a & (e_a > e_a.max() - 45), vad, silent)
