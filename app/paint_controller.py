@@ -54,7 +54,11 @@ class PaintController(QObject):
 
     def __init__(self, avatar, session, runner, parent=None) -> None:
         super().__init__(parent)
+        from .workers import TaskRunner
         self.avatar, self.session, self.runner = avatar, session, runner
+        self.quiet_runner = TaskRunner(self)   # texel maps and autosaves: not the window's tasks
+        self.want_3d = False                   # build the texel map only once 3D painting is wanted
+        self._mesh = None
         self.stack = None
         self.brush = replace(PRESETS["Hard round"], size=24.0, colour=(150, 40, 40))   # size: screen px
         self.preset = "Hard round"
@@ -181,6 +185,7 @@ class PaintController(QObject):
         brush = self.brush.with_(size=max(1.0, self.brush.size / scale))
         sym = self.mirror if self.symmetry else None
         if self.symmetry and sym is None:
+            self.enable_3d(True)
             self.status.emit("Symmetry needs the UV mirror map, which is still being prepared")
         if self.paint_mask:
             return MaskStroke(self.stack, self.layer_index, "eraser" if self.tool == "eraser" else "brush", brush)
@@ -264,12 +269,22 @@ class PaintController(QObject):
         self.refresh()
 
     # ------------------------------------------------------------------ 3D painting
+    def enable_3d(self, on: bool = True) -> None:
+        """3D painting (or symmetry) is wanted: build the texel map if it is missing."""
+        self.want_3d = bool(on)
+        if on and self.texel_map is None and self._map_task is None and self._mesh is not None:
+            self._mesh_changed(self._mesh, None)
+
     def _mesh_changed(self, mesh, vertices) -> None:
-        """A new mesh topology: rebuild the texel map (and the mirror map) in the background."""
+        """A new mesh topology: rebuild the texel map (and the mirror map) in the background,
+        once 3D painting is wanted (seconds of work nobody else needs)."""
+        self._mesh = mesh
         self._map_gen += 1
         gen, size = self._map_gen, self.stack.size
         self.texel_map = None
         self.ready_3d.emit(False)
+        if not self.want_3d:
+            return
         rest, faces, uvs = mesh.vertices, mesh.faces, mesh.uvs
         template = getattr(mesh, "template", None)
 
@@ -288,7 +303,9 @@ class PaintController(QObject):
             self.texel_map, self.mirror = tm, mirror if mirror is not None else self.mirror
             self.ready_3d.emit(True)
 
-        self._map_task = self.runner.start("Preparing 3D painting", work, on_done=done, quiet=True)
+        task = self.quiet_runner.start("Preparing 3D painting", work, on_done=done, quiet=True)
+        task.signals.done.connect(lambda: setattr(self, "_map_task", None) if self._map_task is task else None)
+        self._map_task = task
 
     def normals(self, vertices: np.ndarray) -> np.ndarray:
         key = (id(vertices), vertices.shape)
@@ -299,6 +316,8 @@ class PaintController(QObject):
 
     def begin_3d(self, pick, vertices, eye, x: float, y: float, pressure: float = 1.0) -> bool:
         """Press in the 3D viewport at pixel (x, y) with `pick` (core.paint.projection.ViewPick)."""
+        if self.texel_map is not None and self.texel_map.size != self.stack.size and self.session.mesh is not None:
+            self._mesh_changed(self.session.mesh, self.session.vertices)   # the resolution changed
         if self.texel_map is None:
             self.status.emit("3D painting is getting ready (mapping texels); paint on the UV canvas meanwhile")
             return False
@@ -413,7 +432,7 @@ class PaintController(QObject):
                 self._autosave_again = False
                 self._autosave.start()
 
-        self._autosave_task = self.runner.start("Autosave paint", work, quiet=True,
+        self._autosave_task = self.quiet_runner.start("Autosave paint", work, quiet=True,
                                                 on_error=lambda m: log.warning("%s", m))
         self._autosave_task.signals.done.connect(ended)
 

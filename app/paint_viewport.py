@@ -27,6 +27,7 @@ class ViewportPainter:
         self._pick_key = None
         self._mesh = None
         self.pick_ms = 0.0
+        self._stroking = False
 
     # ------------------------------------------------------------------ the view's pick
     def _key(self):
@@ -60,6 +61,10 @@ class ViewportPainter:
         self.pick_ms = (time.perf_counter() - t0) * 1000
         return self._pick
 
+    def following(self) -> bool:
+        """True while a stroke painted elsewhere (the UV canvas) is in progress."""
+        return self.controller.painting and not self._stroking
+
     def screen_box(self, rects):
         """Pixel box of painted texel rects on screen (the viewport redraws only that)."""
         tm, vp = self.controller.texel_map, self.viewport
@@ -92,7 +97,7 @@ class ViewportPainter:
             if t is not None:
                 self.set_source(t)
             return
-        c.begin_3d(pick, self.viewport.session.vertices, self.viewport.camera.eye, x, y, pressure)
+        self._stroking = c.begin_3d(pick, self.viewport.session.vertices, self.viewport.camera.eye, x, y, pressure)
 
     def set_source(self, texel) -> None:
         c = self.controller
@@ -112,6 +117,7 @@ class ViewportPainter:
                                 x, y, pressure)
 
     def release(self, e) -> None:
+        self._stroking = False
         self.controller.end()
 
     def tablet(self, e) -> bool:

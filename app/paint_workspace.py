@@ -92,6 +92,8 @@ class PaintWorkspace:
 
     def set_paint_mode(self, on: bool) -> None:
         self.painter.enabled = bool(on)
+        if on:
+            self.controller.enable_3d(True)
         self.paint_mode_action.setChecked(bool(on))
         cb = self.brush_panel.paint_mode
         cb.blockSignals(True)

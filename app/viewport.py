@@ -60,6 +60,10 @@ class Viewport(QOpenGLWidget):
         self._frame_key = None
         self.partial_frames = 0
         self.setUpdateBehavior(QOpenGLWidget.PartialUpdate)
+        # While a stroke is painted on the UV canvas, the 3D view follows at most every 50 ms, so
+        # the canvas's frames do not wait for 3D redraws.
+        self._follow = QTimer(self, singleShot=True, interval=50)
+        self._follow.timeout.connect(lambda: self.update() if "texels" in self._pending else None)
         self.setMinimumSize(320, 240)
         self.setFocusPolicy(Qt.StrongFocus)
         self.setMouseTracking(False)
@@ -113,6 +117,10 @@ class Viewport(QOpenGLWidget):
         else:
             b = self._partial_box
             self._partial_box = (min(b[0], box[0]), min(b[1], box[1]), max(b[2], box[2]), max(b[3], box[3]))
+        if self.painter is not None and self.painter.following():
+            if not self._follow.isActive():
+                self._follow.start()
+            return
         self.update()
 
     def _key(self) -> tuple:

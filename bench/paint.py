@@ -159,18 +159,19 @@ def gui_latency(size: int, res: dict, window: str = "1500x950", focused: bool = 
         base.append(ms(t))
     res["gui_baseline_redraw_ms_median"] = round(float(np.median(base)), 1)
 
-    handler, gl = [], []    # breakdown: the event handler (dabs + composite), the viewport's paintGL
+    handler, gl, cpu = [], [], []    # breakdown: the event handler (dabs + composite), the viewport's paintGL
 
     def drag(widget, key: str, pts) -> list[float]:
         lat = []
         QTest.mousePress(widget, Qt.LeftButton, Qt.NoModifier, QPoint(*pts[0]))
         wait(lambda: True)
         for p in pts[1:]:
-            n0, t = frames[key], time.perf_counter()
+            n0, t, c0 = frames[key], time.perf_counter(), time.process_time()
             QTest.mouseMove(widget, QPoint(*p))
             handler.append(ms(t))
             until_frame(key, n0)
             lat.append(ms(t))
+            cpu.append((time.process_time() - c0) * 1000)
             gl.append(vp.last_frame_ms)
         QTest.mouseRelease(widget, Qt.LeftButton, Qt.NoModifier, QPoint(*pts[-1]))
         return lat
@@ -180,6 +181,7 @@ def gui_latency(size: int, res: dict, window: str = "1500x950", focused: bool = 
         lat, partial0 = [], vp.partial_frames
         handler.clear()
         gl.clear()
+        cpu.clear()
         for k in range(3):    # three strokes of 59 pointer events, 3 px apart, over the face
             xs = 256 + 90 * np.sin(2 * np.pi * (t + k / 3)) * (0.4 + 0.6 * t)
             ys = 230 + 50 * k - 40 + 40 * np.cos(2 * np.pi * t)
@@ -190,6 +192,7 @@ def gui_latency(size: int, res: dict, window: str = "1500x950", focused: bool = 
         res[f"gui_{name}_latency_ms_p95"] = round(float(np.percentile(lat, 95)), 1)
         res[f"gui_{name}_handler_ms_median"] = round(float(np.median(handler)), 1)
         res[f"gui_{name}_paintgl_ms_median"] = round(float(np.median(gl)), 1)
+        res[f"gui_{name}_cpu_ms_median"] = round(float(np.median(cpu)), 1)   # all threads of the process
         res[f"gui_{name}_partial_frames"] = vp.partial_frames - partial0
 
     # undo / redo of a 500-dab stroke, until both views show it
@@ -234,7 +237,8 @@ def gui_latency(size: int, res: dict, window: str = "1500x950", focused: bool = 
     for name in ("viewport", "canvas"):
         print(f"  stroke latency {name:8s} {res[f'gui_{name}_latency_ms_median']:6.1f} ms median, "
               f"{res[f'gui_{name}_latency_ms_p95']:.1f} ms p95   (targets 16 / 33); of which event "
-              f"handler {res[f'gui_{name}_handler_ms_median']} ms, 3D paintGL {res[f'gui_{name}_paintgl_ms_median']} ms")
+              f"handler {res[f'gui_{name}_handler_ms_median']} ms, 3D paintGL {res[f'gui_{name}_paintgl_ms_median']} ms; "
+              f"process CPU per event {res[f'gui_{name}_cpu_ms_median']} ms")
     print(f"  undo / redo 500-dab stroke, both views refreshed  {res['gui_undo500_ms']} / {res['gui_redo500_ms']} ms"
           f"   (target <= 20; whole-texture upload baseline {res['gui_baseline_fullupload_undo500_ms']} / "
           f"{res['gui_baseline_fullupload_redo500_ms']} ms)")

@@ -194,6 +194,10 @@ def test_undo_redo_through_the_gui_restores_bytes_and_render(window, qtbot):
     assert hp.list.count() == len(c.stack.history.entries()) + 1
     hp.list.itemClicked.emit(hp.list.item(0))
     assert not c.stack.history.done
+    # the undo memory budget is the user's
+    hp.budget.setValue(64)
+    hp.budget.editingFinished.emit()
+    assert c.stack.history.budget_bytes == 64 * 2**20
 
 
 def _tablet(widget, kind, pos, pressure, button):

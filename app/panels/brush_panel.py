@@ -117,6 +117,8 @@ class BrushPanel(QWidget):
 
     def _symmetry(self, on: bool) -> None:
         self.c.symmetry = on
+        if on:
+            self.c.enable_3d(True)    # the mirror map comes with the texel map
 
     def sync(self) -> None:
         b = self.c.brush
