@@ -135,7 +135,6 @@ class GeneratePanel(QWidget):
         self._gen_id += 1
         gid = self._gen_id
         thumbs = self.render_thumbnails
-        relay = self._relay
 
         def work(ctx):
             ctx.progress(0.0, "loading the model")
@@ -160,8 +159,7 @@ class GeneratePanel(QWidget):
         self.task = self.runner.start("Generate avatars", work, on_done=done, on_error=self._failed,
                                       on_cancel=lambda: self.status_changed.emit("generation cancelled"))
         self.task.signals.progress.connect(lambda f, s: self.progress.setValue(int(100 * f)))
-        self.task.signals.done.connect(self._task_ended)
-        self._relay = relay
+        self.task.signals.done.connect(lambda t=self.task: self._task_ended(t))
 
     def _start_thumbnails(self, gid: int, cands: list) -> None:
         relay = self._relay
@@ -176,7 +174,7 @@ class GeneratePanel(QWidget):
         self._set_running(True)
         self.task = self.runner.start("Render thumbnails", work, on_error=self._failed)
         self.task.signals.progress.connect(lambda f, s: self.progress.setValue(int(100 * f)))
-        self.task.signals.done.connect(self._task_ended)
+        self.task.signals.done.connect(lambda t=self.task: self._task_ended(t))
 
     def _show_candidates(self, cands: list) -> None:
         self.results.clear()
@@ -229,7 +227,9 @@ class GeneratePanel(QWidget):
         if not running:
             self.progress.setValue(0)
 
-    def _task_ended(self) -> None:
+    def _task_ended(self, task) -> None:
+        if self.task is not task:   # generation ended after starting its thumbnails' task
+            return
         self.task = None
         if self.edit_task is None:
             self._set_running(False)

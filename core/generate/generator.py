@@ -270,7 +270,22 @@ class TextToAvatar:
                 x2 = sample(self.net2, self.schedule, x20.shape, c2, prediction="v", guidance=guidance,
                             negative=torch.cat([null, ict], 1), steps=steps, generator=g, init=x20,
                             strength=strength, known=Known(x20, mask))
-        cand = self._candidate(ict[0].numpy(), x2[0].numpy(), edited, int(seed), expression=(
+        # keep what the sentence does not mention: the diffusion's proposal is projected so the
+        # other measured attributes of the touched group stay put and the named ones move the
+        # asked way by at least strength x the asked change (first order, two Gauss-Newton steps)
+        ict_np, x2_np = ict[0].numpy().astype(np.float64), x2[0].numpy().astype(np.float64)
+        want = {a: targets[a] - z_now[INDEX[a]] for a in targets}
+        if touch1:
+            ict_np = self._keep_others(ict0[0].numpy().astype(np.float64), ict_np, GEOMETRY, want,
+                                       float(strength), self._measure_geometry_norm)
+        k = x20.shape[1] - len(self.extras_mean)
+        if any(a in TEXTURE for a in targets):
+            x2_np[:k] = self._keep_others(x20[0, :k].numpy().astype(np.float64), x2_np[:k], TEXTURE, want,
+                                          float(strength), self._measure_texture_norm)
+        if any(a in SETTINGS for a in targets):
+            x2_np[k:] = self._keep_others(x20[0, k:].numpy().astype(np.float64), x2_np[k:], SETTINGS, want,
+                                          float(strength), self._measure_settings_norm)
+        cand = self._candidate(ict_np.astype(np.float32), x2_np.astype(np.float32), edited, int(seed), expression=(
             weights_from_dict(PRESETS[reading.expression]) if reading.expression else avatar.expression))
         if not touch2 and avatar.appearance is None:
             cand.appearance = None  # keep "the mean appearance" as it was
@@ -280,6 +295,66 @@ class TextToAvatar:
         if not any(a in SETTINGS[4:] for a in targets):
             cand.eyes = avatar.eyes
         return cand
+
+
+    def _attr_std(self) -> np.ndarray:
+        q = self.scale.sorted_values
+        n = len(q)
+        return np.maximum((q[int(0.84 * (n - 1))] - q[int(0.16 * (n - 1))]) / 2.0, 1e-6)
+
+    def _measure_geometry_norm(self, ict: np.ndarray) -> np.ndarray:
+        from .attributes import measure_geometry
+        gp, _ = self.probes()
+        return measure_geometry(gp, np.atleast_2d(ict) @ self.W.T) / self._attr_std()[:len(GEOMETRY)]
+
+    def _measure_texture_norm(self, codes: np.ndarray) -> np.ndarray:
+        from core.appearance import shared_model
+        _, tp = self.probes()
+        am = shared_model()
+        std = self._attr_std()[len(GEOMETRY):len(GEOMETRY) + len(TEXTURE)]
+        return np.stack([tp.measure(am.decode_linear(c.astype(np.float32))) for c in np.atleast_2d(codes)]) / std
+
+    def _measure_settings_norm(self, extras_norm: np.ndarray) -> np.ndarray:
+        from .attributes import measure_settings
+        std = self._attr_std()[len(GEOMETRY) + len(TEXTURE):]
+        rows = []
+        for e in np.atleast_2d(extras_norm):
+            hair, eyes = settings_of(e * self.extras_std + self.extras_mean)
+            rows.append(measure_settings(hair, eyes))
+        return np.stack(rows) / std
+
+    def _keep_others(self, x0: np.ndarray, x1: np.ndarray, group: tuple[str, ...], want: dict[str, float],
+                     strength: float, measure: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+        """x0 + d with d closest to the proposal x1 - x0 such that, to first order, the group's
+        attributes named in `want` move by at least strength x want (in their sign) and the
+        group's other attributes do not move."""
+        named = [group.index(a) for a in want if a in group]
+        if not named or strength <= 0:
+            return x0
+        others = [i for i in range(len(group)) if i not in named]
+        base = measure(x0)[0]
+        eps = 1e-2 if group is GEOMETRY else 0.1   # texture measures are piecewise flat at small steps
+        J = ((measure(x0[None] + eps * np.eye(len(x0))) - base[None]) / eps).T      # (A, D)
+        d = x1 - x0
+        got = J[named] @ d
+        asked = np.array([want[group[i]] for i in named])
+        b_t = np.where(np.sign(got) == np.sign(asked), np.sign(asked) * np.maximum(np.abs(got), strength * np.abs(asked)),
+                       strength * asked)
+        rows = named + others
+        Jr = J[rows]
+        b = np.concatenate([b_t, np.zeros(len(others))])
+        inv = np.linalg.inv(Jr @ Jr.T + 1e-6 * np.eye(len(rows)))
+        d = d - Jr.T @ (inv @ (Jr @ d - b))
+        for _ in range(1):  # one more step against the measured (nonlinear) change
+            r = (measure(x0 + d)[0] - base)[rows] - b
+            d = d - Jr.T @ (inv @ r)
+        if group is GEOMETRY:  # stay inside the prior's 99th percentile
+            from .evaluate import PRIOR_P99
+            for _ in range(20):
+                if ((x0 + d) ** 2).sum() <= PRIOR_P99:
+                    break
+                d *= 0.9
+        return x0 + d
 
 
 _SHARED: TextToAvatar | None = None

@@ -224,7 +224,7 @@ def read_prompt(prompt: str, max_chars: int = MAX_PROMPT_CHARS) -> Reading:
     if "hair" in toks and r.style is None:  # "long hair" / "short hair" choose a style too
         hl = r.targets.get("hair_length")
         if hl is not None:
-            r.style = "long" if hl > 1.5 else "medium" if hl > 0.3 else "short" if hl > -1.5 else "buzz"
+            r.style = "long" if hl >= 1.0 else "medium" if hl > 0.3 else "short" if hl > -1.5 else "buzz"
     for i, w in enumerate(toks):
         if consumed[i] or w in _BOUNDARY or re.fullmatch(r"[\W\d_]+", w):
             continue
