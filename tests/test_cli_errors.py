@@ -101,6 +101,11 @@ def _cases(f: dict[str, Path], d: Path) -> dict[str, list[str]]:
         "track damaged video": ["track", str(f["garbage.mp4"]), "--out", o + ".json"],
         "export-clip damaged clip": ["export-clip", str(f["garbage.json"]), "--out", o + ".csv"],
         "export-clip damaged project": ["export-clip", str(f["truncated.likeness"]), "--out", o + ".mp4"],
+        "generate damaged model": ["generate", "a long nose", "--model", str(f["garbage.pt"]),
+                                   "--out", o + "_gen.likeness"],
+        "edit damaged project": ["edit", str(f["truncated.likeness"]), "make the nose longer",
+                                 "--out", o + "_edit.likeness"],
+        "eval-generate damaged prompt suite": ["eval-generate", "--prompts", str(f["garbage.json"])],
     }
 
 
