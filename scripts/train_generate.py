@@ -110,7 +110,9 @@ def main(argv: list[str] | None = None) -> int:
     step = 0
     ckpt = CACHE / "ckpt.pt"
     if ckpt.exists():
-        st = torch.load(ckpt, weights_only=True)
+        # our own checkpoint; older ones held the learning rate as a numpy scalar
+        with torch.serialization.safe_globals([np._core.multiarray.scalar, np.dtype, np.dtypes.Float64DType]):
+            st = torch.load(ckpt, weights_only=True)
         if st["config"] == [args.width, args.depth, len(cond)]:
             net1.load_state_dict(st["net1"])
             net2.load_state_dict(st["net2"])
@@ -124,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     ema2.load_state_dict(net2.state_dict())
     losses = []
     while step < args.steps:
-        lr = 1e-3 * 0.5 * (1 + np.cos(np.pi * step / args.steps))
+        lr = float(1e-3 * 0.5 * (1 + np.cos(np.pi * step / args.steps)))
         for grp in opt.param_groups:
             grp["lr"] = lr
         idx = torch.randint(0, len(cond_t), (args.batch,), generator=g)
