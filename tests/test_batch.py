@@ -205,17 +205,20 @@ def test_batch_fit_lists_bad_inputs_and_resumes(mixed_folder, tmp_path):
     assert rc == 1 and (s["done_before"], s["failed_before"], s["ok"] + s["failed"] + s["errors"]) == (4, 2, 0)
     assert len(_records(out)) == 4 and (out / "good.likeness").stat().st_mtime_ns == stamp
 
-    # a crash lost the last record mid-write and one output: exactly those items run again
+    # a crash cut the last record short, and one output of an intact record is gone: those two
+    # items run again (the first as a new attempt, the second as attempt 2), nothing else
     lines = (out / "manifest.jsonl").read_bytes().splitlines(keepends=True)
     ok_lines = [i for i, ln in enumerate(lines) if b'"status":"ok"' in ln]
+    lost, kept = json.loads(lines[ok_lines[-1]]), json.loads(lines[ok_lines[0]])
     keep = [ln for i, ln in enumerate(lines) if i != ok_lines[-1]]
-    lost = json.loads(lines[ok_lines[-1]])
     (out / "manifest.jsonl").write_bytes(b"".join(keep) + lines[ok_lines[-1]][:40])
+    (out / kept["outputs"][0]).unlink()
     rc, stdout, stderr, s = _main(args[:-1] + ["1"])
-    assert (s["done_before"], s["ok"], s["failed"]) == (3, 1, 0), stdout
+    assert (s["done_before"], s["ok"], s["failed"]) == (2, 2, 0), stdout
     assert "cut short by a crash" in stderr
     recs = _records(out)
-    assert len(recs) == 4 and recs[-1]["key"] == lost["key"] and recs[-1]["attempt"] == 2
+    assert len(recs) == 5 and {r["key"]: r["attempt"] for r in recs[-2:]} == {lost["key"]: 1, kept["key"]: 2}
+    assert (out / kept["outputs"][0]).is_file()
 
 
 def _free_port() -> int:

@@ -12,6 +12,7 @@ import logging
 import math
 import os
 import signal
+import socket
 import sys
 import time
 from collections import deque
@@ -131,7 +132,7 @@ def _connect(cfg: Config, threads: int) -> None:
         ray.init(address="local", num_cpus=local_cores(), include_dashboard=False,
                  object_store_memory=128 * 2 ** 20, runtime_env={"env_vars": env}, **quiet)
         return
-    _use_token_if_present()
+    _check_reachable(cfg.address)
     runtime_env: dict[str, Any] = {"env_vars": env}
     if cfg.ship_code:
         runtime_env.update(working_dir=str(REPO_ROOT), excludes=SHIP_EXCLUDES)
@@ -142,6 +143,23 @@ def _connect(cfg: Config, threads: int) -> None:
     except Exception as exc:  # Ray raises ConnectionError, RuntimeError, grpc errors ...
         raise BatchError(f"cannot connect to the Ray cluster at {cfg.address}: "
                          f"{' '.join(str(exc).split())[:300] or type(exc).__name__}") from None
+
+
+def _check_reachable(address: str, timeout: float = 5.0) -> None:
+    """Fail in seconds on an address where nothing listens (Ray itself retries for minutes)."""
+    hostport = address[len("ray://"):] if address.startswith("ray://") else address
+    if address == "auto" or ":" not in hostport:
+        return
+    host, _, port = hostport.rpartition(":")
+    try:
+        port_n = int(port)
+    except ValueError:
+        raise BatchError(f"--address {address}: the port must be a number (ray://HOST:PORT or HOST:PORT)") from None
+    try:
+        socket.create_connection((host.strip("[]"), port_n), timeout=timeout).close()
+    except OSError as exc:
+        raise BatchError(f"cannot connect to the Ray cluster at {address}: nothing answers on {host}:{port_n} "
+                         f"({exc.strerror or exc})") from None
 
 
 def _use_token_if_present() -> None:
@@ -251,6 +269,8 @@ def _raise_interrupt(signum, frame):
 
 def _run_on_ray(adapter, todo: deque, out_dir: Path, cfg: Config, summary: Summary, progress: Progress,
                 record, t_start: float) -> None:
+    if cfg.address is not None:
+        _use_token_if_present()     # Ray reads its auth mode when it is imported
     import ray
 
     from .worker import Worker
