@@ -133,6 +133,23 @@ def test_folders_and_globs_give_unique_names_and_stable_keys(tmp_path):
         collect_items([str(tmp_path / "*.png")], FIT, DEFAULTS)
 
 
+def test_prompt_lists_give_text_items(tmp_path):
+    """generate takes text: a .txt list (one prompt per line) or a manifest's input/prompt column."""
+    from core.batch.jobs.generate import ADAPTER as GEN
+    defaults = {o.name: o.default for o in GEN.options}
+    (tmp_path / "prompts.txt").write_text("# my list\na round face, short hair\n\n  long   blond hair \n")
+    (tmp_path / "more.jsonl").write_text('{"prompt": "a narrow nose", "seed": 7, "n": 2, "id": "nose"}\n')
+    items, _ = collect_items([str(tmp_path / "prompts.txt"), str(tmp_path / "more.jsonl")], GEN, defaults)
+    assert [it.input for it in items] == ["a round face, short hair", "long blond hair", "a narrow nose"]
+    assert items[0].id.startswith("a_round_face_short_hair-") and items[2].id == "nose"
+    assert items[2].options["seed"] == 7 and GEN.outputs(items[2]) == ["nose.likeness", "nose_2.likeness"]
+    with pytest.raises(FileNotFoundError):          # a folder of photos is not a prompt list
+        collect_items([str(tmp_path)], GEN, defaults)
+    (tmp_path / "bad.csv").write_text("prompt,guidance\nsmile,25\n")
+    with pytest.raises(ManifestError, match="guidance must be at most 20"):
+        collect_items([str(tmp_path / "bad.csv")], GEN, defaults)
+
+
 def test_results_manifest_survives_a_torn_line_and_names_damage(tmp_path):
     p = tmp_path / "manifest.jsonl"
     log = ResultsLog(p)

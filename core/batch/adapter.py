@@ -85,7 +85,7 @@ class Item:
     """One unit of work: an input file and its options (batch-wide flags + manifest overrides)."""
     key: str                        # stable identity for resume: command + absolute input + options
     id: str                         # output name stem, unique within the batch
-    input: str                      # absolute path
+    input: str                      # absolute path (or the text, for text-driven commands)
     options: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
@@ -112,6 +112,9 @@ class BatchAdapter:
     worker_options: tuple[Option, ...] = ()
     # a worker's resident memory after loading its models is about this (MB); used for defaults
     typical_memory_mb: int = 1500
+    # False for commands driven by text (generate): an item's `input` is the text itself, given in a
+    # manifest's `input` (or `prompt`) column or one per line of a .txt list
+    inputs_are_files: bool = True
 
     def load(self, threads: int, settings: dict[str, Any]) -> Any:
         """Load models once per worker (`settings`: the worker_options' values); the returned

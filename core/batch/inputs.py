@@ -32,11 +32,12 @@ def is_manifest(path: str | Path) -> bool:
     return Path(path).suffix.lower() in MANIFEST_SUFFIXES
 
 
-def read_manifest(path: str | Path, options: dict | None = None) -> list[dict[str, Any]]:
+def read_manifest(path: str | Path, options: dict | None = None, paths: bool = True) -> list[dict[str, Any]]:
     """Rows of an input manifest as {"input": abs path, "id": str|None, "options": {...}, "line": n}.
 
     `options` maps option name -> `Option` (the command's per-item options); None accepts any
-    scalar option values unchecked (used by the fuzz harness and docs checks). Raises ManifestError.
+    scalar option values unchecked (used by the fuzz harness and docs checks). With paths=False the
+    `input` (or `prompt`) column is text, kept as written. Raises ManifestError.
     """
     path = Path(path)
     try:
@@ -60,7 +61,7 @@ def read_manifest(path: str | Path, options: dict | None = None) -> list[dict[st
         raise ManifestError(f"input manifest {path} lists no items")
     rows, ids = [], {}
     for line, fields in raw:
-        rows.append(_row(path, line, fields, options))
+        rows.append(_row(path, line, fields, options, paths))
         rid = rows[-1]["id"]
         if rid is not None:
             if rid in ids:
@@ -81,7 +82,7 @@ def _read_csv(path: Path, text: str) -> list[tuple[int, dict]]:
                 raise ManifestError(f"{path.name} line {line}: a cell is longer than {MAX_LINE_CHARS} characters")
             if header is None:
                 header = [c.strip().lower().replace("-", "_") for c in cells]
-                if "input" not in header:
+                if "input" not in header and "prompt" not in header:
                     raise ManifestError(f"{path.name}: the first row must be a header naming an 'input' column "
                                         f"(got {', '.join(map(repr, header[:8]))})")
                 dup = sorted({h for h in header if header.count(h) > 1 and h})
@@ -124,11 +125,14 @@ def _no_constant(name: str):
     raise ValueError(f"{name} is not a number")
 
 
-def _row(path: Path, line: int, fields: dict, options: dict | None) -> dict[str, Any]:
+def _row(path: Path, line: int, fields: dict, options: dict | None, paths: bool = True) -> dict[str, Any]:
     where = f"{path.name} line {line}"
-    src = fields.get("input")
+    if paths and "input" not in fields and "prompt" in fields:
+        raise ManifestError(f"{where}: this command takes files: name them in an 'input' column")
+    src = fields.get("input", fields.get("prompt") if not paths else None)
     if not isinstance(src, str) or not src.strip():
-        raise ManifestError(f"{where}: 'input' must be a file path")
+        raise ManifestError(f"{where}: 'input' must be a file path" if paths else f"{where}: 'input' (or 'prompt') "
+                            f"must be text")
     src = src.strip()
     if len(src) > 4096 or "\x00" in src or not _encodable(src):
         raise ManifestError(f"{where}: 'input' is not a usable path")
@@ -140,7 +144,7 @@ def _row(path: Path, line: int, fields: dict, options: dict | None) -> dict[str,
         rid = str(rid).strip()
     opts = {}
     for name, value in fields.items():
-        if name in ("input", "id") or name.startswith("_"):
+        if name in ("input", "id") or name.startswith("_") or (name == "prompt" and not paths):
             continue
         if options is None:
             if isinstance(value, (dict, list)):
@@ -155,6 +159,8 @@ def _row(path: Path, line: int, fields: dict, options: dict | None) -> dict[str,
             opts[name] = options[name].parse(value)
         except ValueError as exc:
             raise ManifestError(f"{where}: {exc}") from None
+    if not paths:
+        return {"input": " ".join(src.split()), "id": rid, "options": opts, "line": line}
     p = Path(src).expanduser()
     return {"input": str(p if p.is_absolute() else (path.parent / p).resolve()), "id": rid,
             "options": opts, "line": line}
@@ -173,6 +179,32 @@ def item_key(command: str, input_path: str, options: dict) -> str:
     return hashlib.sha1(blob.encode()).hexdigest()[:16]
 
 
+def read_text_list(p: Path, spec: str, adapter: BatchAdapter) -> list[str]:
+    """The lines of a .txt list (one prompt per line; blank lines and lines starting '#' skipped)."""
+    if not p.is_file() or p.suffix.lower() not in adapter.suffixes:
+        raise FileNotFoundError(f"{spec}: '{adapter.name}' takes {'/'.join(sorted(adapter.suffixes))} lists "
+                                f"(one per line) or .csv/.jsonl input manifests")
+    if p.stat().st_size > MAX_MANIFEST_BYTES:
+        raise ManifestError(f"{p} is larger than {MAX_MANIFEST_BYTES // 2 ** 20} MB")
+    try:
+        text = p.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise ManifestError(f"{p.name} is not UTF-8 text") from None
+    lines = [" ".join(ln.split()) for ln in text.splitlines()]
+    out = [ln for ln in lines if ln and not ln.startswith("#")]
+    if not out:
+        raise ManifestError(f"{p} lists nothing")
+    if any(len(ln) > MAX_LINE_CHARS for ln in out):
+        raise ManifestError(f"{p.name}: a line is longer than {MAX_LINE_CHARS} characters")
+    return out
+
+
+def _text_id(text: str) -> str:
+    """A readable, unique-enough name for a text input: its first words and a short hash."""
+    words = re.sub(r"[^A-Za-z0-9]+", "_", text.lower()).strip("_")[:40].strip("_") or "item"
+    return f"{words}-{hashlib.sha1(text.encode('utf-8', 'replace')).hexdigest()[:6]}"
+
+
 def _stem_id(rel: str) -> str:
     stem = rel.rsplit(".", 1)[0] if "." in Path(rel).name else rel
     s = re.sub(r"[^A-Za-z0-9._-]+", "_", stem.replace("/", "__").replace("\\", "__")).strip("._-")
@@ -188,8 +220,12 @@ def collect_items(inputs: list[str], adapter: BatchAdapter, batch_options: dict[
     for spec in inputs:
         p = Path(spec).expanduser()
         if is_manifest(p) and p.is_file():
-            for row in read_manifest(p, option_map):
-                specs.append((row["input"], Path(row["input"]).name, row["id"], row["options"]))
+            for row in read_manifest(p, option_map, paths=adapter.inputs_are_files):
+                name = Path(row["input"]).name if adapter.inputs_are_files else _text_id(row["input"])
+                specs.append((row["input"], name, row["id"], row["options"]))
+            continue
+        if not adapter.inputs_are_files:
+            specs += [(text, _text_id(text), None, {}) for text in read_text_list(p, spec, adapter)]
             continue
         if p.is_dir():
             files = sorted(f for f in p.rglob("*") if f.is_file() and not f.name.startswith("."))

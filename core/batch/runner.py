@@ -231,7 +231,7 @@ def run_batch(adapter: BatchAdapter, items: list[Item], out_dir: Path, cfg: Conf
         progress.update(rec["status"])
 
     # inputs that vanished fail here, without a worker
-    for it in list(todo):
+    for it in list(todo) if adapter.inputs_are_files else ():
         if not os.path.exists(it.input):
             todo.remove(it)
             record(it, {"status": "failed", "error": f"input not found: {it.input}"})
