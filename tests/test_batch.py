@@ -200,6 +200,7 @@ def test_batch_fit_lists_bad_inputs_and_resumes(mixed_folder, tmp_path):
     assert s is not None, stderr[-3000:]
     assert rc == 1                                       # some items failed
     assert (s["ok"], s["failed"], s["errors"], s["total"]) == (2, 2, 0, 4), stdout
+    assert (s["workers"], s["threads"]) == (2, max(1, (os.cpu_count() or 1) // 2))   # cores shared out
     assert "Traceback" not in stderr
     assert "skipped 1 file(s)" in stderr and "items/s" in stderr and "ETA" in stderr   # progress bar
     recs = {r["id"]: r for r in _records(out)}
@@ -287,10 +288,13 @@ def test_batch_runs_on_an_existing_cluster(ray_head, mixed_folder, tmp_path):
     address, head = ray_head
     folder, _ = mixed_folder
     out = tmp_path / "fer"
+    # --memory-mb below a worker's size: the worker is replaced after its items, the batch goes on
     rc, stdout, stderr, s = _main(["batch", "fer", str(folder / "good.jpg"), str(folder / "noface.png"),
-                                   "--out", str(out), "--address", address, "--annotate"], timeout=600)
+                                   str(folder / "corrupt.jpg"), "--out", str(out), "--address", address,
+                                   "--annotate", "--memory-mb", "150"], timeout=600)
     assert s is not None, stderr[-3000:]
-    assert f"Ray cluster {address}" in stderr and (s["ok"], s["failed"], s["workers"]) == (1, 1, 1), stdout
+    assert f"Ray cluster {address}" in stderr and (s["ok"], s["failed"], s["workers"]) == (1, 2, 1), stdout
+    assert s["recycled"] >= 1 and s["peak_rss_mb"] > 150
     recs = {r["id"]: r for r in _records(out)}
     assert recs["noface"]["error"].startswith("no face found")
     rows = (out / "good.csv").read_text().splitlines()

@@ -66,6 +66,7 @@ class Summary:
     item_seconds: float = 0.0
     recycled: int = 0
     restarted: int = 0
+    peak_rss_mb: float = 0.0            # the largest worker resident size seen after an item
     failures: list = field(default_factory=list)   # (id, status, message), this run
 
     @property
@@ -82,7 +83,7 @@ class Summary:
     def as_dict(self) -> dict:
         d = {k: getattr(self, k) for k in ("command", "total", "done_before", "failed_before", "ok", "failed", "errors",
                                            "interrupted", "workers", "threads", "memory_mb", "recycled",
-                                           "restarted")}
+                                           "restarted", "peak_rss_mb")}
         d.update(startup_s=round(self.startup_s, 3), processing_s=round(self.processing_s, 3),
                  wall_s=round(self.wall_s, 3), item_seconds=round(self.item_seconds, 3),
                  items_per_s=round(self.ran / self.processing_s, 4) if self.processing_s > 0 else None,
@@ -221,9 +222,11 @@ def run_batch(adapter: BatchAdapter, items: list[Item], out_dir: Path, cfg: Conf
                isinstance(prev.get("attempt"), int) else 1,
                "finished": now_iso(), "options": it.options,
                **({"span": rec["span"]} if rec.get("span") else {}),
+               **({"rss_mb": rec["rss_mb"]} if rec.get("rss_mb") else {}),
                **({"trace": rec["trace"]} if rec.get("trace") else {})}
         log.append(rec)
         summary.item_seconds += float(rec["seconds"] or 0.0)
+        summary.peak_rss_mb = max(summary.peak_rss_mb, float(rec.get("rss_mb") or 0.0))
         counter = rec["status"] if rec["status"] in ("ok", "failed") else "errors"
         setattr(summary, counter, getattr(summary, counter) + 1)
         if rec["status"] != "ok":
