@@ -335,7 +335,8 @@ class PhotoDialog(QDialog):
 
         self.image = loaded[0]
         self._show_photo()
-        self._start("Finding faces", lambda ctx: detect_faces(loaded), self._detected)
+        path = self.photo
+        self._start("Finding faces", lambda ctx: detect_faces(loaded, source=path), self._detected)
 
     def choose_face(self, index: int) -> None:
         if self.detected is None or not 0 <= index < len(self.detected[2]):

@@ -62,7 +62,8 @@ def collect(photos: list[tuple[str, Path, Path]], out_dir: Path, options=None,
     The annotated face is the detection nearest the centre of its .pts points."""
     from core.fitting.evaluate import read_pts
     from core.fitting.fit import FitError
-    from core.fitting.photo import PhotoError, load_photo
+    from core.fitting.photo import PhotoError
+    from core.fitting.pipeline import detect_faces
     from core.fitting.pipeline import shared_fitter
     from core.tracking import FaceTracker
 
@@ -79,8 +80,7 @@ def collect(photos: list[tuple[str, Path, Path]], out_dir: Path, options=None,
             t0 = time.perf_counter()
             try:
                 gt = read_pts(pts_path)
-                image, scale = load_photo(img_path)
-                faces = fitter.detect(image, tracker)
+                image, scale, faces = detect_faces(img_path, fitter, tracker=tracker)
                 c = gt.mean(0) * scale
                 face = min(faces, key=lambda f: np.hypot(f.box[0] + f.box[2] / 2 - c[0],
                                                          f.box[1] + f.box[3] / 2 - c[1]))

@@ -318,6 +318,19 @@ def landmark_detection(image_rgb: np.ndarray, det: Detection, tracker, rotate: b
     return None
 
 
+def rescale_face(face, k: float):
+    """A TrackedFace found on a copy of the photo k times its size, in the photo's pixels (the
+    detection too). The pose matrix is left as it is: it does not depend on the pixel scale."""
+    from dataclasses import replace
+    face.landmarks = (np.asarray(face.landmarks, np.float32) * np.float32(k)).astype(np.float32)
+    face.box = tuple(float(v) * k for v in face.box)
+    det = face.extra.get("detection")
+    if det is not None:
+        face.extra["detection"] = replace(det, box=tuple(float(v) * k for v in det.box),
+                                          keypoints=np.asarray(det.keypoints, np.float32) * k)
+    return face
+
+
 def find_faces(image_rgb: np.ndarray, tracker, detector: BlazeFaceDetector | None = None,
                max_faces: int = MAX_FACES, min_face: float = 24.0) -> list:
     """All faces of the photo as TrackedFaces (landmarks in photo pixels), largest first.

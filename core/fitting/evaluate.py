@@ -17,7 +17,7 @@ from typing import Callable
 import numpy as np
 
 from .fit import FaceFitter, FitError, FitOptions, FitResult
-from .photo import PhotoError, load_photo
+from .photo import PhotoError
 
 FAILURE_NME = 0.10
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
@@ -95,8 +95,8 @@ def fit_annotated(fitter: FaceFitter, folder: str | Path, options: FitOptions | 
             gt = read_pts(pts_path)
             t0 = time.perf_counter()
             try:
-                img, scale = load_photo(img_path)
-                faces = fitter.detect(img, tracker, method=method)
+                from .pipeline import detect_faces
+                img, scale, faces = detect_faces(img_path, fitter, tracker=tracker, method=method)
                 face = annotated_face(faces, gt, scale)
                 if face is None:
                     raise FitError(f"the annotated face was not among the {len(faces)} face(s) found")

@@ -215,10 +215,14 @@ class FaceFitter:
 
     # --- detection ------------------------------------------------------------------------
     @staticmethod
-    def detect(image_rgb: np.ndarray, tracker=None, min_face_px: int = 20, method: str = "blazeface"):
+    def detect(image_rgb: np.ndarray, tracker=None, min_face_px: int = 20, method: str = "blazeface",
+               detail: np.ndarray | None = None):
         """Faces in the photo, largest first. Raises FitError when there is none usable.
         "blazeface": full-range detector (tiled) + landmarker on upright crops (core.fitting.detect);
-        "landmarker": the landmarker alone on the whole photo (the earlier method, for comparison)."""
+        "landmarker": the landmarker alone on the whole photo (the earlier method, for comparison).
+        `detail`: the same photo at a higher resolution (a big photo is fitted reduced): faces are
+        found and landmarked on its pixels, then given in `image_rgb`'s; a face 40 pixels wide in
+        the original would be under 30 after the reduction, too few for the detector."""
         import cv2
 
         from core.tracking import FaceTracker
@@ -231,7 +235,12 @@ class FaceFitter:
                 faces = tracker.detect(cv2.cvtColor(image_rgb, cv2.COLOR_RGB2BGR))
             else:
                 try:
-                    faces = find_faces(image_rgb, tracker, min_face=min_face_px)
+                    if detail is not None and detail.shape[1] > image_rgb.shape[1]:
+                        from .detect import rescale_face
+                        k = image_rgb.shape[1] / detail.shape[1]
+                        faces = [rescale_face(f, k) for f in find_faces(detail, tracker, min_face=min_face_px / k)]
+                    else:
+                        faces = find_faces(image_rgb, tracker, min_face=min_face_px)
                 except DetectorError as exc:
                     raise FitError(str(exc)) from exc
         finally:

@@ -12,7 +12,7 @@ import numpy as np
 from core.avatar import Avatar
 
 from .fit import MP_FACE_OVAL, FaceFitter, FitCancelled, FitError, FitOptions, FitResult
-from .photo import load_photo
+from .photo import PhotoError, load_photo
 from .texture import ProjectedTexture, project_texture
 
 _FITTER: FaceFitter | None = None
@@ -49,10 +49,33 @@ class PhotoAvatar:
     mesh: object                      # the fitted mesh (core.facemodel.mesh.Mesh)
 
 
-def detect_faces(photo, fitter: FaceFitter | None = None) -> tuple[np.ndarray, float, list]:
-    """(image, scale, faces largest first) for a path, bytes or array. Raises PhotoError/FitError."""
-    image, scale = photo if isinstance(photo, tuple) else load_photo(photo)
-    return image, scale, (fitter or shared_fitter()).detect(image)
+DETECT_MAX_SIDE = 4096    # faces are looked for on at most this many pixels on the long side
+
+
+def detail_image(source, scale: float) -> np.ndarray | None:
+    """The photo at up to DETECT_MAX_SIDE pixels when its fitting copy (`scale` < 1) was reduced,
+    so small faces in big photos are detected on their own pixels; None when not needed."""
+    if source is None or scale >= 1.0:
+        return None
+    try:
+        image, _ = load_photo(source, max_side=DETECT_MAX_SIDE)
+    except PhotoError:
+        return None
+    return image
+
+
+def detect_faces(photo, fitter: FaceFitter | None = None, source=None, tracker=None,
+                 method: str = "blazeface") -> tuple[np.ndarray, float, list]:
+    """(image, scale, faces largest first) for a path, bytes or array, or for an already read
+    (image, scale) with its `source` (a path, bytes or array: a reduced photo is then searched
+    at a higher resolution). Raises PhotoError/FitError."""
+    if isinstance(photo, tuple):
+        image, scale = photo
+    else:
+        (image, scale), source = load_photo(photo), photo
+    detail = detail_image(source, scale) if method == "blazeface" else None
+    faces = (fitter or shared_fitter()).detect(image, tracker, method=method, detail=detail)
+    return image, scale, faces
 
 
 def reconstruct(photo: str | os.PathLike | bytes | np.ndarray, *, face_index: int = 0,
