@@ -25,7 +25,9 @@ from core.paint.avatar import attach_paint, ensure_paint, paint_of
 from core.paint.files import load_recovery, save_recovery
 from core.paint.maskpaint import MaskStroke
 from core.paint.projection import blocks, build_texel_map, face_normals, footprint
+from core.paint.history import TileStep
 from core.paint.stroke import Stencil
+from core.paint.undocache import CompositeMemo
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +102,8 @@ class PaintController(QObject):
         if self.stack is not None and self._on_stack in self.stack.listeners:
             self.stack.listeners.remove(self._on_stack)
         self.stack = stack
+        self.memo = CompositeMemo(stack)
+        self._memo_pending = None
         stack.listeners.append(self._on_stack)
         self._base_cache = avatar_texture(self.avatar)   # also sets the stack's base
         self.layer_index = max(0, len(stack.layers) - 1)
@@ -122,6 +126,15 @@ class PaintController(QObject):
         if not self.stack.layers:
             self.texture_changed.emit(None)   # the avatar shows its base texture again
             return
+        if self._memo_pending is not None:   # undo/redo of a stroke: its saved composite
+            step, which = self._memo_pending
+            self._memo_pending = None
+            rects = self.memo.restore(step, which)
+            if rects is not None:
+                self.texture_changed.emit(rects)
+                return
+        if self._stroke is not None:
+            self.memo.capture()
         rects = self.stack.refresh()
         if rects:
             self.texture_changed.emit(rects)
@@ -207,10 +220,12 @@ class PaintController(QObject):
         try:
             if self.tool == "clone" and self.clone_source is not None:
                 self.clone_offset_from(x, y)
+            self.refresh()
             self._stroke = self._begin(scale)
         except PaintError as exc:
             self.status.emit(str(exc))
             return False
+        self.memo.begin()
         self._stroke.add_point(x, y, pressure)
         self.refresh()
         return True
@@ -225,8 +240,9 @@ class PaintController(QObject):
         self._last_px = None
         self._stroke_path = None
         if s is not None:
-            s.end()
+            step = s.end()
             self.refresh()
+            self.memo.end(step if isinstance(step, TileStep) else None)
 
     def clone_offset_from(self, x: float, y: float) -> None:
         sx, sy = self.clone_source
@@ -330,10 +346,12 @@ class PaintController(QObject):
         try:
             if self.tool == "clone" and self.clone_source is not None:
                 self.clone_offset_from(*t)
+            self.refresh()
             self._stroke = self._begin(1.0)
         except PaintError as exc:
             self.status.emit(str(exc))
             return False
+        self.memo.begin()
         self._stroke_path = self._stroke.path        # spacing, stabiliser, jitter on screen pixels
         self._last_px = None
         self.move_3d(pick, vertices, eye, x, y, pressure)
@@ -387,13 +405,21 @@ class PaintController(QObject):
     # ------------------------------------------------------------------ history
     def undo(self) -> None:
         if self._stroke is None:
+            h = self.stack.history
+            self.refresh()
+            self._memo_pending = (h.done[-1], "before") if h.done else None
             name = self.stack.undo()
+            self._memo_pending = None
             if name:
                 self.status.emit(f"Undo {name}")
 
     def redo(self) -> None:
         if self._stroke is None:
+            h = self.stack.history
+            self.refresh()
+            self._memo_pending = (h.undone[-1], "after") if h.undone else None
             name = self.stack.redo()
+            self._memo_pending = None
             if name:
                 self.status.emit(f"Redo {name}")
 

@@ -106,7 +106,10 @@ class Viewport(QOpenGLWidget):
     def upload_texels(self, rects) -> None:
         """Painted texels changed: re-upload only `rects` (None: the whole texture)."""
         if rects is None or self.texel_source is None:
-            self._queue("texture", avatar_texture(self.avatar))
+            if self.texel_source is None:
+                self._queue("texture", avatar_texture(self.avatar))
+            else:
+                self._queue("texture_full", True)   # read from texel_source when uploading
             return
         self._pending.setdefault("texels", []).extend(rects)
         box = self.painter.screen_box(rects) if self.painter is not None else None
@@ -178,6 +181,10 @@ class Viewport(QOpenGLWidget):
             # in place, mip levels once changes settle: a slider drag re-decodes every frame
             r.set_texture(tex, mipmaps=False)
             self._mip_timer.start()
+        if "texture_full" in p:
+            p.pop("texture_full")
+            p.pop("texels", None)
+            r.set_texture(self.texel_source())
         if "texels" in p:
             src = self.texel_source()
             if not r.update_texture(src, p.pop("texels")):

@@ -196,10 +196,11 @@ def gui_latency(size: int, res: dict, window: str = "1500x950", focused: bool = 
         res[f"gui_{name}_partial_frames"] = vp.partial_frames - partial0
 
     # undo / redo of a 500-dab stroke, until both views show it
-    s = c._begin(1.0)
-    for x, y in path(500, size, 3, span=0.6):
-        s.dab(float(x), float(y), radius=24.0)
-    c._stroke = s
+    pts = path(500, size, 3, span=0.6)     # through the controller, one dab and refresh per event
+    c.begin_uv(float(pts[0, 0]), float(pts[0, 1]), 1.0, scale=1.0)
+    for x, y in pts[1:]:
+        c._stroke.dab(float(x), float(y), radius=24.0)
+        c.refresh()
     c.end()
     wait(lambda: True)
     for _ in range(20):
