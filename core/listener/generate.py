@@ -92,6 +92,7 @@ class Listener:
 
     def generate(self, speaker_cond: np.ndarray, attitude: np.ndarray, seed: int = 0, steps: int = 8,
                  refine: bool = True, refine_strength: float = 0.6, batch: int = 16,
+                 postfilter: bool = True,
                  progress: Callable[[float, str], None] = lambda f, s: None,
                  cancelled: Callable[[], bool] = lambda: False) -> tuple[np.ndarray, dict]:
         """(N, 56) listener motion for an (N, C) speaker condition (core.listener.data.speaker_condition)
@@ -140,8 +141,25 @@ class Listener:
                     out[a + keep:a + m - keep] = x[i, keep:m - keep]
                 done += len(chunk)
                 progress(done / total, f"refining joins {done - len(starts)}/{len(joins)}")
+        raw = out[:n]
+        if postfilter:
+            out = temporal_filter(out)
         motion = clip_motion(out[:n] * self.std + self.mean)
-        return motion, {"joins": joins, "segments": len(starts), "normalised": out[:n]}
+        return motion, {"joins": joins, "segments": len(starts), "normalised": out[:n],
+                        "raw": clip_motion(raw * self.std + self.mean)}
+
+
+def temporal_filter(x: np.ndarray) -> np.ndarray:
+    """The post-filter of few-step sampling: a 3-frame median on every channel (removes
+    single-frame flicker, keeps a 5-8 frame blink), then a Gaussian of sigma 1 frame on head
+    rotation (its motion is slow; 40 ms wobble is sampling noise)."""
+    from core.animation.clip import gaussian_smooth
+    y = np.asarray(x, np.float32)
+    if len(y) >= 3:
+        stack = np.stack([np.concatenate([y[:1], y[:-1]]), y, np.concatenate([y[1:], y[-1:]])])
+        y = np.median(stack, axis=0).astype(np.float32)
+        y[:, 53:56] = gaussian_smooth(y[:, 53:56], 1.0)
+    return y
 
 
 class LiveListener:
@@ -186,7 +204,10 @@ class LiveListener:
                        clip_x0=8.0).numpy()[0]
         self.hist = x
         self.frames += 1
-        return clip_motion((x[-1] * self.l.std + self.l.mean)[None])[0]
+        # causal counterpart of the offline post-filter: the head rotation eased over ~2 frames
+        if self.frames > 1:
+            self.hist[-1, 53:56] = 0.5 * self.hist[-1, 53:56] + 0.5 * self.hist[-2, 53:56]
+        return clip_motion((self.hist[-1] * self.l.std + self.l.mean)[None])[0]
 
 
 class _RunningFeatures:
