@@ -24,7 +24,6 @@ from .panels.log_panel import LogPanel
 from .panels.webcam_panel import WebcamPanel
 from .panels.timeline_panel import TimelinePanel
 from .panels.listen_panel import ListenPanel
-from .panels.timeline_panel import TimelinePanel
 from .paint_workspace import PaintWorkspace
 from .photo_dialog import PHOTO_FILTER, PhotoDialog
 from .viewport import Viewport
@@ -100,13 +99,6 @@ class MainWindow(QMainWindow):
         self.tabifyDockWidget(self.log_dock, self.listen_dock)
         self.log_dock.raise_()
         self.listen_panel.status_changed.connect(lambda s: log.info("Listener: %s", s))
-        # Animation clips: curves, playhead, keys, recording (issue 26); opened from Window > Timeline
-        self.timeline_panel = TimelinePanel(self.avatar, self.runner, model)
-        self.timeline_dock = self._dock("Timeline", self.timeline_panel, Qt.BottomDockWidgetArea)
-        self.tabifyDockWidget(self.log_dock, self.timeline_dock)
-        self.log_dock.raise_()
-        self.timeline_panel.status_changed.connect(lambda s: log.info("Timeline: %s", s)
-                                                   if s.startswith(("error", "exported", "recorded")) else None)
         # Text to avatar (issue 25): Window > Generate; picking goes through the unsaved-changes prompt
         from app.panels.generate_panel import GeneratePanel
         self.generate_panel = GeneratePanel(self.avatar, self.runner)
@@ -115,6 +107,13 @@ class MainWindow(QMainWindow):
         self.identity_dock.raise_()
         self.generate_panel.picked.connect(self.use_generated)
         self.generate_panel.status_changed.connect(lambda s: log.info("Generate: %s", s))
+        # Expression captions of a video or of the current clip (issue 28): Window > Caption
+        from app.panels.caption_panel import CaptionPanel
+        self.caption_panel = CaptionPanel(self.runner, lambda: self.timeline_panel.clip)
+        self.caption_dock = self._dock("Caption", self.caption_panel, Qt.BottomDockWidgetArea)
+        self.tabifyDockWidget(self.log_dock, self.caption_dock)
+        self.log_dock.raise_()
+        self.caption_panel.status_changed.connect(lambda s: log.info("Caption: %s", s))
         self.resizeDocks([self.expression_dock, self.identity_dock], [380, 300], Qt.Horizontal)
         self.resizeDocks([self.log_dock], [130], Qt.Vertical)
         self._build_status_bar()
@@ -227,14 +226,11 @@ class MainWindow(QMainWindow):
         self.timeline_action.setStatusTip("Animation clips: play, scrub, key, smooth, trim, record, export")
         win.addAction(self.timeline_action)
         win.addAction(self.listen_dock.toggleViewAction())
-        self.timeline_action = self.timeline_dock.toggleViewAction()
-        self.timeline_action.setShortcut(QKeySequence("Ctrl+Shift+T"))
-        self.timeline_action.setStatusTip("Animation clips: play, scrub, key, smooth, trim, record, export")
-        win.addAction(self.timeline_action)
         self.generate_action = self.generate_dock.toggleViewAction()
         self.generate_action.setShortcut(QKeySequence("Ctrl+Shift+G"))
         self.generate_action.setStatusTip("Text to avatar: generate candidates from a prompt, edit by text")
         win.addAction(self.generate_action)
+        win.addAction(self.caption_dock.toggleViewAction())
 
         h = mb.addMenu("&Help")
         self._action(h, "&About Likeness", self.about)
