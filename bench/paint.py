@@ -128,7 +128,9 @@ def gui_latency(size: int, res: dict, window: str = "1500x950", focused: bool = 
         from PySide6.QtWidgets import QDockWidget
         for d in w.findChildren(QDockWidget):
             d.setVisible(d is w.paint.canvas_dock)
-        w.resize(1100, 600)
+        for _ in range(20):
+            app.processEvents()
+        w.resize(1040, 560)
     res["gui_window"] = f"{w.width()}x{w.height()}"
     st = build(size)
     attach_paint(w.avatar, st)
@@ -136,6 +138,11 @@ def gui_latency(size: int, res: dict, window: str = "1500x950", focused: bool = 
     c, vp, cv = w.paint.controller, w.viewport, w.paint.canvas
     vp.setFixedSize(512, 512)
     cv.setFixedSize(512, 512)
+    if focused:
+        for _ in range(20):
+            app.processEvents()
+        w.resize(w.minimumSizeHint())
+    res["gui_window"] = f"{w.width()}x{w.height()}"
     wait(lambda: c.texel_map is not None and not w.session.busy, 300)
     cv.fit()
     c.layer_index = 3

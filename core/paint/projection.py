@@ -49,9 +49,9 @@ class TexelMap:
         """Pixel box (x0, y0, x1, y1), y down, that texel `rects` (y0, y1, x0, x1) cover on
         screen (large rects are subsampled: a box, not an exact region); None if none is shown."""
         picks = []
+        total = sum((y1 - y0) * (x1 - x0) for y0, y1, x0, x1 in rects)
+        step = max(1, int(np.sqrt(total / budget)))      # one sampling step for all rects
         for y0, y1, x0, x1 in rects:
-            area = (y1 - y0) * (x1 - x0)
-            step = max(1, int(np.sqrt(area / budget)))
             sub = self.index[y0:y1:step, x0:x1:step]
             picks.append(sub[sub >= 0])
         idx = np.concatenate(picks) if picks else np.zeros(0, np.int64)
