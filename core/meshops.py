@@ -24,11 +24,14 @@ def vertex_normals(vertices: np.ndarray, faces: np.ndarray, incidence=None) -> n
     into the face's corners weights by area for free. Pass `incidence` (face_incidence) when
     the topology is fixed and the vertices change every frame: it makes the sum ~10x faster.
     """
-    v = np.asarray(vertices, np.float32)
+    v = np.ascontiguousarray(vertices, np.float32)
     f = np.asarray(faces)
-    a = v[f[:, 0]]
-    e1 = v[f[:, 1]] - a
-    e2 = v[f[:, 2]] - a
+    # np.take gathers rows ~4x faster than fancy indexing (a per-frame cost in the viewport)
+    a = np.take(v, f[:, 0], axis=0)
+    e1 = np.take(v, f[:, 1], axis=0)
+    e1 -= a
+    e2 = np.take(v, f[:, 2], axis=0)
+    e2 -= a
     # Written out: np.cross is several times slower on (F,3) arrays.
     fn = np.empty_like(e1)
     fn[:, 0] = e1[:, 1] * e2[:, 2] - e1[:, 2] * e2[:, 1]
