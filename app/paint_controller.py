@@ -24,7 +24,7 @@ from core.paint import PRESETS, BrushSettings, PaintError, begin_stroke, fill, p
 from core.paint.avatar import attach_paint, ensure_paint, paint_of
 from core.paint.files import load_recovery, save_recovery
 from core.paint.maskpaint import MaskStroke
-from core.paint.projection import blocks, build_texel_map, face_normals, footprint
+from core.paint.projection import VisibilityCache, blocks, build_texel_map, face_normals, footprint
 from core.paint.history import TileStep
 from core.paint.stroke import Stencil
 from core.paint.undocache import CompositeMemo
@@ -73,6 +73,7 @@ class PaintController(QObject):
         self.clone_source: tuple[float, float] | None = None   # texel (x, y)
         self.stencil: Stencil | None = None
         self.texel_map = None
+        self._visibility = None
         self._normals_key = None
         self._normals = None
         self._map_task = None
@@ -317,6 +318,7 @@ class PaintController(QObject):
             if g != self._map_gen:
                 return
             self.texel_map, self.mirror = tm, mirror if mirror is not None else self.mirror
+            self._visibility = VisibilityCache(tm)
             self.ready_3d.emit(True)
 
         task = self.quiet_runner.start("Preparing 3D painting", work, on_done=done, quiet=True)
@@ -366,7 +368,8 @@ class PaintController(QObject):
         capsule = b.jitter <= 0 and b.spacing <= 0.5 and self.tool in ("brush", "eraser", "clone", "stencil")
         for d in self._stroke_path.add(x, y, pressure):
             start = self._last_px if capsule else None
-            fp = footprint(pick, self.texel_map, vertices, eye, d.x, d.y, d.radius, b.hardness, normals, start)
+            fp = footprint(pick, self.texel_map, vertices, eye, d.x, d.y, d.radius, b.hardness, normals, start,
+                           self._visibility)
             self._last_px = (d.x, d.y)
             if fp is None:
                 continue

@@ -28,6 +28,7 @@ class ViewportPainter:
         self._mesh = None
         self.pick_ms = 0.0
         self._stroking = False
+        self._vp_key, self._vp = None, None
 
     # ------------------------------------------------------------------ the view's pick
     def _key(self):
@@ -74,7 +75,11 @@ class ViewportPainter:
         if len(tm.faces) != len(vp.session.mesh.faces):
             return None      # the texel map of a previous mesh
         w, h = vp._pixel_size()
-        return tm.screen_box(verts, vp.camera.view_proj(w, h), w, h, rects)
+        cam = vp.camera
+        key = (cam.yaw, cam.pitch, cam.distance, tuple(cam.target), cam.fov, cam.near, cam.far, w, h)
+        if key != self._vp_key:
+            self._vp_key, self._vp = key, cam.view_proj(w, h)
+        return tm.screen_box(verts, self._vp, w, h, rects)
 
     def _pos(self, e) -> tuple[float, float]:
         p, r = e.position(), self.viewport.devicePixelRatioF()

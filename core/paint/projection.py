@@ -45,7 +45,7 @@ class TexelMap:
     index: np.ndarray | None = None     # (size, size) int32 texel -> entry (-1: not covered)
 
     def screen_box(self, vertices: np.ndarray, view_proj: np.ndarray, width: int, height: int,
-                   rects, budget: int = 3000) -> tuple[int, int, int, int] | None:
+                   rects, budget: int = 1000) -> tuple[int, int, int, int] | None:
         """Pixel box (x0, y0, x1, y1), y down, that texel `rects` (y0, y1, x0, x1) cover on
         screen (large rects are subsampled: a box, not an exact region); None if none is shown."""
         picks = []
@@ -191,9 +191,32 @@ def visible(pick: ViewPick, tm: TexelMap, vertices: np.ndarray, idx: np.ndarray,
     return seen & (cos > 0), sx, sy, cos
 
 
+class VisibilityCache:
+    """Which texels one view sees, evaluated on first need: consecutive dabs of a stroke
+    overlap, so each texel is posed, projected and depth-tested once per view, not per dab."""
+
+    def __init__(self, tm: TexelMap) -> None:
+        self.tm = tm
+        self.key = None
+        self.done = np.zeros(len(tm.rows), bool)
+        self.seen = np.zeros(len(tm.rows), bool)
+
+    def lookup(self, pick: ViewPick, vertices: np.ndarray, eye: np.ndarray, idx: np.ndarray,
+               normals: np.ndarray | None = None) -> np.ndarray:
+        key = (id(pick), id(vertices), tuple(np.asarray(eye, np.float64).round(6)))
+        if key != self.key:
+            self.done[:] = False
+            self.key = key
+        new = idx[~self.done[idx]]
+        if new.size:
+            self.seen[new] = visible(pick, self.tm, vertices, new, eye, normals)[0]
+            self.done[new] = True
+        return self.seen[idx]
+
+
 def footprint(pick: ViewPick, tm: TexelMap, vertices: np.ndarray, eye: np.ndarray, x: float, y: float,
               radius_px: float, hardness: float, normals: np.ndarray | None = None,
-              start: tuple[float, float] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+              start: tuple[float, float] | None = None, cache: VisibilityCache | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     """The texels a dab of `radius_px` screen pixels at pixel (x, y) paints and their strength:
     (rows, cols, strength) or None when the pointer is off the surface. With `start` (the
     previous pointer pixel) the brush is the capsule from there to (x, y): with max-accumulated
@@ -222,7 +245,10 @@ def footprint(pick: ViewPick, tm: TexelMap, vertices: np.ndarray, eye: np.ndarra
     idx, dist = idx[near], dist[near]
     if idx.size == 0:
         return None
-    seen, _, _, _ = visible(pick, tm, vertices, idx, eye, normals)
+    if cache is not None and cache.tm is tm:
+        seen = cache.lookup(pick, vertices, eye, idx, normals)
+    else:
+        seen = visible(pick, tm, vertices, idx, eye, normals)[0]
     idx, dist = idx[seen], dist[seen]
     if idx.size == 0:
         return None
