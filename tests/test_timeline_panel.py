@@ -108,5 +108,22 @@ def test_record_and_export(panel, qtbot, tmp_path):
     panel.export(str(out), on_done=done.append)
     qtbot.waitUntil(lambda: bool(done), timeout=30_000)
     assert out.read_text().count("\n") == rec.frames + 1
+    mp4 = tmp_path / "rec.mp4"                       # rendered off the GUI thread, cancellable
+    done.clear()
+    panel.export(str(mp4), on_done=done.append)
+    qtbot.waitUntil(lambda: bool(done), timeout=180_000)
+    assert done[0]["frames"] == rec.frames and mp4.stat().st_size > 1000
     panel.code_check.setChecked(True)                # researchers: the learned expression code
     assert "code0" in panel.curves and len(panel.curves["code0"].getData()[0]) == rec.frames
+
+
+def test_track_video_into_a_clip(panel, qtbot):
+    from core.paths import SHARED_DIR
+    video = SHARED_DIR / "media" / "speaker_b.mp4"
+    if not video.exists():
+        pytest.skip("shared media missing")
+    done = []
+    panel.track_video(str(video), on_done=done.append)
+    qtbot.waitUntil(lambda: bool(done), timeout=120_000)
+    assert panel.clip is done[0] and done[0].audio is not None and done[0].frames > 100
+    assert "speaker_b" in panel.clip_combo.currentText()

@@ -66,6 +66,8 @@ class TimelinePanel(QWidget):
         self.clip_combo = QComboBox(toolTip="The project's clips")
         self.clip_combo.currentIndexChanged.connect(self._clip_chosen)
         self.import_button = QPushButton("Import…", clicked=self.import_clip)
+        self.track_button = QPushButton("Track video…", clicked=lambda: self.track_video(),
+                                        toolTip="Turn a video's face (and its sound) into a new clip")
         self.save_button = QPushButton("Save as…", clicked=self.save_clip_as)
         self.export_button = QPushButton("Export…", clicked=self.export_dialog,
                                          toolTip="GLB animation, MP4 with sound, or CSV")
@@ -74,7 +76,8 @@ class TimelinePanel(QWidget):
                                          toolTip="Record what the avatar shows (drive it from the Webcam "
                                                  "panel with 'Drive avatar') into a new clip at 25 fps")
         self.record_button.toggled.connect(self.set_recording)
-        for w in (QLabel("Clip"), self.clip_combo, self.import_button, self.save_button, self.export_button,
+        for w in (QLabel("Clip"), self.clip_combo, self.import_button, self.track_button, self.save_button,
+                  self.export_button,
                   self.delete_clip_button, self.record_button):
             top.addWidget(w)
         top.addStretch(1)
@@ -206,6 +209,29 @@ class TimelinePanel(QWidget):
         self.add_clip(clip)
         self._status(f"imported {Path(path).name}: {clip.frames} frames")
         return True
+
+    def track_video(self, path: str | None = None, on_done=None):
+        """Track a video into a new clip on a worker thread (progress and Cancel in the status bar)."""
+        if path is None:
+            path, _ = QFileDialog.getOpenFileName(self, "Track video", "", "Video (*.mp4 *.mov *.avi *.mkv *.webm)")
+            if not path:
+                return None
+        from core.animation.track import track_video
+
+        def done(result):
+            clip, stats = result
+            self.add_clip(clip)
+            self._status(f"tracked {Path(path).name}: {clip.frames} frames, face in {stats.face_share:.0%}, "
+                         f"audio: {'yes' if clip.audio is not None else 'none'}")
+            if on_done:
+                on_done(clip)
+
+        if self.runner is None:
+            from app.workers import TaskRunner
+            self.runner = TaskRunner(self)
+        return self.runner.start(f"Track {Path(path).name}",
+                                 lambda ctx: track_video(path, progress=ctx.progress, cancelled=lambda: ctx.cancelled),
+                                 on_done=done, on_error=lambda m: self._error(m))
 
     def save_clip_as(self, path: str | None = None) -> bool:
         if self.clip is None:
