@@ -120,7 +120,8 @@ class PaintController(QObject):
         self.history_changed.emit()
         self.refresh()
         self.avatar.set_dirty(True)
-        self._autosave.start()
+        if not self._autosave.isActive():   # at most 2 s after the first unsaved change, even
+            self._autosave.start()          # while the artist keeps painting
 
     def refresh(self) -> None:
         """Recomposite the dirty tiles and tell the views which texels changed."""

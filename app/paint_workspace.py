@@ -10,7 +10,7 @@ from pathlib import Path
 
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import QFileDialog, QMessageBox
+from PySide6.QtWidgets import QFileDialog, QFrame, QMessageBox, QScrollArea
 
 from core.paint import PaintError
 
@@ -33,7 +33,11 @@ class PaintWorkspace:
         self.layers_panel = LayersPanel(c)
         self.history_panel = HistoryPanel(c)
         self.canvas_dock = w._dock("UV Canvas", self.canvas, Qt.RightDockWidgetArea)
-        self.brush_dock = w._dock("Brush", self.brush_panel, Qt.LeftDockWidgetArea)
+        scroll = QScrollArea(widgetResizable=True, frameShape=QFrame.NoFrame)
+        scroll.setWidget(self.brush_panel)   # a tall panel: it scrolls rather than stretch the window
+        self.brush_dock = w._dock("Brush", scroll, Qt.LeftDockWidgetArea)
+        if hasattr(w, "identity_dock"):
+            w.tabifyDockWidget(w.identity_dock, self.brush_dock)   # the left column, a tab
         self.layers_dock = w._dock("Layers", self.layers_panel, Qt.RightDockWidgetArea)
         self.history_dock = w._dock("History", self.history_panel, Qt.RightDockWidgetArea)
         w.tabifyDockWidget(self.layers_dock, self.history_dock)
@@ -83,6 +87,11 @@ class PaintWorkspace:
         for d in self.docks:
             d.setVisible(on)
         self.workspace_action.setChecked(on)
+        if on:
+            self.brush_dock.raise_()
+            self.layers_dock.raise_()
+            self.window.resizeDocks([self.canvas_dock, self.layers_dock], [460, 300], Qt.Vertical)
+            self.window.resizeDocks([self.canvas_dock], [460], Qt.Horizontal)
         if on and self.avatar_view_mode() != "textured":
             self.window.avatar.set_view(mode="textured")
         self.set_paint_mode(on)
