@@ -15,7 +15,7 @@ COMMAND_MODULES = (
     "render", "export", "train_face_model", "eval_face_model",
     "fer", "eval_fer", "fit", "eval_fit", "eval_texture", "texture",
     "track", "export_clip", "listen", "eval_listen",
-    "generate", "edit", "eval_generate", "caption", "eval_caption",
+    "generate", "edit", "eval_generate", "caption", "eval_caption", "synth_fer",
 )
 
 

@@ -1,0 +1,141 @@
+"""`synth-fer` datasets: many synthetic people, each shot several times, with the shipped
+classifier's pseudo-label check (after SynFER's label calibration: a render whose expression
+does not read as intended is dropped, and the report says how many).
+
+Output folder: images/NNNNNN.jpg (full picture), crops/NNNNNN.png (48x48 grey, FER2013 framing),
+labels.csv (one row per render: label, kept, the classifier's reading, face box, pose, intensity,
+asymmetry, action units, the 53 weights), synth_fer.npz (kept crops + labels in FER2013's npz
+layout, ready to train with), report.json.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import time
+from pathlib import Path
+from typing import Callable
+
+import cv2
+import numpy as np
+
+from core.expressions import EXPRESSION_NAMES
+from core.fer.model import FER_CLASSES
+
+from .faces import AU_BLENDSHAPES, random_identity
+
+KEEP_PROB = 0.3          # the intended class must be the classifier's top class or reach this
+SHOTS_PER_PERSON = 48    # building a person (mesh, hair) costs ~1 s; a shot ~20 ms
+
+
+class SynthError(ValueError):
+    """Bad options or an unusable output folder; the message is for the user."""
+
+
+def keep(probs: np.ndarray, label: int, min_prob: float = KEEP_PROB) -> bool:
+    return int(np.argmax(probs)) == label or float(probs[label]) >= min_prob
+
+
+def generate(n: int, out: Path, seed: int = 0, real_samples: Path | None = None,
+             shots_per_person: int = SHOTS_PER_PERSON, classifier=None,
+             progress: Callable[[float, str], None] = lambda f, s: None,
+             cancelled: Callable[[], bool] = lambda: False) -> dict:
+    """Render `n` labelled faces into `out` (created; must be empty or absent). Classes are
+    balanced. Returns the report."""
+    from core.appearance import AppearanceModelError, shared_model
+    from core.facemodel import FaceModel
+    from core.fer.classifier import ExpressionClassifier
+    from core.paint.files import write_atomic
+    from core.render import Renderer, headless_context
+
+    from .render import PersonRenderer
+
+    if n < 1:
+        raise SynthError("--n must be at least 1")
+    out = Path(out)
+    if out.exists() and any(out.iterdir()):
+        raise SynthError(f"{out} is not empty; choose a new folder")
+    (out / "images").mkdir(parents=True, exist_ok=True)
+    (out / "crops").mkdir(exist_ok=True)
+    t0 = time.perf_counter()
+    rng = np.random.default_rng(seed)
+    model = FaceModel.load()
+    try:
+        appearance = shared_model()
+    except AppearanceModelError:
+        appearance = None
+    real = []
+    if real_samples is not None and Path(real_samples).is_dir():
+        from core.appearance.samples import load_samples
+        real = load_samples(Path(real_samples))
+    clf = classifier or ExpressionClassifier()
+    renderer = Renderer(headless_context())
+    labels = [FER_CLASSES[i % len(FER_CLASSES)] for i in range(n)]
+    rng.shuffle(labels)
+    rows, crops, kept_labels, names = [], [], [], []
+    person, people, made = None, 0, 0
+    pending: list = []
+
+    def flush() -> None:
+        if not pending:
+            return
+        probs = clf.predict(np.stack([f.crop for _, f in pending])).probs
+        for (name, f), p in zip(pending, probs):
+            li = FER_CLASSES.index(f.label)
+            ok = keep(p, li)
+            rows.append(_row(name, f, ok, p, li))
+            if ok:
+                crops.append(f.crop)
+                kept_labels.append(li)
+                names.append(name)
+        pending.clear()
+
+    try:
+        for i, label in enumerate(labels):
+            if cancelled():
+                break
+            if person is None or i % shots_per_person == 0:
+                person = PersonRenderer(model, appearance, random_identity(model, appearance, rng, real), renderer)
+                people += 1
+            face = person.shot(label, rng)
+            name = f"{i:06d}"
+            cv2.imwrite(str(out / "images" / f"{name}.jpg"), face.image[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 92])
+            cv2.imwrite(str(out / "crops" / f"{name}.png"), face.crop)
+            pending.append((name, face))
+            made += 1
+            if len(pending) >= 64:
+                flush()
+            if made % 20 == 0:
+                progress(made / n, f"{made}/{n} faces")
+        flush()
+    finally:
+        renderer.release()
+    seconds = time.perf_counter() - t0
+    with open(out / "labels.csv", "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(HEADER)
+        w.writerows(rows)
+    arr = np.stack(crops) if crops else np.zeros((0, 48, 48), np.uint8)
+    np.savez_compressed(out / "synth_fer.npz", images=arr, labels=np.array(kept_labels, np.int64),
+                        names=np.array(names), classes=np.array(FER_CLASSES))
+    per_class = {c: {"made": sum(r[1] == c for r in rows), "kept": sum(r[1] == c and r[2] == 1 for r in rows)}
+                 for c in FER_CLASSES}
+    report = {"faces": made, "kept": len(crops), "dropped": made - len(crops), "people": people,
+              "real_people_available": len(real), "per_class": per_class, "seconds": round(seconds, 1),
+              "faces_per_second": round(made / max(seconds, 1e-9), 2), "seed": seed,
+              "keep_rule": f"intended class is the classifier's top class or has p >= {KEEP_PROB}"}
+    write_atomic(out / "report.json", json.dumps(report, indent=1).encode())
+    return report
+
+
+HEADER = (["file", "label", "kept", "classifier_label", "classifier_p_label", "box_x", "box_y", "box_w", "box_h",
+           "intensity", "asymmetry", "yaw", "pitch", "roll", "source", "hair"]
+          + list(AU_BLENDSHAPES) + [f"w_{n}" for n in EXPRESSION_NAMES])
+
+
+def _row(name: str, f, ok: bool, p: np.ndarray, li: int) -> list:
+    m = f.meta
+    return ([name, f.label, int(ok), FER_CLASSES[int(np.argmax(p))], round(float(p[li]), 4)]
+            + [round(v, 1) for v in f.box]
+            + [round(m["intensity"], 3), round(m["asymmetry"], 3), round(m["yaw"], 2), round(m["pitch"], 2),
+               round(m["roll"], 2), m["source"], m["hair"]]
+            + [round(f.aus[a], 3) for a in AU_BLENDSHAPES] + [round(float(v), 3) for v in f.weights])

@@ -1,0 +1,155 @@
+"""Synthetic expression faces (after SynFER): avatars rendered with controlled expressions.
+
+An identity (from the face model's prior, or a real face fitted from a photo) is built once
+with its appearance code, hair, eyes and mouth, then rendered many times: a FACS prototype of
+a basic emotion (core.expressions.PRESETS) at a random intensity and left/right asymmetry with
+small unrelated motion, a head pose, a random light, over a random background, blurred and
+noisy. Each render gives the full image, the face box, the 68 landmarks, an aligned 48x48 crop
+framed like FER2013 (core.fer.crop), the label, the 53 weights and action-unit intensities.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from core.expressions import EXPRESSION_NAMES, INDEX, _both, weights_from_dict
+
+# FER2013's classes and the FACS prototype each is rendered from. The studio's presets
+# (core.expressions.PRESETS) are gentle, for sliders; these carry each emotion's key action units
+# at full strength and leave out the ones that read as another emotion at 48x48 (the angry
+# preset's AU5 wide eyes made the classifier read surprise): angry AU4+7+9+23/24, sad AU1+4+15+17
+# with lowered gaze, disgust AU9+10+4+15, fear AU1+2+4+5+20+26, happy AU6+12 (+25), surprise
+# AU1+2+5+26.
+PROTOTYPES: dict[str, dict[str, float]] = {
+    "angry": {"browDown": 1.0, "eyeSquint": 0.7, "noseSneer": 0.45, "mouthPress": 0.9,
+              "mouthFrown": 0.35, "cheekSquint": 0.3},
+    "disgust": {"noseSneer": 1.0, "mouthUpperUp": 0.9, "browDown": 0.7, "cheekSquint": 0.6,
+                "mouthFrown": 0.5, "eyeSquint": 0.5, "mouthShrugUpper": 0.3},
+    "fear": {"browInnerUp": 1.0, "browOuterUp": 0.6, "browDown": 0.35, "eyeWide": 1.0,
+             "mouthStretch": 0.9, "jawOpen": 0.25, "mouthLowerDown": 0.4},
+    "happy": {"mouthSmile": 1.0, "cheekSquint": 0.9, "eyeSquint": 0.45, "mouthUpperUp": 0.25,
+              "jawOpen": 0.12},
+    "sad": {"browInnerUp": 1.0, "browDown": 0.45, "mouthFrown": 1.0, "mouthShrugLower": 0.7,
+            "eyeLookDown": 0.35, "eyeSquint": 0.2, "mouthPress": 0.3},
+    "surprise": {"browInnerUp": 1.0, "browOuterUp": 1.0, "eyeWide": 0.9, "jawOpen": 0.6},
+    "neutral": {},
+}
+CLASS_PRESET = {c: c for c in PROTOTYPES}
+# Action units as read from the blendshapes (FACS names; the mean of the _L/_R pair)
+AU_BLENDSHAPES = {
+    "AU1": ("browInnerUp",), "AU2": ("browOuterUp",), "AU4": ("browDown",), "AU5": ("eyeWide",),
+    "AU6": ("cheekSquint",), "AU7": ("eyeSquint",), "AU9": ("noseSneer",), "AU10": ("mouthUpperUp",),
+    "AU12": ("mouthSmile",), "AU15": ("mouthFrown",), "AU17": ("mouthShrugLower",),
+    "AU20": ("mouthStretch",), "AU24": ("mouthPress",), "AU26": ("jawOpen",), "AU45": ("eyeBlink",),
+}
+SIZE = 256           # full image side
+FACE_FILL = 0.55     # face box width / image side, before the random zoom
+
+
+def _pair(name: str) -> list[int]:
+    return [INDEX[n] for n in (f"{name}_L", f"{name}_R", name) if n in INDEX]
+
+
+def action_units(weights: np.ndarray) -> dict[str, float]:
+    return {au: float(np.mean([weights[i] for n in names for i in _pair(n)])) for au, names in AU_BLENDSHAPES.items()}
+
+
+def expression_weights(label: str, rng: np.random.Generator) -> tuple[np.ndarray, dict]:
+    """53 weights for one FER class: its prototype scaled by an intensity, made asymmetric, with
+    a little unrelated motion (nobody holds the other muscles at exactly zero) and a rare blink."""
+    w = weights_from_dict({k: v for n, x in PROTOTYPES[label].items() for k, v in _both(n, x).items()})
+    intensity = float(rng.uniform(0.7, 1.1)) if label != "neutral" else 0.0
+    asym = float(rng.uniform(-0.25, 0.25))
+    w = w * intensity
+    for i, n in enumerate(EXPRESSION_NAMES):
+        if n.endswith("_L"):
+            w[i] *= 1 + asym
+        elif n.endswith("_R"):
+            w[i] *= 1 - asym
+    w += rng.uniform(0.0, 0.08, w.shape) * (w < 0.05)
+    if rng.random() < 0.08:
+        w[_pair("eyeBlink")] = rng.uniform(0.5, 1.0)
+    return np.clip(w, 0.0, 1.0).astype(np.float32), {"intensity": intensity, "asymmetry": asym}
+
+
+def background(rng: np.random.Generator, size: int = SIZE) -> np.ndarray:
+    """(size, size, 3) uint8: a colour gradient with blurred shapes and texture, like a room or
+    an outdoor backdrop out of focus. Drawn at a quarter of the size (it is blurred anyway)."""
+    full, size = size, max(16, size // 4)
+    c0, c1 = rng.uniform(0, 255, 3), rng.uniform(0, 255, 3)
+    t = np.linspace(0, 1, size, dtype=np.float32)
+    ang = rng.uniform(0, np.pi)
+    g = (np.cos(ang) * t[None, :] + np.sin(ang) * t[:, None])
+    g = (g - g.min()) / max(float(np.ptp(g)), 1e-6)
+    img = c0 * (1 - g[..., None]) + c1 * g[..., None]
+    for _ in range(int(rng.integers(2, 7))):
+        col = rng.uniform(0, 255, 3)
+        x, y = (int(v) for v in rng.integers(0, size, 2))
+        w, h = (int(v) for v in rng.integers(size // 10, size // 2, 2))
+        if rng.random() < 0.5:
+            cv2.rectangle(img, (x, y), (x + w, y + h), col.tolist(), -1)
+        else:
+            cv2.ellipse(img, (x, y), (w // 2, h // 2), float(rng.uniform(0, 180)), 0, 360, col.tolist(), -1)
+    img = cv2.GaussianBlur(img.astype(np.float32), (0, 0), float(rng.uniform(0.5, 2)))
+    img = cv2.resize(img, (full, full), interpolation=cv2.INTER_LINEAR)
+    img += rng.normal(0, rng.uniform(2, 10), img.shape).astype(np.float32)
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def random_lighting(rng: np.random.Generator):
+    from core.render.lighting import Lighting, _unit
+    warm = rng.uniform(0.85, 1.0, 3)
+    key = float(rng.uniform(0.7, 1.25))
+    return Lighting(key_dir=_unit([rng.uniform(-0.9, 0.9), rng.uniform(-0.2, 0.9), rng.uniform(0.3, 1.0)]),
+                    key_col=tuple(float(v) for v in warm * key),
+                    fill_dir=_unit([rng.uniform(-0.9, 0.9), rng.uniform(-0.3, 0.5), 0.6]),
+                    fill_col=tuple(float(v) for v in rng.uniform(0.1, 0.45) * rng.uniform(0.85, 1.0, 3)),
+                    ambient=tuple(float(v) for v in np.full(3, rng.uniform(0.04, 0.16))),
+                    specular=float(rng.uniform(0.05, 0.2)))
+
+
+@dataclass
+class Identity:
+    """What stays the same across renders of one synthetic person."""
+    identity: np.ndarray
+    appearance: np.ndarray | None
+    hair: object                      # core.head.settings.HairStyle
+    eyes: object                      # core.head.settings.EyeSettings
+    source: str                       # "prior" or "real:NAME"
+
+
+@dataclass
+class SynthFace:
+    image: np.ndarray                 # (SIZE, SIZE, 3) uint8 RGB
+    crop: np.ndarray                  # (48, 48) uint8 grey, FER2013 framing
+    label: str
+    weights: np.ndarray
+    aus: dict[str, float]
+    box: tuple[float, float, float, float]     # face box x, y, w, h in the image
+    landmarks68: np.ndarray            # (68, 2) image pixels
+    meta: dict = field(default_factory=dict)
+
+
+def random_identity(model, appearance_model, rng: np.random.Generator, real: list | None = None) -> Identity:
+    """Half the people are real fitted faces (geometry and appearance from a photo) when
+    `real` samples (core.appearance.samples.UVSample) are given, the others prior draws."""
+    from core.head.settings import HAIR_STYLES, EyeSettings, HairStyle
+    browns = np.array([[0.10, 0.07, 0.05], [0.23, 0.15, 0.09], [0.45, 0.30, 0.16], [0.75, 0.6, 0.35],
+                       [0.05, 0.05, 0.05], [0.5, 0.2, 0.1]], np.float32)
+    hair = HairStyle(style=str(rng.choice(HAIR_STYLES)), length=float(rng.uniform(0.2, 1.0)),
+                     hairline=float(rng.uniform(-0.6, 0.6)),
+                     colour=tuple(float(v) for v in np.clip(browns[rng.integers(len(browns))] * rng.uniform(0.8, 1.2), 0, 1)),
+                     grey=float(rng.uniform(0, 0.6)) if rng.random() < 0.2 else 0.0)
+    irises = [(0.35, 0.22, 0.12), (0.2, 0.35, 0.55), (0.3, 0.4, 0.25), (0.15, 0.1, 0.07)]
+    eyes = EyeSettings(iris_colour=irises[int(rng.integers(len(irises)))])
+    if real and rng.random() < 0.5:
+        s = real[int(rng.integers(len(real)))]
+        code = None
+        if appearance_model is not None:
+            from core.appearance.model import mirror_index
+            code = appearance_model.encode_symmetric(s.linear, s.weight, mirror_index(s.mirror_uv))
+        return Identity(np.asarray(s.identity, np.float32), code, hair, eyes, f"real:{s.name}")
+    code = appearance_model.sample(rng, temperature=0.9) if appearance_model is not None else None
+    return Identity(model.sample_identity(rng, temperature=0.9), code, hair, eyes, "prior")
