@@ -63,7 +63,7 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true")
     args = ap.parse_args()
     from core.appearance import shared_model
-    from core.generate.evaluate import (diversity, evaluate_method, load_suite, model_method,
+    from core.generate.evaluate import (EmbeddingCache, diversity, evaluate_method, load_suite, model_method,
                                         random_method, regression_method, retrieval_method, timing)
     from core.generate.generator import TextToAvatar
     from core.generate.text import TextEncoder
@@ -94,11 +94,11 @@ def main() -> None:
     print(f"prompt -> shown avatar: {t1['prompt_to_shown_s']:.3f} s (sampling {t1['generate_s']:.3f} s); "
           f"random prior sample shown the same way {base_s:.3f} s; ratio {t1['prompt_to_shown_s'] / base_s:.2f}")
     print(f"4 candidates: sampling {t4['generate_s']:.3f} s, first shown {t4['prompt_to_shown_s']:.3f} s")
-    enc = TextEncoder()
     methods = {"model": model_method(gen), "prior sample": random_method(gen)}
     if gen.baselines:
-        methods["NN retrieval"] = retrieval_method(gen, enc)
-        methods["linear"] = regression_method(gen, enc)
+        embed = EmbeddingCache(TextEncoder(), [p.text for p in suite])
+        methods["NN retrieval"] = retrieval_method(gen, embed)
+        methods["linear"] = regression_method(gen, embed)
     quality = {}
     for name, m in methods.items():
         r = evaluate_method(gen, m, suite, seeds)

@@ -83,6 +83,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--width", type=int, default=256)
     ap.add_argument("--depth", type=int, default=4)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--identity-drop", type=float, default=0.3, help="stage 2: identity dropout")
+    ap.add_argument("--stage1-from", default=None, help="keep stage 1 from this model file and train stage 2 only")
     ap.add_argument("--baseline-captions", type=int, default=1500)
     ap.add_argument("--out", default=str(MODELS_DIR / "generate.pt"))
     args = ap.parse_args(argv)
@@ -113,12 +115,18 @@ def main(argv: list[str] | None = None) -> int:
         # our own checkpoint; older ones held the learning rate as a numpy scalar
         with torch.serialization.safe_globals([np._core.multiarray.scalar, np.dtype, np.dtypes.Float64DType]):
             st = torch.load(ckpt, weights_only=True)
-        if st["config"] == [args.width, args.depth, len(cond)]:
+        if st["config"] == [args.width, args.depth, len(cond), args.identity_drop]:
             net1.load_state_dict(st["net1"])
             net2.load_state_dict(st["net2"])
             opt.load_state_dict(st["opt"])
             step = int(st["step"])
             log(f"resumed at step {step}")
+    stage1_fixed = False
+    if args.stage1_from:
+        from core.generate.generator import load_model_file
+        net1.load_state_dict(load_model_file(args.stage1_from)["net1"].state_dict())
+        stage1_fixed = True
+        log(f"stage 1 kept from {args.stage1_from}")
     g = torch.Generator().manual_seed(args.seed + step)
     null = torch.zeros(1, COND_DIM)
     ema1, ema2 = [Denoiser(**n.config) for n in (net1, net2)]
@@ -132,9 +140,12 @@ def main(argv: list[str] | None = None) -> int:
         idx = torch.randint(0, len(cond_t), (args.batch,), generator=g)
         f = face_t[idx]
         c = drop_condition(cond_t[idx], null, 0.15, args.batch, g)
-        l1 = diffusion_loss(net1, sched, ict[f], c, prediction="v", generator=g)
-        # stage 2 keeps the identity in its condition even when the text is dropped
-        c2 = torch.cat([c, ict[f]], 1)
+        l1 = (torch.zeros(()) if stage1_fixed
+              else diffusion_loss(net1, sched, ict[f], c, prediction="v", generator=g))
+        # stage 2: the identity is dropped on its own too (30%), so the text alone must explain the
+        # appearance (the real faces' identity -> appearance pairs could otherwise be memorised)
+        keep_id = (torch.rand(args.batch, generator=g) >= args.identity_drop).float()[:, None]
+        c2 = torch.cat([c, ict[f] * keep_id], 1)
         l2 = diffusion_loss(net2, sched, x2[f], c2, prediction="v", generator=g)
         opt.zero_grad()
         (l1 + l2).backward()
@@ -152,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
         if step % 500 == 0 or step == args.steps:
             tmp = ckpt.with_suffix(".tmp")
             torch.save({"net1": net1.state_dict(), "net2": net2.state_dict(), "opt": opt.state_dict(),
-                        "step": step, "config": [args.width, args.depth, len(cond)]}, tmp)
+                        "step": step, "config": [args.width, args.depth, len(cond), args.identity_drop]}, tmp)
             os.replace(tmp, ckpt)
             # the EMA weights are what ship; write them now too, so a deadline never loses a model
             save(args, data, scale, ex_mean, ex_std, ema1, ema2, step, time.time() - t_start)
@@ -200,7 +211,8 @@ def save(args, data, scale, ex_mean, ex_std, ema1, ema2, step, seconds, baseline
                             "styles": list(HAIR_STYLES), "prediction": "v", "schedule": "cosine",
                             "schedule_steps": 1000, "steps": step, "train_seconds": round(seconds),
                             "faces": int(len(data["ict"])), "real_faces": int(data["real"].sum()),
-                            "captions_per_face": args.captions, "prior_samples": args.prior}),
+                            "captions_per_face": args.captions, "prior_samples": args.prior,
+                            "identity_drop": args.identity_drop, "width": args.width, "depth": args.depth}),
         **(baselines or old),
     }
     tmp = out.with_suffix(".tmp")

@@ -31,7 +31,7 @@ def _row(name: str, r: dict) -> str:
 
 def run(args) -> int:
     from core.commands.generate import load_generator
-    from core.generate.evaluate import (diversity, evaluate_method, load_suite, model_method,
+    from core.generate.evaluate import (EmbeddingCache, diversity, evaluate_method, load_suite, model_method,
                                         random_method, regression_method, retrieval_method, timing)
     from core.generate.text import TextEncoder, TextEncoderError
 
@@ -46,13 +46,15 @@ def run(args) -> int:
         suite = suite[:24] + [p for p in suite if p.kind == "multi"][:16]
     gen = load_generator(args.model)
     t0 = time.perf_counter()
-    methods = {"model": model_method(gen, args.guidance), "model, guidance 0": model_method(gen, 0.0),
+    methods = {"model": model_method(gen, args.guidance),
+               "model, not disentangled": model_method(gen, args.guidance, disentangle=False),
+               "model, guidance 0": model_method(gen, 0.0),
                "baseline: prior sample": random_method(gen)}
     if gen.baselines:
         try:
-            enc = TextEncoder()
-            methods["baseline: NN retrieval"] = retrieval_method(gen, enc)
-            methods["baseline: linear"] = regression_method(gen, enc)
+            embed = EmbeddingCache(TextEncoder(), [p.text for p in suite])
+            methods["baseline: NN retrieval"] = retrieval_method(gen, embed)
+            methods["baseline: linear"] = regression_method(gen, embed)
         except TextEncoderError as exc:
             print(f"text encoder unavailable, retrieval/linear baselines skipped: {exc}")
     else:

@@ -60,9 +60,10 @@ def load_suite(path: str | Path | None = None) -> list[Prompt]:
 Method = Callable[[str, list[int]], tuple[np.ndarray, np.ndarray, list]]
 
 
-def model_method(gen, guidance: float = 3.0, steps: int = 20) -> Method:
+def model_method(gen, guidance: float = 3.0, steps: int = 20, disentangle: bool = True) -> Method:
     def run(prompt: str, seeds: list[int]):
-        cands = gen.generate(prompt, n=len(seeds), seed=seeds[0], guidance=guidance, steps=steps)
+        cands = gen.generate(prompt, n=len(seeds), seed=seeds[0], guidance=guidance, steps=steps,
+                             disentangle=disentangle)
         return (np.stack([c.ict for c in cands]), np.stack([c.appearance for c in cands]),
                 [(c.hair, c.eyes) for c in cands])
     return run
@@ -87,22 +88,38 @@ def _from_codes(gen, codes: np.ndarray, n: int):
     return ict, app, [he] * n
 
 
-def retrieval_method(gen, encoder) -> Method:
+class EmbeddingCache:
+    """Prompt embeddings computed in batches (one encoder call per suite, not per prompt)."""
+
+    def __init__(self, encoder, prompts: list[str] = ()) -> None:
+        self.encoder, self.cache = encoder, {}
+        self.add(list(prompts))
+
+    def add(self, prompts: list[str]) -> None:
+        todo = [p for p in dict.fromkeys(prompts) if p not in self.cache]
+        if todo:
+            self.cache.update(zip(todo, self.encoder.encode(todo)))
+
+    def __call__(self, prompt: str) -> np.ndarray:
+        if prompt not in self.cache:
+            self.add([prompt])
+        return self.cache[prompt]
+
+
+def retrieval_method(gen, embed: EmbeddingCache) -> Method:
     emb = gen.baselines["nn_embeddings"].float().numpy()
     codes = gen.baselines["nn_codes"].float().numpy()
 
     def run(prompt: str, seeds: list[int]):
-        e = encoder.encode([prompt])[0]
-        return _from_codes(gen, codes[int(np.argmax(emb @ e))], len(seeds))
+        return _from_codes(gen, codes[int(np.argmax(emb @ embed(prompt)))], len(seeds))
     return run
 
 
-def regression_method(gen, encoder) -> Method:
+def regression_method(gen, embed: EmbeddingCache) -> Method:
     W = gen.baselines["ridge"].float().numpy()
 
     def run(prompt: str, seeds: list[int]):
-        e = encoder.encode([prompt])[0]
-        return _from_codes(gen, np.concatenate([e, [1.0]]) @ W, len(seeds))
+        return _from_codes(gen, np.concatenate([embed(prompt), [1.0]]) @ W, len(seeds))
     return run
 
 

@@ -128,6 +128,7 @@ class TextToAvatar:
         self.face_model = face_model
         self.W = face_model.net.id_encoder.weight.detach().double().numpy()
         self._probes = None
+        self._geometry_jacobian = None
 
     # --- codes <-> model space ------------------------------------------------------------------
     def identity_of(self, ict: np.ndarray) -> np.ndarray:
@@ -159,9 +160,16 @@ class TextToAvatar:
     def generate(self, prompt: str, n: int = 4, seed: int = 0, guidance: float = 3.0,
                  negative: str = "", steps: int = 20,
                  callback: Callable[[int, int], None] | None = None,
-                 reading: Reading | None = None) -> list[Candidate]:
+                 reading: Reading | None = None, disentangle: bool = True) -> list[Candidate]:
         """n candidates (1..8) for a prompt. callback(done, total) per sampler step; raise
-        core.diffusion.Cancelled in it to stop."""
+        core.diffusion.Cancelled in it to stop.
+
+        disentangle: the stage-1 sample is drawn twice from the same noise, conditioned and
+        unconditioned; the result is the unconditioned face moved (least change, first order) to
+        take the conditioned face's values of the geometric attributes the prompt names, with the
+        other geometric attributes kept. What the prompt does not mention then does not follow
+        the named attributes' correlations in the data (a wide nose alone does not widen the
+        face), and the same seed with opposite words differs only where the words differ."""
         n = int(n)
         if not 1 <= n <= MAX_CANDIDATES:
             raise ValueError(f"the number of candidates must be 1 to {MAX_CANDIDATES}, got {n}")
@@ -178,9 +186,18 @@ class TextToAvatar:
 
         def cb(offset):
             return None if callback is None else (lambda i, m, x0: callback(offset + i, total))
+        named = [a for a in {**reading.relative, **reading.targets} if a in GEOMETRY]
         with torch.no_grad(), _one_thread():
+            noise = torch.randn((n, IDENTITY_DIM), generator=g)
             ict = sample(self.net1, self.schedule, (n, IDENTITY_DIM), cond, prediction="v",
-                         guidance=guidance, negative=negc, steps=steps, generator=g, callback=cb(0))
+                         guidance=guidance, negative=negc, steps=steps, generator=g, callback=cb(0),
+                         noise=noise)
+            if disentangle and named and len(named) < len(GEOMETRY) and guidance > 0:
+                free = sample(self.net1, self.schedule, (n, IDENTITY_DIM), torch.zeros(1, COND_DIM),
+                              prediction="v", steps=steps, generator=g, noise=noise)
+                ict = torch.from_numpy(np.stack([
+                    self._take_named(free[i].double().numpy(), ict[i].double().numpy(), named)
+                    for i in range(n)]).astype(np.float32))
             c2 = torch.cat([cond.expand(n, -1), ict], 1)
             n2 = torch.cat([negc.expand(n, -1), ict], 1)
             x2 = sample(self.net2, self.schedule, (n, self.net2.config["x_dim"]), c2, prediction="v",
@@ -322,6 +339,29 @@ class TextToAvatar:
             hair, eyes = settings_of(e * self.extras_std + self.extras_mean)
             rows.append(measure_settings(hair, eyes))
         return np.stack(rows) / std
+
+    def _take_named(self, x_free: np.ndarray, x_cond: np.ndarray, named: list[str]) -> np.ndarray:
+        """x_free moved (least change) so the named geometric attributes take x_cond's values
+        and the others keep x_free's (two Gauss-Newton steps on the measured attributes)."""
+        measure = self._measure_geometry_norm
+        rows = [GEOMETRY.index(a) for a in named] + [i for i, a in enumerate(GEOMETRY) if a not in named]
+        base, goal = measure(x_free)[0], measure(x_cond)[0]
+        b = np.concatenate([goal[rows[:len(named)]] - base[rows[:len(named)]], np.zeros(len(rows) - len(named))])
+        if self._geometry_jacobian is None:  # nearly constant (the warp is linear in the code)
+            x0, eps = np.zeros(len(x_free)), 1e-2
+            self._geometry_jacobian = ((measure(x0[None] + eps * np.eye(len(x0))) - measure(x0)) / eps).T
+        J = self._geometry_jacobian[rows]
+        inv = np.linalg.inv(J @ J.T + 1e-6 * np.eye(len(rows)))
+        d = J.T @ (inv @ b)
+        for _ in range(2):  # Gauss-Newton against the measured (mildly nonlinear) change
+            r = (measure(x_free + d)[0] - base)[rows] - b
+            d = d - J.T @ (inv @ r)
+        from .evaluate import PRIOR_P99
+        for _ in range(20):
+            if ((x_free + d) ** 2).sum() <= PRIOR_P99:
+                break
+            d *= 0.9
+        return x_free + d
 
     def _keep_others(self, x0: np.ndarray, x1: np.ndarray, group: tuple[str, ...], want: dict[str, float],
                      strength: float, measure: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
