@@ -122,7 +122,7 @@ class ClipRenderer:
     frame with the weights, head rotation and translation (as the viewport does)."""
 
     def __init__(self, avatar=None, size: int = 512, resolution: int = 96, yaw: float = 0.0,
-                 pitch: float = 5.0, background=(0.16, 0.17, 0.19), samples: int = 4,
+                 pitch: float = 5.0, background=(0.16, 0.17, 0.19), samples: int = 2,
                  hair: bool = True):
         from core.render import OrbitCamera, Renderer, headless_context
         from core.render.scene import VIEWPORT_MAX_TRIANGLES, load_scene
