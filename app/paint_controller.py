@@ -19,9 +19,9 @@ from pathlib import Path
 import numpy as np
 from PySide6.QtCore import QObject, QStandardPaths, QTimer, Signal
 
-from core.appearance import avatar_texture
+from core.appearance import base_texture
 from core.paint import PRESETS, BrushSettings, PaintError, begin_stroke, fill, pick_colour, stamp_decal
-from core.paint.avatar import attach_paint, ensure_paint, paint_of
+from core.paint.avatar import attach_paint, paint_of
 from core.paint.files import load_recovery, save_recovery
 from core.paint.maskpaint import MaskStroke
 from core.paint.projection import VisibilityCache, blocks, build_texel_map, face_normals, footprint
@@ -88,8 +88,8 @@ class PaintController(QObject):
         self.recovery_path = recovery_dir() / RECOVERY_NAME
         self.project_path: Path | None = None
         self._base_cache = None
-        self._attach(ensure_paint(avatar))
-        avatar.events.connect("replaced", lambda a: self._attach(ensure_paint(a)))
+        self._attach(self._stack_of(avatar))
+        avatar.events.connect("replaced", lambda a: self._attach(self._stack_of(a)))
         for event in ("texture", "appearance"):
             avatar.events.connect(event, lambda a: self._base_changed())
         session.mesh_changed.connect(self._mesh_changed)
@@ -97,6 +97,42 @@ class PaintController(QObject):
             self._mesh_changed(session.mesh, session.vertices)
 
     # ------------------------------------------------------------------ the stack
+    def _stack_of(self, avatar):
+        """The avatar's paint stack; a new one starts without its UV islands, which are
+        prepared on a worker (the seam-padding map takes a second at 2048^2) and set after."""
+        stack = paint_of(avatar)
+        if stack is None:
+            # Attached to the avatar only once it has a layer: until then the avatar's texture
+            # (appearance sliders, exports) costs nothing extra for someone who never paints.
+            from core.paint import LayerStack
+            stack = LayerStack(2048)
+            stack._coverage_tried = True      # painted_texture must not build it on this thread
+        if stack.coverage is None:
+            self._prepare_coverage(stack)
+        return stack
+
+    def _prepare_coverage(self, stack) -> None:
+        from core.paint.avatar import default_coverage
+        from core.paint.seams import Padding
+        size, depth = stack.size, stack.padding
+
+        def work(ctx):
+            cov = default_coverage()
+            if cov is None:
+                return None
+            import cv2
+            cov = cv2.resize(np.asarray(cov).astype(np.uint8), (size, size), interpolation=cv2.INTER_NEAREST) > 0
+            return cov, Padding(cov, depth)
+
+        def done(result) -> None:
+            if result is None or stack.coverage is not None or stack.size != size:
+                return
+            stack.set_coverage(*result)
+            if stack is self.stack:
+                self.refresh()
+
+        self.quiet_runner.start("UV islands", work, on_done=done, quiet=True)
+
     def _attach(self, stack) -> None:
         if self.stack is stack:
             return
@@ -106,13 +142,16 @@ class PaintController(QObject):
         self.memo = CompositeMemo(stack)
         self._memo_pending = None
         stack.listeners.append(self._on_stack)
-        self._base_cache = avatar_texture(self.avatar)   # also sets the stack's base
+        self._base_cache = None
+        self._base_dirty = True
         self.layer_index = max(0, len(stack.layers) - 1)
         self.layers_changed.emit()
         self.history_changed.emit()
         self.texture_changed.emit(None)
 
     def _on_stack(self, kind: str) -> None:
+        if self.stack.layers and paint_of(self.avatar) is not self.stack:
+            attach_paint(self.avatar, self.stack)     # saved, exported and rendered from now on
         n = len(self.stack.layers)
         self.layer_index = int(np.clip(self.layer_index, 0, max(0, n - 1)))
         if kind == "layers":
@@ -135,6 +174,7 @@ class PaintController(QObject):
             if rects is not None:
                 self.texture_changed.emit(rects)
                 return
+        self._ensure_base()
         if self._stroke is not None:
             self.memo.capture()
         rects = self.stack.refresh()
@@ -143,18 +183,26 @@ class PaintController(QObject):
 
     def _base_changed(self) -> None:
         self._base_cache = None
+        self._base_dirty = True
         self.texture_changed.emit(None)
+
+    def _base(self) -> np.ndarray:
+        if self._base_cache is None:
+            self._base_cache = base_texture(self.avatar)   # decoded once per change
+        return self._base_cache
+
+    def _ensure_base(self, force: bool = False) -> None:
+        if self._base_dirty and (self.stack.layers or force):
+            self.stack.set_base(self._base())   # a new base: everything recomposites
+            self._base_dirty = False
 
     def texture(self) -> np.ndarray:
         """What the avatar shows (base + layers), the array views read: the stack's composite
-        (kept up to date tile by tile) or, with no layers, the base (decoded once per change)."""
+        (kept up to date tile by tile) or, with no layers, the base."""
         if self.stack.layers:
-            if self._base_cache is None:
-                self._base_cache = avatar_texture(self.avatar)   # new base: full recomposite
+            self._ensure_base()
             return self.stack.composite()
-        if self._base_cache is None:
-            self._base_cache = avatar_texture(self.avatar)
-        return self._base_cache
+        return self._base()
 
     def current_layer(self):
         return self.stack.layers[self.layer_index] if self.stack.layers else None
@@ -253,6 +301,7 @@ class PaintController(QObject):
     def _one_shot(self, x: float, y: float) -> bool:
         """Fill and eyedropper act once at a texel; True when handled."""
         if self.tool == "eyedropper":
+            self._ensure_base(force=True)
             c = pick_colour(self.stack, x, y, radius=1)
             self.set_colour(c)
             self.colour_picked.emit(c)

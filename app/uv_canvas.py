@@ -53,13 +53,34 @@ class UVCanvas(QWidget):
                         "Ctrl+click sets the clone source / stencil position")
         controller.texture_changed.connect(self.texels_changed)
         controller.brush_changed.connect(self.update)
+        from .workers import TaskRunner
+        self._runner = TaskRunner(self)
+        self._wire_mesh = None              # (uvs, faces) whose wireframe is still to draw
+        self._wire_gen = 0
         session.mesh_changed.connect(lambda mesh, v: self.set_wireframe(mesh.uvs, mesh.faces))
         if getattr(session, "mesh", None) is not None:
             self.set_wireframe(session.mesh.uvs, session.mesh.faces)
 
     # ------------------------------------------------------------------ content
     def set_wireframe(self, uvs, faces) -> None:
-        cov = uv_wireframe(np.asarray(uvs), np.asarray(faces))
+        """Draw the UV wireframe of a new mesh, on a worker and only once the canvas is shown
+        (an identity change must not cost the GUI thread tens of milliseconds for a hidden panel)."""
+        self._wire_mesh = (np.asarray(uvs), np.asarray(faces))
+        self._wire_gen += 1
+        if self.isVisible():
+            self._draw_wire()
+
+    def showEvent(self, e) -> None:
+        if self._wire_mesh is not None:
+            self._draw_wire()
+
+    def _draw_wire(self) -> None:
+        (uvs, faces), self._wire_mesh = self._wire_mesh, None
+        gen = self._wire_gen
+        self._runner.start("UV wireframe", lambda ctx: uv_wireframe(uvs, faces), quiet=True,
+                           on_done=lambda cov: self._set_wire(cov) if gen == self._wire_gen else None)
+
+    def _set_wire(self, cov: np.ndarray) -> None:
         argb = np.zeros(cov.shape + (4,), np.uint8)         # premultiplied BGRA (little endian)
         a = (cov.astype(np.uint16) * 110 // 255).astype(np.uint8)
         argb[..., 0] = argb[..., 1] = argb[..., 2] = (a.astype(np.uint16) * 235 // 255).astype(np.uint8)

@@ -108,8 +108,9 @@ class LayerStack:
     def base(self) -> np.ndarray:
         return self._base
 
-    def set_coverage(self, coverage: np.ndarray | None) -> None:
-        """The UV islands (any square size, resampled); rebuilds the seam-padding map."""
+    def set_coverage(self, coverage: np.ndarray | None, prepared: Padding | None = None) -> None:
+        """The UV islands (any square size, resampled); rebuilds the seam-padding map, unless
+        `prepared` is that map, built elsewhere (a worker thread: it takes a second at 2048^2)."""
         if coverage is None:
             self.coverage = None
         else:
@@ -117,7 +118,10 @@ class LayerStack:
             if cov.shape != (self.size, self.size):
                 cov = cv2.resize(cov, (self.size, self.size), interpolation=cv2.INTER_NEAREST)
             self.coverage = cov.astype(bool)
-        self._padding = None if self.coverage is None or not self.padding else Padding(self.coverage, self.padding)
+        if prepared is not None and self.coverage is not None and prepared.depth == self.padding:
+            self._padding = prepared
+        else:
+            self._padding = None if self.coverage is None or not self.padding else Padding(self.coverage, self.padding)
         self._dirty[:] = True
 
     # ------------------------------------------------------------------ layers
