@@ -257,6 +257,22 @@ def test_pen_pressure_drives_size_and_opacity(window, qtbot):
     assert abs(soft - 0.3 * 255) < 20 and abs(strong - 0.9 * 255) < 20, (soft, strong)
 
 
+def test_pen_pressure_in_the_3d_view(window, qtbot):
+    w, c = window, window.paint.controller
+    c.set_brush(size=30, pressure_size=True, pressure_opacity=False, hardness=0.9)
+    pts = cheek_path(w)
+    y, x0, x1 = pts[0][1], pts[0][0], pts[-1][0]
+    c.stack.add_layer("light")
+    c.layer_index = len(c.stack.layers) - 1
+    _pen_stroke(w.viewport, y, x0, x1, 0.2)
+    light = int(painted(w).sum())
+    c.stack.add_layer("hard")
+    c.layer_index = len(c.stack.layers) - 1
+    _pen_stroke(w.viewport, y, x0, x1, 1.0)
+    hard = int(painted(w).sum())
+    assert light > 0 and hard > 2.5 * light, f"pen at 0.2 painted {light} texels, at 1.0 {hard}"
+
+
 def test_layer_panel_operations(window, qtbot):
     from PySide6.QtCore import Qt
 
