@@ -56,7 +56,7 @@ class GeneratePanel(QWidget):
         self.prompt = QLineEdit(placeholderText="e.g. a long narrow nose, full lips, short blond hair, smiling")
         self.negative = QLineEdit(placeholderText="negative prompt (optional), e.g. big ears")
         self.seed = QSpinBox(minimum=0, maximum=2**31 - 1, value=0)
-        self.guidance = QDoubleSpinBox(minimum=0.0, maximum=20.0, singleStep=0.5, value=3.0)
+        self.guidance = QDoubleSpinBox(minimum=0.0, maximum=20.0, singleStep=0.5, value=5.0)
         self.count = QSpinBox(minimum=1, maximum=8, value=4)
         self.generate_button = QPushButton("Generate")
         self.cancel_button = QPushButton("Cancel", enabled=False)
@@ -247,6 +247,7 @@ class GeneratePanel(QWidget):
             ctx.progress(0.0, "loading the model")
             gen = self._get_generator()
             return gen.edit(snapshot, text, strength=strength, seed=self.seed.value(),
+                            guidance=self.guidance.value(),
                             callback=lambda i, n: (ctx.check(), ctx.progress(i / max(n, 1), "editing")))
 
         def done(cand):

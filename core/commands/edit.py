@@ -17,7 +17,7 @@ def add_arguments(p) -> None:
     p.add_argument("--strength", type=float, default=0.5, help="0 keeps the avatar, 1 redraws the touched "
                    "parts freely (default 0.5)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--guidance", type=float, default=3.0)
+    p.add_argument("--guidance", type=float, default=5.0, help="classifier-free guidance (default 5)")
     p.add_argument("--model", default=None, help="generation model file (default: the shipped one)")
 
 

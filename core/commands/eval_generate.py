@@ -15,7 +15,7 @@ def add_arguments(p) -> None:
     p.add_argument("--prompts", default=None, help="prompt suite TSV: PROMPT<TAB>attr=+|-,...[<TAB>kind] "
                    "(default resources/generate/prompts_heldout.tsv)")
     p.add_argument("--seeds", type=int, default=4, help="samples per prompt (default 4)")
-    p.add_argument("--guidance", type=float, default=3.0)
+    p.add_argument("--guidance", type=float, default=5.0, help="classifier-free guidance (default 5)")
     p.add_argument("--model", default=None, help="generation model file (default: the shipped one)")
     p.add_argument("--quick", action="store_true", help="fewer prompts and seeds (a smoke run)")
 
@@ -25,7 +25,7 @@ def _row(name: str, r: dict) -> str:
     return (f"{name:<22} direction {r['direction_accuracy_mean']:.3f} | contrast sign "
             f"{r['contrast_right_sign'] if r['contrast_right_sign'] is None else round(r['contrast_right_sign'], 3)}"
             f" leakage {r['contrast_leakage'] if r['contrast_leakage'] is None else round(r['contrast_leakage'], 3)}"
-            f" | R-precision@32 {r['r_precision']:.3f} | in prior p99 {r['within_prior_p99']:.3f}"
+            f" | R-precision@32 {r['r_precision']:.3f} (log-prob match {r['r_precision_logprob']:.3f}) | in prior p99 {r['within_prior_p99']:.3f}"
             f" | {r['seconds']} s\n{'':<22} per family: {fam}")
 
 

@@ -60,7 +60,7 @@ def load_suite(path: str | Path | None = None) -> list[Prompt]:
 Method = Callable[[str, list[int]], tuple[np.ndarray, np.ndarray, list]]
 
 
-def model_method(gen, guidance: float = 3.0, steps: int = 20, disentangle: bool = True) -> Method:
+def model_method(gen, guidance: float = 5.0, steps: int = 20, disentangle: bool = True) -> Method:
     def run(prompt: str, seeds: list[int]):
         cands = gen.generate(prompt, n=len(seeds), seed=seeds[0], guidance=guidance, steps=steps,
                              disentangle=disentangle)
@@ -166,18 +166,24 @@ def evaluate_method(gen, method: Method, suite: list[Prompt], seeds: list[int],
     multi = [p for p in suite if len(p.labels) >= 2][:rprec_prompts]
     if len(multi) < rprec_prompts:
         multi = (multi + [p for p in suite if p not in multi])[:rprec_prompts]
-    hits = []
+    # match score of a sample to a prompt: the mean signed z of its requested directions; the mean
+    # log-probability that each holds, log Phi(sign * z), is reported beside it
+    from scipy.special import log_ndtr
+    hits, hits_z = [], []
     for s in range(len(seeds)):
         for i, p in enumerate(multi):
             z = z_of[p.text][s]
-            scores = [np.mean([sg * z[INDEX[a]] for a, sg in q.labels.items()]) for q in multi]
+            scores = [np.mean([log_ndtr(sg * z[INDEX[a]]) for a, sg in q.labels.items()]) for q in multi]
+            scores_z = [np.mean([sg * z[INDEX[a]] for a, sg in q.labels.items()]) for q in multi]
             hits.append(float(np.argmax(scores) == i))
+            hits_z.append(float(np.argmax(scores_z) == i))
     ict_all = np.concatenate(ict_all)
     plaus = float(np.mean((ict_all.astype(np.float64) ** 2).sum(1) <= PRIOR_P99))
     return {"direction_accuracy": per_family, "direction_accuracy_mean": float(np.mean(list(per_family.values()))),
             "per_attribute": per_attr, "contrast_right_sign": float(np.mean(signs)) if signs else None,
             "contrast_leakage": float(np.mean(leaks)) if leaks else None, "contrast_pairs": len(leaks),
-            "r_precision": float(np.mean(hits)), "r_precision_prompts": len(multi),
+            "r_precision": float(np.mean(hits_z)), "r_precision_logprob": float(np.mean(hits)),
+            "r_precision_prompts": len(multi),
             "within_prior_p99": plaus, "seconds": round(seconds, 1)}
 
 

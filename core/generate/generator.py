@@ -36,6 +36,8 @@ from .reading import Reading, read_prompt
 DEFAULT_PATH = MODELS_DIR / "generate.pt"
 FORMAT = "likeness-generate-v1"
 MAX_CANDIDATES = 8
+DEFAULT_GUIDANCE = 5.0
+PRIOR_P99 = 135.81  # chi-square(100) 99th percentile of |c|^2 under the identity prior N(0, I)
 
 
 @contextmanager
@@ -157,7 +159,7 @@ class TextToAvatar:
                          hair, eyes, np.asarray(expression, np.float32), reading, seed)
 
     # --- generate -------------------------------------------------------------------------------
-    def generate(self, prompt: str, n: int = 4, seed: int = 0, guidance: float = 3.0,
+    def generate(self, prompt: str, n: int = 4, seed: int = 0, guidance: float = DEFAULT_GUIDANCE,
                  negative: str = "", steps: int = 20,
                  callback: Callable[[int, int], None] | None = None,
                  reading: Reading | None = None, disentangle: bool = True) -> list[Candidate]:
@@ -198,6 +200,10 @@ class TextToAvatar:
                 ict = torch.from_numpy(np.stack([
                     self._take_named(free[i].double().numpy(), ict[i].double().numpy(), named)
                     for i in range(n)]).astype(np.float32))
+            # plausibility guard: strong guidance can push a face past the prior's 99th
+            # percentile; such a face is pulled back radially onto it
+            sq = (ict.double() ** 2).sum(1, keepdim=True)
+            ict = torch.where(sq > PRIOR_P99, ict * (0.999 * PRIOR_P99 / sq).sqrt().float(), ict)
             c2 = torch.cat([cond.expand(n, -1), ict], 1)
             n2 = torch.cat([negc.expand(n, -1), ict], 1)
             x2 = sample(self.net2, self.schedule, (n, self.net2.config["x_dim"]), c2, prediction="v",
@@ -238,7 +244,7 @@ class TextToAvatar:
 
     # --- edit -----------------------------------------------------------------------------------
     def edit(self, avatar: Avatar, text: str, strength: float = 0.5, seed: int = 0,
-             guidance: float = 3.0, steps: int = 20,
+             guidance: float = DEFAULT_GUIDANCE, steps: int = 20,
              callback: Callable[[int, int], None] | None = None) -> Candidate:
         """The avatar changed as the sentence says ("make the nose longer", "darker hair"),
         everything it does not mention kept: a stage the sentence does not touch is kept
@@ -356,7 +362,6 @@ class TextToAvatar:
         for _ in range(2):  # Gauss-Newton against the measured (mildly nonlinear) change
             r = (measure(x_free + d)[0] - base)[rows] - b
             d = d - J.T @ (inv @ r)
-        from .evaluate import PRIOR_P99
         for _ in range(20):
             if ((x_free + d) ** 2).sum() <= PRIOR_P99:
                 break
@@ -389,7 +394,6 @@ class TextToAvatar:
             r = (measure(x0 + d)[0] - base)[rows] - b
             d = d - Jr.T @ (inv @ r)
         if group is GEOMETRY:  # stay inside the prior's 99th percentile
-            from .evaluate import PRIOR_P99
             for _ in range(20):
                 if ((x0 + d) ** 2).sum() <= PRIOR_P99:
                     break
