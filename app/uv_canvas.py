@@ -159,7 +159,9 @@ class UVCanvas(QWidget):
             sx = (vis.x() - self.offset.x()) / self.scale * k
             sy = (vis.y() - self.offset.y()) / self.scale * k
             src = QRectF(sx, sy, vis.width() / self.scale * k, vis.height() / self.scale * k)
-            p.setRenderHint(QPainter.SmoothPixmapTransform, self.scale * k < 1.0 and not self.controller.painting)
+            # smooth minification only for whole repaints: a dab's or an undo's small region redraws fast
+            p.setRenderHint(QPainter.SmoothPixmapTransform, self.scale * k < 1.0 and clip == self.rect()
+                            and not self.controller.painting)
             p.drawImage(vis, img, src)
             if self.show_wire and self._wire is not None:
                 kw = self._wire.width() / size
