@@ -223,6 +223,7 @@ def run_batch(adapter: BatchAdapter, items: list[Item], out_dir: Path, cfg: Conf
                "finished": now_iso(), "options": it.options,
                **({"span": rec["span"]} if rec.get("span") else {}),
                **({"rss_mb": rec["rss_mb"]} if rec.get("rss_mb") else {}),
+               **({"cpu_s": rec["cpu_s"]} if rec.get("cpu_s") is not None else {}),
                **({"trace": rec["trace"]} if rec.get("trace") else {})}
         log.append(rec)
         summary.item_seconds += float(rec["seconds"] or 0.0)

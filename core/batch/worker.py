@@ -71,7 +71,7 @@ class Worker:
         from core.commands import is_user_error
         it = Item(**item)
         t_start = time.time()
-        t0 = time.perf_counter()
+        t0, cpu0 = time.perf_counter(), time.process_time()
         rec = {"outputs": [], "figures": {}, "error": None}
         try:
             res = self.adapter.process(self.state, it, self.out_dir)
@@ -84,6 +84,7 @@ class Worker:
             if not user:
                 rec["trace"] = traceback.format_exc(limit=-6)[-3000:]
         rec["seconds"] = round(time.perf_counter() - t0, 3)
+        rec["cpu_s"] = round(time.process_time() - cpu0, 3)   # all this process's threads: its share of cores
         rec["span"] = [round(t_start, 3), round(time.time(), 3)]   # worker clock (unix s): gaps = overhead
         rec["worker"] = self.where
         mem = rss_mb()
