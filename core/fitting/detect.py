@@ -30,6 +30,7 @@ MIN_SCORE = 0.35            # MediaPipe uses 0.6 for this model; tiles + the lan
 NMS_IOU = 0.3
 TILE_FACE_MIN = 0.15        # faces under this fraction of the input side are often missed (measured)
 MAX_FACES = 24
+PIECE_OF_FACE = 0.3         # a detection inside a bigger one is a piece of it only above this size ratio
 
 
 class DetectorError(RuntimeError):
@@ -187,15 +188,7 @@ class BlazeFaceDetector:
         dets = []
         if len(boxes):
             dets = weighted_nms(boxes, np.concatenate([p[1] for p in parts]), np.concatenate([p[2] for p in parts]))
-            # a tile cuts a big face: its pieces score lower than the whole; drop boxes mostly
-            # inside a larger, better-scoring detection
-            dets.sort(key=lambda d: -d.size)
-            kept: list[Detection] = []
-            for d in dets:
-                b = np.array(d.box)
-                if not any(_covered(b, np.array(k.box)) > 0.6 and k.score >= d.score * 0.9 for k in kept):
-                    kept.append(d)
-            dets = kept
+            dets = drop_pieces(dets)
         for k in turns:
             turned = np.ascontiguousarray(np.rot90(image_rgb, k))
             th, tw = turned.shape[:2]
@@ -210,6 +203,20 @@ class BlazeFaceDetector:
                 out.append(d)
         out.sort(key=lambda d: -d.size)
         return out[:MAX_FACES]
+
+
+def drop_pieces(dets: list[Detection]) -> list[Detection]:
+    """A tile cuts a big face: its pieces score lower than the whole. Drop boxes mostly inside a
+    larger, better-scoring detection, unless far smaller than it: a piece of a face is a good
+    part of it, while a small face seen inside a big one's box (a photo held up to the camera,
+    a child in front of an adult) is a face of its own."""
+    kept: list[Detection] = []
+    for d in sorted(dets, key=lambda d: -d.size):
+        b = np.array(d.box)
+        if not any(_covered(b, np.array(k.box)) > 0.6 and k.score >= d.score * 0.9
+                   and d.size > PIECE_OF_FACE * k.size for k in kept):
+            kept.append(d)
+    return kept
 
 
 def _unturn(det: Detection, k: int, width: int, height: int) -> Detection:
