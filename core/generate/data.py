@@ -55,13 +55,27 @@ def extras_of(hair: HairStyle, eyes: EyeSettings) -> np.ndarray:
                            eyes.iris_colour]).astype(np.float32)
 
 
+def natural_hair_colour(rgb) -> tuple[float, float, float]:
+    """Hair pigments run from red through orange to yellow: a sampled colour with a clear hue
+    outside 0-50 degrees (strong guidance extrapolates in RGB: green or violet hair) takes the
+    nearest natural hue, keeping its lightness and saturation."""
+    import colorsys
+    r, g, b = (float(x) for x in np.clip(rgb, 0.0, 1.0))
+    h, ls, s = colorsys.rgb_to_hls(r, g, b)
+    deg = h * 360.0
+    if s > 0.12 and not deg <= 50.0:
+        deg = 50.0 if deg < 200.0 else 0.0
+        r, g, b = colorsys.hls_to_rgb(deg / 360.0, ls, s)
+    return (float(r), float(g), float(b))
+
+
 def settings_of(extras: np.ndarray, pupil: float = 0.42) -> tuple[HairStyle, EyeSettings]:
     e = np.asarray(extras, np.float64)
     n = len(HAIR_STYLES)
     style = HAIR_STYLES[int(np.argmax(e[:n]))]
     c = lambda v: tuple(float(x) for x in np.clip(v, 0.0, 1.0))  # noqa: E731
     hair = HairStyle(style=style, length=float(np.clip(e[n], 0, 1)), hairline=float(np.clip(e[n + 1], -1, 1)),
-                     colour=c(e[n + 2:n + 5]), grey=float(np.clip(e[n + 5], 0, 1)))
+                     colour=c(natural_hair_colour(e[n + 2:n + 5])), grey=float(np.clip(e[n + 5], 0, 1)))
     return hair, EyeSettings(iris_colour=c(e[n + 6:n + 9]), pupil_size=pupil)
 
 
