@@ -21,18 +21,19 @@ from core.expressions import EXPRESSION_NAMES, INDEX, _both, weights_from_dict
 # at full strength and leave out the ones that read as another emotion at 48x48 (the angry
 # preset's AU5 wide eyes made the classifier read surprise): angry AU4+7+9+23/24, sad AU1+4+15+17
 # with lowered gaze, disgust AU9+10+4+15, fear AU1+2+4+5+20+26, happy AU6+12 (+25), surprise
-# AU1+2+5+26.
+# AU1+2+5+26. Narrowed lids (a little eyeBlink) carry anger and sadness at 48x48 better than
+# squint alone: measured per class in docs/SYNTH.md.
 PROTOTYPES: dict[str, dict[str, float]] = {
-    "angry": {"browDown": 1.0, "eyeSquint": 0.7, "noseSneer": 0.45, "mouthPress": 0.9,
-              "mouthFrown": 0.35, "cheekSquint": 0.3},
-    "disgust": {"noseSneer": 1.0, "mouthUpperUp": 0.9, "browDown": 0.7, "cheekSquint": 0.6,
-                "mouthFrown": 0.5, "eyeSquint": 0.5, "mouthShrugUpper": 0.3},
-    "fear": {"browInnerUp": 1.0, "browOuterUp": 0.6, "browDown": 0.35, "eyeWide": 1.0,
-             "mouthStretch": 0.9, "jawOpen": 0.25, "mouthLowerDown": 0.4},
+    "angry": {"browDown": 1.0, "eyeSquint": 1.0, "eyeBlink": 0.25, "noseSneer": 0.6, "mouthPress": 1.0,
+              "mouthRollLower": 0.3, "mouthFrown": 0.3, "cheekSquint": 0.3},
+    "disgust": {"noseSneer": 1.0, "mouthUpperUp": 1.0, "browDown": 0.5, "cheekSquint": 0.8, "eyeSquint": 0.7,
+                "mouthFrown": 0.6, "mouthShrugLower": 0.5, "jawOpen": 0.1},
+    "fear": {"browInnerUp": 1.0, "browOuterUp": 0.4, "browDown": 0.6, "eyeWide": 1.0, "mouthStretch": 1.0,
+             "jawOpen": 0.12, "mouthLowerDown": 0.5},
     "happy": {"mouthSmile": 1.0, "cheekSquint": 0.9, "eyeSquint": 0.45, "mouthUpperUp": 0.25,
               "jawOpen": 0.12},
-    "sad": {"browInnerUp": 1.0, "browDown": 0.45, "mouthFrown": 1.0, "mouthShrugLower": 0.7,
-            "eyeLookDown": 0.35, "eyeSquint": 0.2, "mouthPress": 0.3},
+    "sad": {"browInnerUp": 1.0, "browDown": 0.5, "eyeBlink": 0.3, "eyeLookDown": 0.5, "mouthFrown": 1.0,
+            "mouthShrugLower": 0.8, "mouthPress": 0.3},
     "surprise": {"browInnerUp": 1.0, "browOuterUp": 1.0, "eyeWide": 0.9, "jawOpen": 0.6},
     "neutral": {},
 }
