@@ -175,25 +175,36 @@ def fps_check(view: HeadView | None = None, seconds: float = 3.0) -> dict:
 
 
 def identity_check(count: int = 3) -> dict:
-    """A new identity: mesh extraction at the viewport budget + animator + eyes and mouth."""
+    """A new identity: mesh extraction at the viewport budget + animator + eyes and mouth + hair
+    (the style's template is built once per process, as in the app)."""
     from core.facemodel import FaceModel
     from core.head.build import build_head_parts
+    from core.head.hair import build_hair
+    from core.head.settings import HairStyle
 
     model = FaceModel.load()
     rng = np.random.default_rng(1)
-    model.extract_mesh(model.mean_identity(), None, resolution=128, max_triangles=VIEWPORT_MAX_TRIANGLES)
-    mesh_s, parts_s = [], []
+    style = HairStyle(style="long")
+    mesh0 = model.extract_mesh(model.mean_identity(), None, resolution=128, max_triangles=VIEWPORT_MAX_TRIANGLES)
+    build_hair(model, style, mesh0, model.animator(mesh0, model.mean_identity()))
+    mesh_s, parts_s, hair_s = [], [], []
     for _ in range(count):
         z = model.sample_identity(rng)
         t = time.perf_counter()
         mesh = model.extract_mesh(z, None, resolution=128, max_triangles=VIEWPORT_MAX_TRIANGLES)
-        model.animator(mesh, z)
+        anim = model.animator(mesh, z)
         mesh_s.append(time.perf_counter() - t)
         t = time.perf_counter()
         build_head_parts(z)
         parts_s.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        build_hair(model, style, mesh, anim)
+        hair_s.append(time.perf_counter() - t)
+    total = np.array(mesh_s) + np.array(parts_s) + np.array(hair_s)
     out = {"identity_mesh_s": round(float(np.median(mesh_s)), 3),
-           "identity_head_parts_s": round(float(np.median(parts_s)), 3)}
+           "identity_head_parts_s": round(float(np.median(parts_s)), 3),
+           "identity_hair_s": round(float(np.median(hair_s)), 3),
+           "identity_ready_s": round(float(np.median(total)), 3), "target_s": 3.0}
     print(f"[identity] {out}")
     return out
 
