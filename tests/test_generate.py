@@ -195,3 +195,48 @@ def test_generate_panel_off_the_gui_thread_with_progress_and_cancel(qtbot, gen):
     qtbot.waitUntil(lambda: not panel.busy, timeout=30_000)
     assert cancelled and panel.candidates == []
     assert panel.generate_button.isEnabled()
+
+
+@needs_model
+def test_window_pick_goes_through_the_unsaved_prompt_and_edit_applies(qtbot, face_model, gen, monkeypatch):
+    """Window > Generate: picking a candidate asks about unsaved changes (Cancel keeps the
+    document, Discard replaces it, the mesh is rebuilt); an edit changes the document's codes."""
+    from PySide6.QtWidgets import QMessageBox
+
+    from app.main_window import MainWindow
+
+    w = MainWindow(face_model)
+    qtbot.addWidget(w)
+    with qtbot.waitSignal(w.mesh_ready, timeout=120_000):
+        w.show()
+    panel = w.generate_panel
+    panel.render_thumbnails = False
+    panel.prompt.setText("a very long face, a wide nose")
+    panel.count.setValue(2)
+    panel.generate()
+    qtbot.waitUntil(lambda: len(panel.candidates) == 2 and not panel.busy, timeout=60_000)
+    w.avatar.set_weight("jawOpen", 0.5)                 # unsaved change
+    before = w.avatar.identity
+    monkeypatch.setattr(QMessageBox, "warning", lambda *a, **k: QMessageBox.Cancel)
+    panel.results.setCurrentRow(0)
+    panel.use_selected()
+    assert np.array_equal(w.avatar.identity, before) and w.avatar.weight("jawOpen") == pytest.approx(0.5)
+    monkeypatch.setattr(QMessageBox, "warning", lambda *a, **k: QMessageBox.Discard)
+    with qtbot.waitSignal(w.session.mesh_changed, timeout=120_000):
+        panel.use_selected()
+    assert np.allclose(w.avatar.identity, panel.candidates[0].identity)
+    hair = panel.candidates[0].hair
+    assert w.avatar.hair.style == hair.style and w.avatar.hair.length == pytest.approx(hair.length, abs=0.01)
+    assert w.path is None
+    # edit by text: the nose gets longer, the texture code is kept
+    app_before = w.avatar.appearance
+    z0 = gen.scale.z(gen.measure(w.avatar.identity, w.avatar.appearance, w.avatar.hair, w.avatar.eyes)[None])[0]
+    panel.edit_text.setText("make the nose longer")
+    panel.apply_edit()
+    qtbot.waitUntil(lambda: not panel.busy, timeout=60_000)
+    z1 = gen.scale.z(gen.measure(w.avatar.identity, w.avatar.appearance, w.avatar.hair, w.avatar.eyes)[None])[0]
+    assert z1[INDEX["nose_length"]] > z0[INDEX["nose_length"]] + 0.2
+    assert np.allclose(w.avatar.appearance, app_before, atol=1e-4) and w.avatar.dirty
+    w.avatar.set_dirty(False)
+    w.close()
+    w.runner.wait(30_000)
