@@ -216,6 +216,7 @@ def test_batch_fit_lists_bad_inputs_and_resumes(mixed_folder, tmp_path):
         assert set(r) >= {"key", "id", "input", "status", "outputs", "figures", "error", "seconds", "worker",
                           "attempt", "finished", "options"}
     assert recs["good"]["figures"]["faces"] == 1 and len(recs["good"]["figures"]["yaw_pitch_roll"]) == 3
+    assert len({r["worker"] for r in recs.values()}) <= 2          # two long-lived workers took every item
 
     # a rerun does nothing (no Ray started): every item is done, the failures stay listed
     stamp = (out / "good.likeness").stat().st_mtime_ns

@@ -19,7 +19,7 @@ class FitAdapter(BatchAdapter):
         Option("export", str, "", "also export the avatar as glb or obj", choices=("", "glb", "obj")),
         Option("overlay", bool, False, "also write the photo | fit side by side (PNG)"),
     )
-    typical_memory_mb = 1800
+    typical_memory_mb = 1000           # measured: ~950 MB after fitting (bench/batch.py)
 
     def load(self, threads: int, settings: dict):
         from core.fitting.pipeline import _appearance_model, shared_fitter
