@@ -114,7 +114,18 @@ class ViewportPainter:
             c.clone_source = texel
             c.status.emit(f"Clone source set at texel ({int(texel[0])}, {int(texel[1])})")
 
+    def hover(self, e, pressure: float = 1.0) -> None:
+        """The brush outline follows the pointer (its size as pen pressure scales it)."""
+        if not self.enabled or self.controller.tool in ("fill", "eyedropper"):
+            self.viewport.set_cursor(None)
+            return
+        x, y = self._pos(e)
+        b = self.controller.brush
+        p = float(np.clip(pressure, 0, 1)) if b.pressure_size else 1.0
+        self.viewport.set_cursor((x, y, max(1.0, 0.5 * b.size * p)))
+
     def move(self, e, pressure: float = 1.0) -> None:
+        self.hover(e, pressure)
         if not self.controller.painting or self._pick is None:
             return
         x, y = self._pos(e)

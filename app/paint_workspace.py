@@ -108,7 +108,11 @@ class PaintWorkspace:
         cb.blockSignals(True)
         cb.setChecked(bool(on))
         cb.blockSignals(False)
-        self.window.viewport.setCursor(Qt.CrossCursor if on else Qt.ArrowCursor)
+        vp = self.window.viewport
+        vp.setCursor(Qt.CrossCursor if on else Qt.ArrowCursor)
+        vp.setMouseTracking(bool(on))      # the brush outline follows the pointer
+        if not on:
+            vp.set_cursor(None)
 
     # ------------------------------------------------------------------ files
     def import_dialog(self) -> None:

@@ -62,6 +62,8 @@ class Viewport(QOpenGLWidget):
         self.setUpdateBehavior(QOpenGLWidget.PartialUpdate)
         # While a stroke is painted on the UV canvas, the 3D view follows at most every 50 ms, so
         # the canvas's frames do not wait for 3D redraws.
+        self.cursor: tuple[float, float, float] | None = None   # brush outline: x, y, radius (px)
+        self._cursor_gl = None
         self._follow = QTimer(self, singleShot=True, interval=50)
         self._follow.timeout.connect(lambda: self.update() if "texels" in self._pending else None)
         self.setMinimumSize(320, 240)
@@ -125,6 +127,48 @@ class Viewport(QOpenGLWidget):
                 self._follow.start()
             return
         self.update()
+
+    def set_cursor(self, cursor: tuple[float, float, float] | None) -> None:
+        """Show the brush outline at pixel (x, y) with radius r (device pixels); None hides it.
+        Only the boxes of the old and new outline are redrawn."""
+        if cursor == self.cursor:
+            return
+        for c in (self.cursor, cursor):
+            if c is not None:
+                x, y, r = c
+                box = (int(x - r - 3), int(y - r - 3), int(x + r + 4), int(y + r + 4))
+                b = self._partial_box
+                self._partial_box = box if b is None else (min(b[0], box[0]), min(b[1], box[1]),
+                                                           max(b[2], box[2]), max(b[3], box[3]))
+        self.cursor = cursor
+        self.update()
+
+    def _draw_cursor(self, fbo, w: int, h: int) -> None:
+        """Two thin rings as triangle strips (dark outside, light inside: visible on skin and
+        on the background), in normalised device coordinates."""
+        import moderngl
+        from core.render.shaders import shader_source
+        n = 65
+        if self._cursor_gl is None:
+            prog = self.ctx.program(vertex_shader=shader_source("paint_cursor.vert"),
+                                    fragment_shader=shader_source("paint_cursor.frag"))
+            vbo = self.ctx.buffer(reserve=2 * 4 * 2 * n)
+            self._cursor_gl = (prog, vbo, self.ctx.vertex_array(prog, [(vbo, "2f", "in_pos")]))
+        prog, vbo, vao = self._cursor_gl
+        fbo.use()
+        self.ctx.viewport = (0, 0, w, h)
+        x, y, r = self.cursor
+        a = np.linspace(0, 2 * np.pi, n)
+        self.ctx.disable(moderngl.DEPTH_TEST | moderngl.CULL_FACE | moderngl.BLEND)
+        for colour, r0, r1 in (((0.05, 0.05, 0.05, 1.0), r + 0.5, r + 1.5), ((0.95, 0.95, 0.95, 1.0), r - 0.5, r + 0.5)):
+            ring = np.empty((2 * n, 2), np.float32)
+            for k, rr in enumerate((r0, r1)):
+                ring[k::2, 0] = (x + rr * np.cos(a)) / w * 2 - 1
+                ring[k::2, 1] = 1 - (y + rr * np.sin(a)) / h * 2
+            vbo.write(ring.tobytes())
+            prog["u_colour"].value = colour
+            vao.render(moderngl.TRIANGLE_STRIP, vertices=2 * n)
+        self.ctx.enable(moderngl.DEPTH_TEST)
 
     def _key(self) -> tuple:
         c = self.camera
@@ -240,6 +284,8 @@ class Viewport(QOpenGLWidget):
             fbo.color_mask = (False, False, False, True)
             fbo.clear(0.0, 0.0, 0.0, 1.0)  # the mask keeps RGB; depth is not needed any more
             fbo.color_mask = (True, True, True, True)
+        if self.cursor is not None and self.painter is not None and self.painter.enabled:
+            self._draw_cursor(fbo, w, h)
         if scissor is not None:
             fbo.scissor = None
             fbo.use()                  # scissor test off again before Qt composes the window
@@ -294,6 +340,9 @@ class Viewport(QOpenGLWidget):
         if self._drag is None and self.painter is not None:
             self.painter.release(e)
         self._drag = None
+
+    def leaveEvent(self, e) -> None:
+        self.set_cursor(None)
 
     def tabletEvent(self, e) -> None:
         if self.painter is None or not self.painter.tablet(e):

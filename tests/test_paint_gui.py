@@ -67,6 +67,7 @@ def window(qtbot, face_model, monkeypatch, recovery):
 
 
 def render(w) -> np.ndarray:
+    w.viewport.set_cursor(None)    # the brush outline is not part of the painted texture
     w.viewport.repaint()
     return w.viewport.render_image().astype(np.int16)
 
@@ -335,6 +336,26 @@ def test_layer_panel_operations(window, qtbot):
     while st.history.can_undo():
         c.undo()
     assert st.layers == []
+
+
+def test_brush_outline_follows_the_pointer(window, qtbot):
+    from PySide6.QtCore import QPoint
+    from PySide6.QtTest import QTest
+
+    w, c = window, window.paint.controller
+    c.set_brush(size=40, pressure_size=True)
+    x, y = cheek_path(w)[3]
+    QTest.mouseMove(w.viewport, QPoint(x, y))
+    qtbot.waitUntil(lambda: w.viewport.cursor is not None, timeout=10_000)
+    w.viewport.repaint()
+    img = w.viewport.render_image().astype(np.int16)
+    r = int(round(w.viewport.cursor[2]))
+    assert r == 20
+    ring = img[y, x + r - 1:x + r + 3]
+    assert ring.max() > 200 and ring.min() < 40, f"outline at radius {r}: {ring.tolist()}"
+    c.set_tool("eyedropper")
+    QTest.mouseMove(w.viewport, QPoint(x + 5, y))
+    qtbot.waitUntil(lambda: w.viewport.cursor is None, timeout=10_000)
 
 
 def test_eyedropper_and_symmetry_from_the_views(window, qtbot):
