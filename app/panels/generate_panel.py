@@ -163,13 +163,14 @@ class GeneratePanel(QWidget):
 
     def _start_thumbnails(self, gid: int, cands: list) -> None:
         relay = self._relay
+        model = getattr(self._generator, "face_model", None)   # its template mesh is cached
 
         def work(ctx):
             from core.generate.preview import render_avatar
             for i, c in enumerate(cands):
                 ctx.check()
                 ctx.progress(0.6 + 0.4 * i / len(cands), f"thumbnail {i + 1}/{len(cands)}")
-                relay.thumbnail.emit(gid, i, render_avatar(c.to_avatar(), THUMB))
+                relay.thumbnail.emit(gid, i, render_avatar(c.to_avatar(), THUMB, face_model=model))
             return None
         self._set_running(True)
         self.task = self.runner.start("Render thumbnails", work, on_error=self._failed)

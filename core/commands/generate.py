@@ -81,7 +81,7 @@ def run(args) -> int:
         from PIL import Image
 
         from core.generate.preview import contact_sheet, render_avatar
-        imgs = [render_avatar(c.to_avatar(), 256) for c in cands]
+        imgs = [render_avatar(c.to_avatar(), 256, face_model=gen.face_model) for c in cands]
         Image.fromarray(contact_sheet(imgs, [f"#{i + 1} seed {args.seed}" for i in range(len(imgs))])).save(args.preview)
         print(f"wrote {args.preview}")
     print(json.dumps({"prompt": args.prompt[:200], "n": len(cands), "seed": args.seed,

@@ -4,14 +4,45 @@ from __future__ import annotations
 import numpy as np
 
 
+_MODEL = None
+
+
+def _face_model():
+    """One face model for previews: its template mesh and fields are cached on the instance,
+    so every preview after the first only maps the template (load_scene loads a fresh model)."""
+    global _MODEL
+    if _MODEL is None:
+        from core.facemodel import FaceModel
+        _MODEL = FaceModel.load()
+    return _MODEL
+
+
+def _scene(avatar, resolution: int, face_model):
+    from core.appearance import avatar_texture
+    from core.head.hair import build_hair
+    from core.render.scene import AvatarScene, _head_parts
+
+    model = face_model or _face_model()
+    identity = avatar.identity
+    expression = np.asarray(avatar.expression, np.float32)
+    mesh = model.extract_mesh(identity, expression=None, resolution=resolution, max_triangles=30000)
+    anim = model.animator(mesh, identity)
+    return AvatarScene(
+        source="face model", vertices=np.asarray(anim.vertices(expression), np.float32),
+        faces=np.asarray(mesh.faces, np.int32), uvs=np.asarray(mesh.uvs, np.float32),
+        texture=avatar_texture(avatar), expression=expression, animator=anim.vertices,
+        sdf=lambda: None, stages=lambda: None, landmarks=lambda: None,
+        hair=lambda: build_hair(model, avatar.hair, mesh, anim),
+        head=lambda: _head_parts(identity, avatar.eyes))
+
+
 def render_avatar(avatar, size: int = 256, yaw: float = 20.0, pitch: float = 5.0,
-                  resolution: int = 96) -> np.ndarray:
+                  resolution: int = 96, face_model=None) -> np.ndarray:
     """(size, size, 3) uint8 textured render with eyes, mouth and hair (own EGL context per thread)."""
     from core.head.hair import pose_hair
     from core.render import OrbitCamera, Renderer, headless_context, lighting_preset
-    from core.render.scene import load_scene
 
-    scene = load_scene(avatar, resolution=resolution, max_triangles=30000)
+    scene = _scene(avatar, resolution, face_model)
     r = Renderer(headless_context(), samples=4)
     try:
         r.set_mesh(scene.vertices, scene.faces, scene.uvs)
