@@ -163,9 +163,15 @@ def evaluate_method(gen, method: Method, suite: list[Prompt], seeds: list[int],
         target = np.abs(d[:, j]).mean()
         leaks.append(float(np.abs(d[:, others]).mean() / max(target, 1e-6)))
     # attribute R-precision: the prompt that best explains each sample's measured attributes
-    multi = [p for p in suite if len(p.labels) >= 2][:rprec_prompts]
-    if len(multi) < rprec_prompts:
-        multi = (multi + [p for p in suite if p not in multi])[:rprec_prompts]
+    # candidates with distinct requests: two prompts asking for the same directions (in another
+    # order or wording) cannot be told apart by any avatar
+    multi, seen = [], set()
+    for p in sorted(suite, key=lambda q: len(q.labels) < 2):
+        key = frozenset(p.labels.items())
+        if key not in seen:
+            seen.add(key)
+            multi.append(p)
+    multi = multi[:rprec_prompts]
     # match score of a sample to a prompt: the mean signed z of its requested directions; the mean
     # log-probability that each holds, log Phi(sign * z), is reported beside it
     from scipy.special import log_ndtr
