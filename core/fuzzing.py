@@ -651,6 +651,8 @@ def _zip_mutation(data: bytes, rng: np.random.Generator) -> tuple[bytes, str]:
         items = [(i, src.read(i)) for i in src.infolist()]
     except Exception:
         return _bytes_mutation(data, rng)
+    if not items:          # an empty archive (a mutant of a mutant): nothing to pick from
+        return _bytes_mutation(data, rng)
     k = int(rng.integers(7))
     j = int(rng.integers(len(items)))
     info, payload = items[j]
