@@ -25,7 +25,7 @@ import torch
 from core.avatar import Avatar
 from core.diffusion import Known, cosine_schedule, sample
 from core.expressions import PRESETS, weights_from_dict
-from core.head.settings import HAIR_STYLES, EyeSettings, HairStyle
+from core.head.settings import EyeSettings, HairStyle
 from core.paths import MODELS_DIR
 
 from .attributes import GEOMETRY, INDEX, SCALARS, SETTINGS, TEXTURE, AttributeScale
