@@ -75,6 +75,12 @@ def test_empty_prompt_samples_the_prior(gen):
     pair = [np.linalg.norm(ict[i] - ict[j]) for i in range(8) for j in range(i + 1, 8)]
     assert min(pair) > 1.0                          # distinct faces, not one mean face
     assert cands[0].reading.empty and "prior" in cands[0].reading.summary()
+    # nonsense, another language and a 10,000-character prompt still give avatars, and say why
+    for text in ("glorp blarf zibble", "une femme aux cheveux longs", "a wide nose " * 1000):
+        c = gen.generate(text, n=1, seed=1)[0]
+        assert c.identity.shape == (100,) and np.isfinite(c.identity).all()
+        assert c.reading.ungrounded or c.reading.notices
+    assert "characters" in gen.generate("a wide nose " * 1000, n=1)[0].reading.summary()
 
 
 @needs_model
