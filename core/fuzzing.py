@@ -9,7 +9,7 @@ blow-up from a declared size becomes MemoryError, reported as "memory").
 
 Readers: projects (formats 1-3, paint/ folder), photos, .pts, face and FER weights, videos,
 landmark tables, the appearance model, the painting core's PSD, layer image and recovery
-files, and animation clips (clip files, projects with clips). Used by tests/test_fuzz.py (a few dozen cases per reader, fixed seeds) and bench/fuzz.py (10,000).
+files, animation clips (clip files, projects with clips) and the listener's weights. Used by tests/test_fuzz.py (a few dozen cases per reader, fixed seeds) and bench/fuzz.py (10,000).
 """
 from __future__ import annotations
 
@@ -317,6 +317,11 @@ def _read_batch_results(p: Path):
     return [is_done(r, p.parent, False) for r in records.values()]
 
 
+def _read_listener_model(p: Path):
+    from core.listener.generate import Listener
+    return Listener.load(p)
+
+
 def _read_paint_project(p: Path):
     from core.paint.avatar import paint_of
     from core.project import load_project
@@ -445,6 +450,9 @@ READERS: dict[str, Reader] = {r.name: r for r in (
     Reader("generate_model", ".pt", lambda: [_generate_model_bytes()], _read_generate_model,
            "core.generate.generator.GenerateModelError", "zip"),
     Reader("prompt_suite", ".tsv", _prompt_suite_bytes, _read_prompt_suite, "builtins.ValueError", "text"),
+    # the listener's weights (core/listener)
+    Reader("listener_model", ".pt", _shipped("listener.pt"), _read_listener_model,
+           "core.listener.generate.ListenerModelError", "zip"),
 )}
 
 

@@ -110,6 +110,10 @@ def _cases(f: dict[str, Path], d: Path) -> dict[str, list[str]]:
         "edit damaged project": ["edit", str(f["truncated.likeness"]), "make the nose longer",
                                  "--out", o + "_edit.likeness"],
         "eval-generate damaged prompt suite": ["eval-generate", "--prompts", str(f["garbage.json"])],
+        "listen damaged audio": ["listen", "--speaker-audio", str(f["garbage.mp4"]), "--out", o + ".mp4"],
+        "listen damaged model": ["listen", "--speaker-audio", str(f["garbage.mp4"]), "--model",
+                                 str(f["garbage.pt"]), "--out", o + ".mp4"],
+        "eval-listen damaged model": ["eval-listen", "--model", str(f["garbage.pt"])],
     }
 
 

@@ -25,7 +25,7 @@ CASES = {"project": 40, "photo": 30, "pts": 30, "face_model": 10, "fer_model": 1
          "paint_project": 20, "psd": 20, "layer_image": 20, "paint_recovery": 15,
          "clip": 40, "clip_project": 30,
          "batch_manifest_csv": 40, "batch_manifest_jsonl": 40, "batch_results": 30,
-         "generate_model": 12, "prompt_suite": 30}
+         "generate_model": 12, "prompt_suite": 30, "listener_model": 10}
 
 
 # Readers with a known open finding: {reader: mutation-name prefix}; xfail while only those fail.

@@ -92,7 +92,7 @@ class Listener:
 
     def generate(self, speaker_cond: np.ndarray, attitude: np.ndarray, seed: int = 0, steps: int = 8,
                  refine: bool = True, refine_strength: float = 0.6, batch: int = 16,
-                 postfilter: bool = True,
+                 postfilter: bool = False,
                  progress: Callable[[float, str], None] = lambda f, s: None,
                  cancelled: Callable[[], bool] = lambda: False) -> tuple[np.ndarray, dict]:
         """(N, 56) listener motion for an (N, C) speaker condition (core.listener.data.speaker_condition)
@@ -150,7 +150,8 @@ class Listener:
 
 
 def temporal_filter(x: np.ndarray) -> np.ndarray:
-    """The post-filter of few-step sampling: a 3-frame median on every channel (removes
+    """Optional post-filter (generate(postfilter=True); off by default: with the shipped weights
+    it made FD and FD of frame differences worse on eval-listen): a 3-frame median on every channel (removes
     single-frame flicker, keeps a 5-8 frame blink), then a Gaussian of sigma 1 frame on head
     rotation (its motion is slow; 40 ms wobble is sampling noise)."""
     from core.animation.clip import gaussian_smooth

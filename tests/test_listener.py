@@ -1,0 +1,239 @@
+"""The listener (core/listener): audio features, the behaviour model, attitude sentences, the
+DiT's causality, generation with the shipped weights (segments, joins, seeds, silence, cancel),
+live listening, metrics, and the listen command."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from core.expressions import INDEX
+from core.listener.features import FPS, HOP, RATE, audio_features
+
+ROOT = Path(__file__).resolve().parents[1]
+MEDIA = ROOT.parent / "shared" / "media"
+
+
+def _voice(seconds: float, f0, amp=0.3, seed=0) -> np.ndarray:
+    """A buzzy voiced sound with a pitch track f0(t) (Hz): harmonics, a little noise."""
+    t = np.arange(int(seconds * RATE)) / RATE
+    f = np.broadcast_to(np.asarray(f0(t) if callable(f0) else f0, float), t.shape)
+    phase = 2 * np.pi * np.cumsum(f) / RATE
+    x = sum(np.sin(k * phase) / k for k in range(1, 8))
+    return (amp * x / 2 + 0.003 * np.random.default_rng(seed).normal(size=len(t))).astype(np.float32)
+
+
+def test_features_pitch_voicing_and_silence():
+    f = audio_features(_voice(2.0, 180.0))
+    assert f.frames == 50 and f.mel.shape == (50, 24) and f.matrix().shape == (50, 30)
+    assert np.median(f.f0[f.voiced]) == pytest.approx(180, rel=0.04) and f.voiced.mean() > 0.8
+    assert f.vad.mean() > 0.5 and not f.silent
+    s = audio_features(np.zeros(RATE, np.float32))
+    assert s.silent and not s.vad.any() and np.all(s.matrix()[:, :24] == 0)
+
+
+def test_backchannel_cue_and_nod_follow_low_pitch():
+    from core.listener.behaviour import STYLES, backchannel_cues, respond
+
+    # 2 s of speech at 200 Hz, then 0.4 s dropping to 110 Hz (a low-pitch region), then 2 s more
+    f0 = lambda t: np.where((t > 2.0) & (t < 2.4), 110.0, 200.0)   # noqa: E731
+    feat = audio_features(_voice(4.4, f0))
+    cues = backchannel_cues(feat)
+    assert len(cues) >= 1 and abs(cues[0] / FPS - 2.0) < 0.2
+    resp, ev = respond(feat, None, STYLES["attentive"].__class__(nod_prob=1.0), np.random.default_rng(0))
+    assert len(ev["nods"]) >= 1
+    delay = (ev["nods"][0] - cues[0]) / FPS
+    assert 0.3 <= delay <= 1.2                                    # ~700 ms after the cue starts
+    assert resp[ev["nods"][0]:ev["nods"][0] + 12, 54].max() > 3   # head pitch (chin down), degrees
+
+
+def test_blink_rate_and_attitude_styles():
+    from core.listener.behaviour import blink_track, blend_style
+    from core.listener.metrics import blinks
+
+    b = blink_track(25 * 600, 26.0, np.random.default_rng(1))
+    m = np.zeros((len(b), 56), np.float32)
+    m[:, INDEX["eyeBlink_L"]] = m[:, INDEX["eyeBlink_R"]] = b
+    assert 22 <= len(blinks(m)) / 10 <= 30
+    amused = blend_style(np.array([0, 1, 0, 0]))
+    half = blend_style(np.array([0.5, 0.5, 0, 0]))
+    assert amused.smile_base > half.smile_base > 0.05
+
+
+def test_attitude_sentences():
+    from core.listener.attitude import attitude_weights
+    w, _ = attitude_weights("bored")
+    assert w.tolist() == [0, 0, 0, 1]
+    w, desc = attitude_weights("he finds all of this hilarious")
+    assert w.argmax() == 1 and "amused" in desc
+    w, _ = attitude_weights("I don't believe a single word")
+    assert w.argmax() == 2
+
+
+def test_dit_adapter_is_causal():
+    """Through the causal temporal adapter (causal convolution, masked cross-attention), listener
+    frames 0..i see speaker input up to frame i only: changing the speaker's later frames leaves
+    them unchanged, changing frame i itself does not."""
+    from core.listener.model import ListenerConfig, ListenerDiT
+
+    torch.manual_seed(0)
+    cfg = ListenerConfig(width=32, layers=2, heads=2)
+    net = ListenerDiT(cfg)
+    for p in net.parameters():          # adaLN-Zero starts at zero: give it weights to test with
+        torch.nn.init.normal_(p, std=0.15)
+    i = 20
+    x = torch.randn(1, i + 1, cfg.motion_dim)         # the window's frames up to i (live mode)
+    spk = torch.randn(1, cfg.past + cfg.window, cfg.speaker_dim)
+    att = torch.rand(1, 4)
+    t = torch.tensor([300])
+    a = net(x, t, {"speaker": spk, "attitude": att})
+    later = spk.clone()
+    later[:, cfg.past + i + 1:] += 3.0
+    assert (a - net(x, t, {"speaker": later, "attitude": att})).abs().max() < 1e-5
+    now = spk.clone()
+    now[:, cfg.past + i] += 3.0
+    b = net(x, t, {"speaker": now, "attitude": att})
+    assert (a[:, i] - b[:, i]).abs().max() > 1e-3
+    past = spk.clone()
+    past[:, :cfg.past] += 3.0                          # the context before the window is seen
+    assert (a - net(x, t, {"speaker": past, "attitude": att})).abs().max() > 1e-3
+
+
+@pytest.fixture(scope="module")
+def listener():
+    from core.listener.generate import Listener, default_model_path
+    if not default_model_path().exists():
+        pytest.fail(f"shipped listener weights missing: {default_model_path()}")
+    torch.set_num_threads(1)
+    return Listener.load()
+
+
+def _cond(listener, seconds=6.0, video=False):
+    from core.listener.data import make_speaker, speaker_condition
+    f0 = lambda t: 170 + 30 * np.sin(2 * np.pi * 0.4 * t)   # noqa: E731
+    audio = _voice(seconds, f0)
+    audio[int(2.5 * RATE):int(3.1 * RATE)] = 0           # a pause
+    sp = make_speaker("test", audio)
+    return sp, speaker_condition(sp, listener.mean, listener.std, use_video=video)
+
+
+def test_generate_segments_joins_and_seeds(listener):
+    from core.listener.metrics import jerk_at_joins
+    sp, cond = _cond(listener, 8.0)
+    att = np.array([1, 0, 0, 0], np.float32)
+    m, info = listener.generate(cond, att, seed=1, steps=6)
+    assert m.shape == (sp.frames, 56) and np.isfinite(m).all()
+    assert m[:, :53].min() >= 0 and m[:, :53].max() <= 1
+    assert info["segments"] == int(np.ceil(sp.frames / listener.cfg.window)) and len(info["joins"]) >= 2
+    again, _ = listener.generate(cond, att, seed=1, steps=6)
+    other, _ = listener.generate(cond, att, seed=2, steps=6)
+    assert np.allclose(m, again) and not np.allclose(m, other)
+    assert m[:, 53:].std(0).max() > 0.3                       # the head moves
+    near, far = jerk_at_joins(info["normalised"], info["joins"])
+    assert near < 2.0 * far                                   # refined joins are not jumps
+
+
+def test_generate_cancel_and_silence(listener):
+    from core.diffusion import Cancelled
+    from core.listener.data import make_speaker, speaker_condition
+    sp, cond = _cond(listener, 8.0)
+    with pytest.raises(Cancelled):
+        listener.generate(cond, np.array([1, 0, 0, 0]), cancelled=lambda: True)
+    quiet = make_speaker("silence", np.zeros(6 * RATE, np.float32))
+    assert quiet.feat.silent
+    m, _ = listener.generate(speaker_condition(quiet, listener.mean, listener.std), np.array([1, 0, 0, 0]))
+    assert np.isfinite(m).all() and m[:, 53:].std(0).max() > 0.1   # idles, not frozen
+
+
+def test_live_listener_frames(listener):
+    from core.listener.generate import LiveListener
+    live = LiveListener(listener, np.array([1, 0, 0, 0], np.float32), seed=0)
+    audio = _voice(1.2, 190.0)
+    frames = [live.push(audio[k * HOP:(k + 1) * HOP]) for k in range(25)]
+    out = np.stack(frames)
+    assert out.shape == (25, 56) and np.isfinite(out).all()
+    assert np.abs(np.diff(out[:, 53:], axis=0)).max() < 10     # continuous, degrees per frame
+
+
+def test_metrics():
+    from core.listener.metrics import Clusters, backchannel_timing, frechet, nods
+    rng = np.random.default_rng(0)
+    a = rng.normal(0, 1, (4000, 3))
+    assert frechet(a, a) == pytest.approx(0, abs=1e-6)
+    assert frechet(a + [2, 0, 0], a) == pytest.approx(4, rel=1e-3)
+    real = rng.normal(0, 1, (2000, 56))
+    cl = Clusters(real)
+    assert cl.sid(real, "exp") > 4.5 and cl.sid(np.zeros((100, 56)), "pose") == 0
+    m = np.zeros((250, 56), np.float32)
+    for s in (50, 150):
+        m[s:s + 12, 54] = 5 * np.sin(np.linspace(0, np.pi, 12)) ** 2
+    n = nods(m)
+    assert len(n) == 2 and abs(n[0] - 50) <= 3
+    assert backchannel_timing(n, np.array([30, 200])) == 0.5
+
+
+@pytest.mark.shared
+def test_listen_command_writes_a_clip_with_audio(tmp_path):
+    wav = MEDIA / "speech_b.wav"
+    if not wav.exists():
+        pytest.skip("shared speech missing")
+    out = tmp_path / "l.json"
+    r = subprocess.run([sys.executable, "main.py", "listen", "--speaker-audio", str(wav), "--attitude",
+                        "amused", "--no-video", "--clip", str(out), "--out", str(tmp_path / "x.mp4")],
+                       cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    from core.animation import load_clip
+    clip = load_clip(out)
+    assert clip.audio is not None and clip.duration == pytest.approx(clip.audio.duration, abs=0.1)
+    assert "amused" in r.stderr
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(b"RIFF" + bytes(100))
+    r = subprocess.run([sys.executable, "main.py", "listen", "--speaker-audio", str(bad), "--out",
+                        str(tmp_path / "y.mp4")], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2 and r.stderr.count("error: ") == 1 and "Traceback" not in r.stderr
+
+
+def test_listen_no_face_and_lengths_differ(tmp_path):
+    """A speaker video with no face and 2 s of sound over 3 s of picture: a notice, the audio's
+    length, the MP4 side by side with the sound muxed."""
+    from core.animation.audio import ffmpeg_exe
+    video = tmp_path / "noface.mp4"
+    subprocess.run([ffmpeg_exe(), "-v", "error", "-f", "lavfi", "-i", "testsrc=size=160x120:rate=25:duration=3",
+                    "-f", "lavfi", "-i", "sine=frequency=190:duration=2:sample_rate=16000", "-shortest:a", "0",
+                    "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", str(video)], check=False,
+                   capture_output=True)
+    if not video.exists():   # older ffmpeg option syntax: let the streams keep their own lengths
+        subprocess.run([ffmpeg_exe(), "-v", "error", "-f", "lavfi", "-i", "testsrc=size=160x120:rate=25:duration=3",
+                        "-f", "lavfi", "-i", "sine=frequency=190:duration=2:sample_rate=16000",
+                        "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", str(video)], check=True,
+                       capture_output=True)
+    out, clip = tmp_path / "l.mp4", tmp_path / "l.json"
+    r = subprocess.run([sys.executable, "main.py", "listen", "--speaker-video", str(video), "--side-by-side",
+                        "--size", "128", "--out", str(out), "--clip", str(clip)],
+                       cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "no face" in r.stderr
+    from core.animation import load_clip
+    c = load_clip(clip)
+    assert c.duration == pytest.approx(c.audio.duration, abs=0.08) and c.duration < 2.6
+    info = subprocess.run([ffmpeg_exe(), "-i", str(out)], capture_output=True, text=True).stderr
+    assert "256x128" in info and "Audio: aac" in info
+
+
+@pytest.mark.shared
+def test_listen_audio_and_video_of_different_lengths(tmp_path):
+    video, wav = MEDIA / "speaker_b.mp4", MEDIA / "speech_d.wav"     # ~6 s of face, 8 s of speech
+    if not (video.exists() and wav.exists()):
+        pytest.skip("shared media missing")
+    clip = tmp_path / "l.json"
+    r = subprocess.run([sys.executable, "main.py", "listen", "--speaker-video", str(video), "--speaker-audio",
+                        str(wav), "--no-video", "--clip", str(clip), "--out", str(tmp_path / "x.mp4")],
+                       cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "differ in length" in r.stderr
+    from core.animation import load_clip
+    assert load_clip(clip).duration == pytest.approx(8.0, abs=0.2)
