@@ -24,7 +24,7 @@ def frechet(a: np.ndarray, b: np.ndarray) -> float:
     mu = a.mean(0) - b.mean(0)
     sa = np.atleast_2d(np.cov(a, rowvar=False)) + 1e-6 * np.eye(a.shape[1])
     sb = np.atleast_2d(np.cov(b, rowvar=False)) + 1e-6 * np.eye(a.shape[1])
-    root, _ = linalg.sqrtm(sa @ sb, disp=False)
+    root = linalg.sqrtm(sa @ sb)
     return float(mu @ mu + np.trace(sa + sb - 2 * np.real(root)))
 
 
