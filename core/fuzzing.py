@@ -9,7 +9,7 @@ blow-up from a declared size becomes MemoryError, reported as "memory").
 
 Readers: projects (formats 1-3, paint/ folder), photos, .pts, face and FER weights, videos,
 landmark tables, the appearance model, the painting core's PSD, layer image and recovery
-files, animation clips (clip files, projects with clips) and the listener's weights. Used by tests/test_fuzz.py (a few dozen cases per reader, fixed seeds) and bench/fuzz.py (10,000).
+files, animation clips (clip files, projects with clips), the listener's weights and caption references. Used by tests/test_fuzz.py (a few dozen cases per reader, fixed seeds) and bench/fuzz.py (10,000).
 """
 from __future__ import annotations
 
@@ -322,6 +322,17 @@ def _read_listener_model(p: Path):
     return Listener.load(p)
 
 
+def _caption_refs_bytes() -> list[bytes]:
+    """The shipped hand-made caption references (resources/captions/media_refs.json)."""
+    from core.paths import RESOURCES
+    return [(RESOURCES / "captions" / "media_refs.json").read_bytes()]
+
+
+def _read_caption_refs(p: Path):
+    from core.caption.evaluate import read_refs
+    return read_refs(p)
+
+
 def _read_paint_project(p: Path):
     from core.paint.avatar import paint_of
     from core.project import load_project
@@ -453,6 +464,9 @@ READERS: dict[str, Reader] = {r.name: r for r in (
     # the listener's weights (core/listener)
     Reader("listener_model", ".pt", _shipped("listener.pt"), _read_listener_model,
            "core.listener.generate.ListenerModelError", "zip"),
+    # expression captions (core/caption): eval-caption's reference events
+    Reader("caption_refs", ".json", _caption_refs_bytes, _read_caption_refs,
+           "core.caption.evaluate.RefsError", "json"),
 )}
 
 

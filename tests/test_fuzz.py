@@ -21,11 +21,11 @@ ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "fixtures" / "fuzz"
 # cases per reader: the fast readers get more
 CASES = {"project": 40, "photo": 30, "pts": 30, "face_model": 10, "fer_model": 10, "video": 30,
-         "correspondence": 15, "calibration68": 15, "appearance_model": 6,
-         "paint_project": 20, "psd": 20, "layer_image": 20, "paint_recovery": 15,
+         "correspondence": 15, "calibration68": 15, "appearance_model": 4,
+         "paint_project": 20, "psd": 14, "layer_image": 10, "paint_recovery": 15,
          "clip": 40, "clip_project": 30,
          "batch_manifest_csv": 40, "batch_manifest_jsonl": 40, "batch_results": 30,
-         "generate_model": 12, "prompt_suite": 30, "listener_model": 10}
+         "generate_model": 12, "prompt_suite": 30, "listener_model": 6, "caption_refs": 30}
 
 
 # Readers with a known open finding: {reader: mutation-name prefix}; xfail while only those fail.

@@ -75,8 +75,10 @@ def read_refs(path: str | Path) -> dict[str, dict]:
         raise RefsError(f"{p.name} is larger than a reference file can be (20 MB)")
     try:
         data = json.loads(p.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise RefsError(f"{p.name} is not a JSON reference file: {exc}") from None
+    except (UnicodeDecodeError, ValueError) as exc:    # bad JSON, a 5000-digit number, ...
+        raise RefsError(f"{p.name} is not a JSON reference file: {str(exc)[:200]}") from None
+    except RecursionError:      # arrays nested thousands deep (found by the fuzzer)
+        raise RefsError(f"{p.name} is not a reference file: its JSON is nested too deeply") from None
     clips = data.get("clips") if isinstance(data, dict) else None
     if not isinstance(clips, dict) or not clips:
         raise RefsError(f"{p.name} has no \"clips\" object of reference events")
