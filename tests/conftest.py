@@ -47,3 +47,13 @@ def face_model():
         return FaceModel.load()
     except (ImportError, FileNotFoundError) as exc:
         pytest.skip(f"face model not available: {exc}")
+
+
+@pytest.fixture(autouse=True)
+def _no_headless_gl_current_for_gui_tests(request):
+    """A GUI test needs the main thread free of the headless EGL context earlier tests made
+    current (core.render.release_current_context says why)."""
+    if "qtbot" in request.fixturenames or "qapp" in request.fixturenames:
+        from core.render.renderer import release_current_context
+        release_current_context()
+    yield

@@ -61,6 +61,26 @@ def headless_context() -> moderngl.Context:
     return ctx
 
 
+def release_current_context() -> bool:
+    """Leave no EGL context current on this thread. Through libglvnd a thread has one current
+    context at a time across EGL and GLX: while a headless (EGL) context is current, a Qt
+    widget's GLX context cannot be made current on the same thread ("QOpenGLWidget: Failed to
+    make context current"). The app renders headlessly on worker threads only; code that used
+    the GUI thread's headless context (tests, scripts) calls this before showing GL widgets.
+    headless_context() makes its context current again on its next use. True if one was."""
+    import ctypes
+    try:
+        egl = ctypes.CDLL("libEGL.so.1")
+    except OSError:
+        return False
+    egl.eglGetCurrentDisplay.restype = ctypes.c_void_p
+    egl.eglMakeCurrent.argtypes = [ctypes.c_void_p] * 4
+    display = egl.eglGetCurrentDisplay()
+    if not display:
+        return False
+    return bool(egl.eglMakeCurrent(display, None, None, None))
+
+
 def default_texture() -> np.ndarray:
     """resources/textures/default_skin.png, or a flat neutral skin colour if not installed."""
     if DEFAULT_TEXTURE.exists():
