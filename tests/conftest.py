@@ -52,8 +52,15 @@ def face_model():
 @pytest.fixture(autouse=True)
 def _no_headless_gl_current_for_gui_tests(request):
     """A GUI test needs the main thread free of the headless EGL context earlier tests made
-    current (core.render.release_current_context says why)."""
-    if "qtbot" in request.fixturenames or "qapp" in request.fixturenames:
+    current, and leaves it free of its Qt (GLX) context (core.render.release_current_context
+    says why)."""
+    gui = "qtbot" in request.fixturenames or "qapp" in request.fixturenames
+    if gui:
         from core.render.renderer import release_current_context
         release_current_context()
     yield
+    if gui:   # and the other way round: a GLX context left current blocks later headless work
+        from PySide6.QtGui import QOpenGLContext
+        current = QOpenGLContext.currentContext()
+        if current is not None:
+            current.doneCurrent()
