@@ -90,31 +90,25 @@ def padded_samples(audio: AudioTrack, duration: float) -> np.ndarray:
     return out
 
 
-def output_device_status() -> tuple[bool, str]:
-    """(True, device name) when sound can be played, else (False, why) in words."""
+def _device_status(kind: str, none: str, missing: str, default: str) -> tuple[bool, str]:
     try:
         import sounddevice as sd
     except OSError as exc:   # the PortAudio library itself is missing
-        return False, f"no audio output: the PortAudio library is not installed ({exc})."
+        return False, f"{none}: the PortAudio library is not installed ({exc})."
     except ImportError:
-        return False, "no audio output: the sounddevice package is not installed."
+        return False, f"{none}: the sounddevice package is not installed."
     try:
-        dev = sd.query_devices(kind="output")
-        return True, str(dev.get("name", "audio output"))
+        dev = sd.query_devices(kind=kind)
+        return True, str(dev.get("name", default))
     except Exception as exc:
-        return False, f"no audio output device was found ({exc})."
+        return False, f"{missing} ({exc})."
+
+
+def output_device_status() -> tuple[bool, str]:
+    """(True, device name) when sound can be played, else (False, why) in words."""
+    return _device_status("output", "no audio output", "no audio output device was found", "audio output")
 
 
 def input_device_status() -> tuple[bool, str]:
     """(True, device name) when a microphone can be opened, else (False, why)."""
-    try:
-        import sounddevice as sd
-    except OSError as exc:
-        return False, f"no microphone: the PortAudio library is not installed ({exc})."
-    except ImportError:
-        return False, "no microphone: the sounddevice package is not installed."
-    try:
-        dev = sd.query_devices(kind="input")
-        return True, str(dev.get("name", "microphone"))
-    except Exception as exc:
-        return False, f"no microphone was found ({exc})."
+    return _device_status("input", "no microphone", "no microphone was found", "microphone")

@@ -11,7 +11,6 @@ from __future__ import annotations
 import csv
 import os
 import shutil
-import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -21,7 +20,7 @@ import numpy as np
 
 from core.expressions import INDEX
 
-from .clip import CHANNELS, GAZE, NUM_EXPRESSIONS, ROT, TRANS, Clip
+from .clip import CHANNELS, NUM_EXPRESSIONS, ROT, TRANS, Clip
 
 
 class ClipExportCancelled(Exception):
@@ -125,24 +124,16 @@ class ClipRenderer:
                  pitch: float = 5.0, background=(0.16, 0.17, 0.19), samples: int = 2,
                  hair: bool = True):
         from core.render import OrbitCamera, Renderer, headless_context
-        from core.render.scene import VIEWPORT_MAX_TRIANGLES, load_scene
+        from core.render.scene import VIEWPORT_MAX_TRIANGLES, load_scene, show_scene
 
         self.size = size
         self.background = background
         self.scene = load_scene(avatar, np.zeros(NUM_EXPRESSIONS, np.float32), resolution=resolution,
                                 max_triangles=VIEWPORT_MAX_TRIANGLES)
         self.r = Renderer(headless_context(), samples=samples)
-        self.r.set_mesh(self.scene.vertices, self.scene.faces, self.scene.uvs)
-        if self.scene.texture is not None:
-            self.r.set_texture(np.asarray(self.scene.texture, np.uint8))
-        self.head = self.scene.head()
-        if self.head is not None:
-            self.r.set_parts("head", self.head.parts)
-        self.hair = self.scene.hair() if hair else None
-        if self.hair is not None and self.hair.empty:
-            self.hair = None
-        if self.hair is not None:
-            self.r.set_hair(self.hair)
+        if not hair:
+            self.scene.hair = lambda: None
+        self.head, self.hair = show_scene(self.r, self.scene)
         self.camera = OrbitCamera(yaw=yaw, pitch=pitch).frame(*self.r.bounds("mesh"), margin=0.9)
 
     def render(self, values: np.ndarray) -> np.ndarray:

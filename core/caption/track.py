@@ -74,8 +74,8 @@ def choose_main(tracks: dict, shots: int) -> dict[int, tuple]:
         cands = [k for k in tracks if k[0] == shot and tracks[k]["hist"] is not None]
         if not cands:
             continue
-        k = max(cands, key=lambda k: (_similar(tracks[k]["hist"], ref), tracks[k]["score"]))
-        if _similar(tracks[k]["hist"], ref) >= SAME_PERSON:
+        sim, k = max((_similar(tracks[k]["hist"], ref), tracks[k]["score"], k) for k in cands)[0::2]
+        if sim >= SAME_PERSON:
             main[shot] = k
     return main
 

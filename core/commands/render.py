@@ -66,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
 
     from core.expressions import parse_expression
     from core.render import OrbitCamera, Renderer, headless_context, lighting_preset
-    from core.render.scene import load_avatar_file, load_scene
+    from core.render.scene import load_avatar_file, load_scene, show_scene
 
     out = Path(args.out)
     if out.suffix.lower() != ".png":
@@ -92,9 +92,7 @@ def run(args: argparse.Namespace) -> int:
     scene = load_scene(avatar, expression, resolution=args.resolution, hair=hair)
     r = Renderer(headless_context(), samples=args.samples)
     try:
-        r.set_mesh(scene.vertices, scene.faces, scene.uvs)
-        if scene.texture is not None:
-            r.set_texture(np.asarray(scene.texture, np.uint8))
+        show_scene(r, scene)            # skin, eyes, teeth, mouth cavity, hair, posed
         if args.mode == "sdf":
             r.set_sdf_grid(*scene.sdf())
         elif args.mode == "neural":
@@ -102,18 +100,6 @@ def run(args: argparse.Namespace) -> int:
             if not stages:
                 raise UserError(f"--mode neural needs the face model's networks ({scene.source} has none)")
             r.set_neural(stages)
-        head = scene.head()             # eyes, teeth, mouth cavity (core.head.build.HeadParts)
-        if head is not None:
-            verts, carves = head.pose(scene.expression)
-            r.set_parts("head", head.parts)
-            r.update_parts("head", verts)
-            r.set_carves(carves)
-        hair_mesh = scene.hair()
-        if hair_mesh is not None and not hair_mesh.empty:
-            from core.head.hair import pose_hair
-
-            r.set_hair(hair_mesh)
-            r.update_hair(*pose_hair(hair_mesh, scene.expression))
         if args.landmarks:
             pts = scene.landmarks()
             if pts is None:

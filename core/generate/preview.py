@@ -39,25 +39,13 @@ def _scene(avatar, resolution: int, face_model):
 def render_avatar(avatar, size: int = 256, yaw: float = 20.0, pitch: float = 5.0,
                   resolution: int = 96, face_model=None) -> np.ndarray:
     """(size, size, 3) uint8 textured render with eyes, mouth and hair (own EGL context per thread)."""
-    from core.head.hair import pose_hair
     from core.render import OrbitCamera, Renderer, headless_context, lighting_preset
+    from core.render.scene import show_scene
 
     scene = _scene(avatar, resolution, face_model)
     r = Renderer(headless_context(), samples=4)
     try:
-        r.set_mesh(scene.vertices, scene.faces, scene.uvs)
-        if scene.texture is not None:
-            r.set_texture(np.asarray(scene.texture, np.uint8))
-        head = scene.head()
-        if head is not None:
-            verts, carves = head.pose(scene.expression)
-            r.set_parts("head", head.parts)
-            r.update_parts("head", verts)
-            r.set_carves(carves)
-        hair = scene.hair()
-        if hair is not None and not hair.empty:
-            r.set_hair(hair)
-            r.update_hair(*pose_hair(hair, scene.expression))
+        show_scene(r, scene)
         cam = OrbitCamera(yaw=yaw, pitch=pitch).frame(*r.bounds("mesh"), margin=0.9)
         img = r.render_image(size, size, cam, mode="mesh", view="textured",
                              background=(0.16, 0.17, 0.19), lighting=lighting_preset("studio"))

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from .brush import BrushSettings, DabPath, dab_rect, falloff
+from .brush import BrushSettings, DabPath
 from .errors import PaintError
 from .layers import LayerStack
+from .stroke import DabInput
 from .tiles import Rect, clip_rect
 
 
-class MaskStroke:
+class MaskStroke(DabInput):
     def __init__(self, stack: LayerStack, layer_index: int, tool: str, brush: BrushSettings,
                  seed: int = 0) -> None:
         if tool not in ("brush", "eraser"):
@@ -34,22 +35,6 @@ class MaskStroke:
         self._target = np.float32(255.0 if tool == "brush" else 0.0)
         layer.mask = self._work        # shown while painting; the stack's step comes at end()
         self.open = True
-
-    def add_point(self, x: float, y: float, pressure: float = 1.0) -> list[Rect]:
-        rects: list[Rect] = []
-        for d in self.path.add(x, y, pressure):
-            rects += self.dab(d.x, d.y, d.pressure, radius=d.radius)
-        return rects
-
-    def dab(self, x: float, y: float, pressure: float = 1.0, radius: float | None = None) -> list[Rect]:
-        r = self.path.radius(pressure) if radius is None else radius
-        rect = dab_rect(x, y, r, self.stack.size)
-        if rect is None:
-            return []
-        s = falloff(rect, x, y, r, self.brush.hardness)
-        if self.brush.pressure_opacity:
-            s *= np.float32(np.clip(pressure, 0, 1))
-        return self.apply(rect[0], rect[2], s)
 
     def apply(self, y0: int, x0: int, strength: np.ndarray) -> list[Rect]:
         if not self.open:

@@ -40,7 +40,37 @@ class Stencil:
     y: int = 0
 
 
-class Stroke:
+class DabInput:
+    """Pointer input shared by the strokes (colour layers, masks): dabs placed along the pointer
+    path by the brush's spacing, each a falloff footprint handed to the stroke's `apply`. Needs
+    `path` (DabPath), `brush`, `stack` and `apply(y0, x0, strength)`."""
+    path: DabPath
+    brush: BrushSettings
+    stack: LayerStack
+
+    def apply(self, y0: int, x0: int, strength: np.ndarray) -> list[Rect]:
+        raise NotImplementedError
+
+    def add_point(self, x: float, y: float, pressure: float = 1.0) -> list[Rect]:
+        """A pointer sample in texels; places the dabs spacing asks for. Returns touched rects."""
+        rects: list[Rect] = []
+        for d in self.path.add(x, y, pressure):
+            rects += self.dab(d.x, d.y, d.pressure, radius=d.radius)
+        return rects
+
+    def dab(self, x: float, y: float, pressure: float = 1.0, radius: float | None = None) -> list[Rect]:
+        """One dab now at texel (x, y) (no spacing, no stabiliser)."""
+        r = self.path.radius(pressure) if radius is None else radius
+        rect = dab_rect(x, y, r, self.stack.size)
+        if rect is None:
+            return []
+        s = falloff(rect, x, y, r, self.brush.hardness)
+        if self.brush.pressure_opacity:
+            s *= np.float32(np.clip(pressure, 0, 1))
+        return self.apply(rect[0], rect[2], s)
+
+
+class Stroke(DabInput):
     def __init__(self, stack: LayerStack, layer: Layer, tool: str, brush: BrushSettings,
                  symmetry: MirrorMap | None = None, mask: np.ndarray | None = None,
                  clone_offset: tuple[int, int] | None = None, stencil: Stencil | None = None,
@@ -80,24 +110,6 @@ class Stroke:
         stack.hold_below(layer)
 
     # ------------------------------------------------------------------ input
-    def add_point(self, x: float, y: float, pressure: float = 1.0) -> list[Rect]:
-        """A pointer sample in texels; places the dabs spacing asks for. Returns touched rects."""
-        rects: list[Rect] = []
-        for d in self.path.add(x, y, pressure):
-            rects += self.dab(d.x, d.y, d.pressure, radius=d.radius)
-        return rects
-
-    def dab(self, x: float, y: float, pressure: float = 1.0, radius: float | None = None) -> list[Rect]:
-        """One dab now at texel (x, y) (no spacing, no stabiliser)."""
-        r = self.path.radius(pressure) if radius is None else radius
-        rect = dab_rect(x, y, r, self.stack.size)
-        if rect is None:
-            return []
-        s = falloff(rect, x, y, r, self.brush.hardness)
-        if self.brush.pressure_opacity:
-            s *= np.float32(np.clip(pressure, 0, 1))
-        return self.apply(rect[0], rect[2], s)
-
     def apply(self, y0: int, x0: int, strength: np.ndarray) -> list[Rect]:
         """Paint an arbitrary footprint: strength (h, w) float in [0, 1] with its top-left texel
         at (y0, x0) (projection painting computes it from the world-space brush)."""

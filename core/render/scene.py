@@ -87,3 +87,27 @@ def _head_parts(identity, eyes):
     from core.head.build import build_head_parts
 
     return build_head_parts(identity, eyes)
+
+
+def show_scene(renderer, scene: AvatarScene) -> tuple[object, object]:
+    """Put `scene` on `renderer` as the studio shows it: the skin mesh and its texture, the eyes
+    and mouth interior, and the hair, all posed with the scene's expression. Returns the head
+    parts and the hair (None where there are none) for posing them frame by frame."""
+    renderer.set_mesh(scene.vertices, scene.faces, scene.uvs)
+    if scene.texture is not None:
+        renderer.set_texture(np.asarray(scene.texture, np.uint8))
+    head = scene.head()
+    if head is not None:
+        verts, carves = head.pose(scene.expression)
+        renderer.set_parts("head", head.parts)
+        renderer.update_parts("head", verts)
+        renderer.set_carves(carves)
+    hair = scene.hair()
+    if hair is not None and not hair.empty:
+        from core.head.hair import pose_hair
+
+        renderer.set_hair(hair)
+        renderer.update_hair(*pose_hair(hair, scene.expression))
+    else:
+        hair = None
+    return head, hair
