@@ -104,7 +104,7 @@ def main() -> None:
         r = evaluate_method(gen, m, suite, seeds)
         quality[name] = r
         print(f"{name:<14} direction {r['direction_accuracy_mean']:.3f}  contrast sign {r['contrast_right_sign']:.3f}"
-              f"  leakage {r['contrast_leakage']:.3f}  R-precision {r['r_precision']:.3f}  in p99 {r['within_prior_p99']:.3f}")
+              f"  leakage {r['contrast_leakage']:.3f}  R-precision {r['r_precision']:.3f} (fixed first 32 {r['r_precision_fixed_first32']:.3f})  in p99 {r['within_prior_p99']:.3f}")
     probe = ([p.text for p in suite if p.kind == "multi"] or [p.text for p in suite])[:3]
     dm, dp = diversity(gen, methods["model"], probe), diversity(gen, methods["prior sample"], probe)
     print(f"diversity: model {dm:.3f} cm, prior {dp:.3f} cm, ratio {dm / dp:.2f}")
@@ -116,7 +116,7 @@ def main() -> None:
     print(json.dumps({"load_s": round(load_s, 3), "timing_1": t1, "timing_4": t4,
                       "baseline_prior_shown_s": round(base_s, 3),
                       "shown_ratio_vs_prior": round(t1["prompt_to_shown_s"] / base_s, 3),
-                      "quality": {k: {kk: vv for kk, vv in v.items() if kk != "per_attribute"} for k, v in quality.items()},
+                      "quality": {k: {kk: vv for kk, vv in v.items() if kk not in ("per_attribute", "r_precision_per_prompt")} for k, v in quality.items()},
                       "diversity_ratio": round(dm / dp, 3), "editing": ed,
                       "seconds": round(time.perf_counter() - t0, 1)}))
 

@@ -25,7 +25,9 @@ def _row(name: str, r: dict) -> str:
     return (f"{name:<22} direction {r['direction_accuracy_mean']:.3f} | contrast sign "
             f"{r['contrast_right_sign'] if r['contrast_right_sign'] is None else round(r['contrast_right_sign'], 3)}"
             f" leakage {r['contrast_leakage'] if r['contrast_leakage'] is None else round(r['contrast_leakage'], 3)}"
-            f" | R-precision@32 {r['r_precision']:.3f} (log-prob match {r['r_precision_logprob']:.3f}) | in prior p99 {r['within_prior_p99']:.3f}"
+            f" | R-precision@{r['r_precision_pool']} {r['r_precision']:.3f} (log-prob match {r['r_precision_logprob']:.3f};"
+            f" fixed first 32 {r['r_precision_fixed_first32']:.3f}, distinct {r['r_precision_fixed_first32_distinct']:.3f})"
+            f" | in prior p99 {r['within_prior_p99']:.3f}"
             f" | {r['seconds']} s\n{'':<22} per family: {fam}")
 
 
@@ -64,6 +66,8 @@ def run(args) -> int:
     for name, m in methods.items():
         results[name] = evaluate_method(gen, m, suite, seeds)
         print(_row(name, results[name]), flush=True)
+    worst = sorted(results["model"]["r_precision_per_prompt"].items(), key=lambda kv: kv[1])[:6]
+    print("model R-precision, weakest requests: " + "; ".join(f"'{t}' {v:.2f}" for t, v in worst))
     probe = ([p.text for p in suite if p.kind == "multi"] or [p.text for p in suite])[:4 if not args.quick else 2]
     div_model = diversity(gen, methods["model"], probe)
     div_prior = diversity(gen, methods["baseline: prior sample"], probe)
@@ -77,7 +81,9 @@ def run(args) -> int:
     beats = {b: bool(m["direction_accuracy_mean"] > r["direction_accuracy_mean"] and m["r_precision"] > r["r_precision"])
              for b, r in results.items() if b.startswith("baseline")}
     print("model beats " + ", ".join(f"{b.split(': ')[1]}: {'yes' if v else 'NO'}" for b, v in beats.items()))
-    print(json.dumps({"prompts": len(suite), "seeds": len(seeds), "results": results,
+    print(json.dumps({"prompts": len(suite), "seeds": len(seeds), "guidance": args.guidance,
+                      "results": {k: {kk: vv for kk, vv in v.items() if kk != "r_precision_per_prompt"}
+                                  for k, v in results.items()},
                       "diversity_model_cm": round(div_model, 4), "diversity_prior_cm": round(div_prior, 4),
                       "diversity_ratio": round(div_model / div_prior, 3), "timing_1": t1, "timing_4": t4,
                       "beats_baselines": beats, "seconds": round(time.perf_counter() - t0, 1)}))

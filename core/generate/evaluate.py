@@ -127,6 +127,84 @@ def _measure(gen, ict, app, he) -> np.ndarray:
     return gen.measure_z(gen.identity_of(ict), app, [h for h, _ in he], [e for _, e in he])
 
 
+def _requests(prompts: list[Prompt]) -> list[Prompt]:
+    """The first prompt of each distinct request (set of labelled directions)."""
+    out, seen = [], set()
+    for p in prompts:
+        key = frozenset(p.labels.items())
+        if key not in seen:
+            seen.add(key)
+            out.append(p)
+    return out
+
+
+def _match(z: np.ndarray, q: Prompt, logprob: bool = False) -> float:
+    """How well measured z-scores fulfil a prompt's request: the mean over its labelled
+    directions of sign * z (or of log Phi(sign * z), the log-probability that each holds)."""
+    from scipy.special import log_ndtr
+    v = [sg * z[INDEX[a]] for a, sg in q.labels.items()]
+    return float(np.mean(log_ndtr(np.array(v)) if logprob else v))
+
+
+def _hit(scores: np.ndarray, right: int) -> float:
+    """1 if the right candidate scores highest; ties share the hit (a random tie-break's
+    expectation), so a method that outputs the same avatar for every prompt scores chance."""
+    best = scores.max()
+    return float(scores[right] >= best - 1e-12) / float(np.sum(scores >= best - 1e-12))
+
+
+def r_precision(z_of: dict[str, np.ndarray], suite: list[Prompt], n_seeds: int, pool: int = 32,
+                draws: int = 10, seed: int = 0) -> dict:
+    """Attribute R-precision: is the right prompt picked among `pool` from the measured attributes?
+
+    Definition (the headline `r_precision`, fixed before measuring, see MODEL_CARD_generate.md):
+    - the prompts scored are the suite's multi-attribute prompts (>= 2 labelled directions;
+      single-attribute prompts are judged by direction accuracy and the contrast pairs), one per
+      distinct request: two prompts asking for the same directions in other words are the same
+      request, so neither can be a wrong answer for the other;
+    - each sample of each such prompt is ranked against its own prompt and pool - 1 distractors
+      drawn at random (seeded, `draws` draws per sample) from the other requests, as in the
+      text-to-motion R-precision protocol (batches of 32), so no file order decides the pool;
+    - the picked prompt is the one whose labelled directions the sample's measured z-scores
+      fulfil best (mean of sign * z, `_match`); ties share the hit.
+    Reported beside it: the log-probability match on the same draws, and the fixed pools used
+    by the first release (the first 32 multi-attribute prompts in file order, with the suite's
+    two wordings of one request both competing, and with distinct requests).
+    """
+    multi = [p for p in suite if len(p.labels) >= 2]
+    reqs = _requests(multi)
+    if len(reqs) < pool:  # a small custom suite: single-attribute requests fill the pool
+        reqs = _requests(multi + [p for p in suite if len(p.labels) < 2])
+    k = min(pool, len(reqs))
+    rng = np.random.default_rng(seed)
+    hits, hits_lp = [], []
+    per_prompt: dict[str, float] = {}
+    for i, p in enumerate(reqs):
+        others = [j for j in range(len(reqs)) if j != i]
+        h_p = []
+        for s in range(n_seeds):
+            z = z_of[p.text][s]
+            m = np.array([_match(z, q) for q in reqs])
+            lp = np.array([_match(z, q, logprob=True) for q in reqs])
+            for _ in range(draws):
+                cand = np.concatenate([[i], rng.choice(others, size=k - 1, replace=False)])
+                h_p.append(_hit(m[cand], 0))
+                hits_lp.append(_hit(lp[cand], 0))
+        hits.extend(h_p)
+        per_prompt[p.text] = float(np.mean(h_p))
+
+    def fixed(prompts: list[Prompt]) -> float:
+        prompts = prompts[:pool]
+        return float(np.mean([_hit(np.array([_match(z_of[p.text][s], q) for q in prompts]), i)
+                              for s in range(n_seeds) for i, p in enumerate(prompts)]))
+    first = multi if len(multi) >= pool else multi + [p for p in suite if len(p.labels) < 2]
+    return {"r_precision": float(np.mean(hits)), "r_precision_logprob": float(np.mean(hits_lp)),
+            "r_precision_pool": k, "r_precision_prompts": len(reqs),
+            "r_precision_fixed_first32": fixed(first), "r_precision_fixed_first32_distinct": fixed(_requests(first)),
+            "r_precision_per_prompt": per_prompt}
+
+
+
 def evaluate_method(gen, method: Method, suite: list[Prompt], seeds: list[int],
                     rprec_prompts: int = 32, progress: Callable[[str], None] | None = None) -> dict:
     """All figures of one method on the suite."""
@@ -162,34 +240,13 @@ def evaluate_method(gen, method: Method, suite: list[Prompt], seeds: list[int],
         signs.extend((d[:, j] > 0).astype(float))
         target = np.abs(d[:, j]).mean()
         leaks.append(float(np.abs(d[:, others]).mean() / max(target, 1e-6)))
-    # attribute R-precision: the prompt that best explains each sample's measured attributes
-    # candidates with distinct requests: two prompts asking for the same directions (in another
-    # order or wording) cannot be told apart by any avatar
-    multi, seen = [], set()
-    for p in sorted(suite, key=lambda q: len(q.labels) < 2):
-        key = frozenset(p.labels.items())
-        if key not in seen:
-            seen.add(key)
-            multi.append(p)
-    multi = multi[:rprec_prompts]
-    # match score of a sample to a prompt: the mean signed z of its requested directions; the mean
-    # log-probability that each holds, log Phi(sign * z), is reported beside it
-    from scipy.special import log_ndtr
-    hits, hits_z = [], []
-    for s in range(len(seeds)):
-        for i, p in enumerate(multi):
-            z = z_of[p.text][s]
-            scores = [np.mean([log_ndtr(sg * z[INDEX[a]]) for a, sg in q.labels.items()]) for q in multi]
-            scores_z = [np.mean([sg * z[INDEX[a]] for a, sg in q.labels.items()]) for q in multi]
-            hits.append(float(np.argmax(scores) == i))
-            hits_z.append(float(np.argmax(scores_z) == i))
+    rp = r_precision(z_of, suite, len(seeds), pool=rprec_prompts)
     ict_all = np.concatenate(ict_all)
     plaus = float(np.mean((ict_all.astype(np.float64) ** 2).sum(1) <= PRIOR_P99))
     return {"direction_accuracy": per_family, "direction_accuracy_mean": float(np.mean(list(per_family.values()))),
             "per_attribute": per_attr, "contrast_right_sign": float(np.mean(signs)) if signs else None,
             "contrast_leakage": float(np.mean(leaks)) if leaks else None, "contrast_pairs": len(leaks),
-            "r_precision": float(np.mean(hits_z)), "r_precision_logprob": float(np.mean(hits)),
-            "r_precision_prompts": len(multi),
+            **rp,
             "within_prior_p99": plaus, "seconds": round(seconds, 1)}
 
 
