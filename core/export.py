@@ -16,6 +16,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from .atomic import write_atomic
 from .meshops import vertex_normals
 
 EXPORT_SUFFIXES = (".glb", ".obj")
@@ -260,12 +261,8 @@ def write_glb(path: str | os.PathLike, vertices: np.ndarray, faces: np.ndarray, 
     js = json.dumps(gltf, separators=(",", ":")).encode("utf-8")
     js += b" " * ((-len(js)) % 4)
     total = 12 + 8 + len(js) + 8 + len(binary)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(struct.pack("<4sII", b"glTF", 2, total))
-        fh.write(struct.pack("<I4s", len(js), b"JSON") + js)
-        fh.write(struct.pack("<I4s", len(binary), b"BIN\0") + binary)
-    os.replace(tmp, path)
+    write_atomic(path, struct.pack("<4sII", b"glTF", 2, total) + struct.pack("<I4s", len(js), b"JSON") + js
+                 + struct.pack("<I4s", len(binary), b"BIN\0") + binary)
     return path
 
 

@@ -10,12 +10,12 @@ from __future__ import annotations
 import io
 import json
 import os
-import tempfile
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
+from .atomic import write_atomic
 from .avatar import Avatar, ViewSettings
 from .expressions import EXPRESSION_NAMES
 from .head.settings import EyeSettings, HairStyle
@@ -82,26 +82,15 @@ def save_project(avatar: Avatar, path: str | os.PathLike) -> Path:
         payload["textures/albedo.png"] = _png_bytes(avatar.texture)
     payload.update(paint)
     payload.update(clips)
-    directory = path.parent if str(path.parent) else Path(".")
-    if not directory.is_dir():
-        raise ProjectError(f"Cannot save to {path}: the folder {directory} does not exist.")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-                for member, data in payload.items():
-                    # PNG is already compressed; deflating it again only costs time.
-                    kind = zipfile.ZIP_STORED if member.endswith(".png") else zipfile.ZIP_DEFLATED
-                    zf.writestr(member, data, compress_type=kind)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:
-        _unlink_quietly(tmp)
-        raise ProjectError(f"Cannot save {path}: {exc.strerror or exc}") from exc
-    except BaseException:
-        _unlink_quietly(tmp)
-        raise
+
+    def write(f) -> None:
+        with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+            for member, data in payload.items():
+                # PNG is already compressed; deflating it again only costs time.
+                kind = zipfile.ZIP_STORED if member.endswith(".png") else zipfile.ZIP_DEFLATED
+                zf.writestr(member, data, compress_type=kind)
+
+    write_atomic(path, write, ProjectError, "save")
     return path
 
 
@@ -373,9 +362,3 @@ def _png_bytes(image: np.ndarray) -> bytes:
     Image.fromarray(image, "RGB").save(buf, format="PNG")
     return buf.getvalue()
 
-
-def _unlink_quietly(p: str) -> None:
-    try:
-        os.unlink(p)
-    except OSError:
-        pass

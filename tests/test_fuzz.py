@@ -1,4 +1,4 @@
-"""Fuzzing the user-file readers (issue 30; core/fuzzing.py, bench/fuzz.py at scale).
+"""Fuzzing the user-file readers (issue 30; core/fuzzing/, bench/fuzz.py at scale).
 
 Every reader either loads the mutated file or raises its module's own error type with a message,
 within the per-case time limit and without a memory blow-up. Fixed seed; about 30 s in all (most
@@ -33,10 +33,15 @@ KNOWN_OPEN: dict[str, str] = {}
 
 
 @pytest.fixture(scope="module")
-def fuzz_results() -> list[fuzzing.Result]:
-    cases = [(r, 0, i) for r, n in CASES.items() for i in range(n)]
+def fuzz_pool():
     with fuzzing.Pool(2) as pool:
-        return pool.run(cases)
+        yield pool
+
+
+@pytest.fixture(scope="module")
+def fuzz_results(fuzz_pool) -> list[fuzzing.Result]:
+    cases = [(r, 0, i) for r, n in CASES.items() for i in range(n)]
+    return fuzz_pool.run(cases)
 
 
 def test_every_reader_is_fuzzed():
@@ -58,12 +63,12 @@ def test_reader_survives_mutants(fuzz_results, reader):
     assert sum(r.outcome == "error" for r in mine) >= len(mine) // 4
 
 
-def test_valid_samples_load():
-    """The harness's samples are real files of each kind: unmutated, every reader loads them."""
-    for name, r in fuzzing.READERS.items():
-        for data in r.samples():
-            outcome, detail = fuzzing._run_one(r, data, Path(os.environ.get("TMPDIR", "/tmp")))
-            assert outcome == "ok", (name, detail)
+def test_valid_samples_load(fuzz_pool):
+    """The harness's samples are real files of each kind: unmutated, every reader loads them
+    (checked by the workers as they start)."""
+    assert set(fuzz_pool.sample_checks) == set(fuzzing.READERS)
+    for name, checks in fuzz_pool.sample_checks.items():
+        assert checks and all(outcome == "ok" for outcome, _ in checks), (name, checks)
 
 
 # --- regression fixtures: one per crash the fuzzer found ------------------------------------------
@@ -86,13 +91,13 @@ cases = json.loads(sys.argv[2])
 tmp = Path(tempfile.mkdtemp())
 for reader in {r for r, _ in cases}:       # imports and first-use costs before the clock starts
     r = fuzzing.READERS[reader]
-    fuzzing._run_one(r, r.samples()[0], tmp)
-limit = fuzzing._address_space() + (1 << 30)
+    fuzzing.run_one(r, r.samples()[0], tmp)
+limit = fuzzing.address_space() + (1 << 30)
 resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 out = {}
 for reader, path in cases:
     t = time.perf_counter()
-    outcome, detail = fuzzing._run_one(fuzzing.READERS[reader], Path(path).read_bytes(), tmp)
+    outcome, detail = fuzzing.run_one(fuzzing.READERS[reader], Path(path).read_bytes(), tmp)
     out[path] = [outcome, detail, time.perf_counter() - t]
 print("RESULTS " + json.dumps(out))
 """
@@ -124,7 +129,7 @@ def test_project_schema_and_decompression_errors_are_project_errors(tmp_path):
 
     from core.project import ProjectError, load_project
 
-    sample = fuzzing._project_bytes(2)
+    sample = fuzzing.readers._project_bytes(2)
     src = zipfile.ZipFile(io.BytesIO(sample))
     manifest = json.loads(src.read("project.json"))
 

@@ -9,6 +9,7 @@ each part with morph targets get a "weights" channel (one value per target per f
 from __future__ import annotations
 
 import csv
+import io
 import os
 import shutil
 import tempfile
@@ -18,6 +19,7 @@ from typing import Callable
 
 import numpy as np
 
+from core.atomic import write_atomic
 from core.expressions import INDEX
 
 from .clip import CHANNELS, NUM_EXPRESSIONS, ROT, TRANS, Clip
@@ -104,14 +106,12 @@ def export_clip_csv(clip: Clip, path: str | os.PathLike) -> Path:
     path = Path(path)
     ev = clip.evaluated()
     labels = {m.frame: m.label for m in clip.markers}
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["frame", "time_s", *CHANNELS, "marker"])
-        for i, row in enumerate(ev):
-            w.writerow([i, f"{i / clip.fps:.4f}", *(f"{x:.5g}" for x in row), labels.get(i, "")])
-    os.replace(tmp, path)
-    return path
+    text = io.StringIO(newline="")
+    w = csv.writer(text)
+    w.writerow(["frame", "time_s", *CHANNELS, "marker"])
+    for i, row in enumerate(ev):
+        w.writerow([i, f"{i / clip.fps:.4f}", *(f"{x:.5g}" for x in row), labels.get(i, "")])
+    return write_atomic(path, text.getvalue().encode("utf-8"))
 
 
 # --- rendering ------------------------------------------------------------------------------------

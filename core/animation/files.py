@@ -18,11 +18,11 @@ import binascii
 import json
 import math
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from ..atomic import write_atomic
 from .clip import CHANNEL_INDEX, CHANNELS, INTERPOLATIONS, MAX_FRAMES, NUM_CHANNELS, AudioTrack, Clip, Key, Marker
 
 FORMAT = "likeness-clip"
@@ -61,27 +61,7 @@ def clip_to_bytes(clip: Clip) -> bytes:
 
 def save_clip(clip: Clip, path: str | os.PathLike) -> Path:
     """Write `clip` to `path` atomically (temporary file, fsync, rename)."""
-    path = Path(path)
-    folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir():
-        raise ClipError(f"Cannot save to {path}: the folder {folder} does not exist.")
-    data = clip_to_bytes(clip)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException as exc:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        if isinstance(exc, OSError):
-            raise ClipError(f"Cannot save {path}: {exc.strerror or exc}") from None
-        raise
-    return path
+    return write_atomic(path, clip_to_bytes(clip), ClipError, "save")
 
 
 def load_clip(path: str | os.PathLike) -> Clip:

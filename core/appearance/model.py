@@ -28,6 +28,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from core.atomic import write_atomic
 from core.paths import MODELS_DIR
 from core.safeload import npz_load
 
@@ -107,12 +108,10 @@ class AppearanceModel:
     def save(self, path: str | os.PathLike) -> int:
         p = Path(path)
         p.parent.mkdir(parents=True, exist_ok=True)
-        tmp = p.with_name(p.name + ".tmp.npz")
-        np.savez_compressed(tmp, format=np.array(FORMAT), mean=self.mean.astype(np.float16),
-                            basis=self.basis.reshape(self.num_components, -1, 3).astype(np.float16),
-                            noise=np.float32(self.noise), covered=self.covered,
-                            meta=np.array(json.dumps(self.meta)))
-        os.replace(tmp, p)
+        write_atomic(p, lambda f: np.savez_compressed(
+            f, format=np.array(FORMAT), mean=self.mean.astype(np.float16),
+            basis=self.basis.reshape(self.num_components, -1, 3).astype(np.float16),
+            noise=np.float32(self.noise), covered=self.covered, meta=np.array(json.dumps(self.meta))))
         return p.stat().st_size
 
     # --- codes --------------------------------------------------------------------------------

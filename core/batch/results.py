@@ -13,6 +13,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from ..atomic import write_atomic
+
 FORMAT = "likeness-batch"
 VERSION = 1
 MANIFEST = "manifest.jsonl"
@@ -30,12 +32,7 @@ def now_iso() -> str:
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "w") as f:
-        json.dump(data, f, indent=1)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps(data, indent=1).encode("utf-8"))
 
 
 def open_batch_dir(out_dir: Path, command: str) -> dict:

@@ -12,13 +12,13 @@ import io
 import json
 import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Callable
 
 import cv2
 import numpy as np
 
+from .. import atomic
 from .blend import normalise_mode
 from .errors import PaintError
 from .layers import RESOLUTIONS, Layer, LayerStack, resample
@@ -51,34 +51,8 @@ def check_memory(nbytes: int, what: str) -> None:
 
 
 def write_atomic(path: str | os.PathLike, data: bytes | Callable[[io.BufferedWriter], None]) -> Path:
-    path = Path(path)
-    directory = path.parent if str(path.parent) else Path(".")
-    if not directory.is_dir():
-        raise PaintError(f"Cannot write {path}: the folder {directory} does not exist.")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            if isinstance(data, (bytes, bytearray)):
-                f.write(data)
-            else:
-                data(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:
-        _unlink(tmp)
-        raise PaintError(f"Cannot write {path}: {exc.strerror or exc}") from exc
-    except BaseException:
-        _unlink(tmp)
-        raise
-    return path
-
-
-def _unlink(p: str) -> None:
-    try:
-        os.unlink(p)
-    except OSError:
-        pass
+    """core.atomic.write_atomic with the painting core's error type."""
+    return atomic.write_atomic(path, data, PaintError)
 
 
 # ---------------------------------------------------------------------- PNG bytes

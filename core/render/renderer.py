@@ -382,8 +382,9 @@ class Renderer:
                 "u_carves": np.ascontiguousarray(pad.transpose(0, 2, 1)).tobytes()}  # column-major
 
     def set_hair(self, hair) -> None:
-        """The avatar's hair (core.head.hair.HairMesh; None or an empty one: bald), drawn after
-        the skin and parts with its own strand shader (tangents, alpha-tested strands)."""
+        """The avatar's hair (core.head.hair.HairMesh; None or an empty one: bald), drawn with its
+        own strand shader (tangents, alpha-tested strands): before the skin in the mesh view (the
+        depth test then skips the scalp under it), after the traced field in the SDF views."""
         if self._hair is None:
             if hair is None:
                 return
@@ -454,7 +455,13 @@ class Renderer:
         if view == "textured" and mode != "mesh" and not (self._grid or {}).get("uv"):
             common["u_albedo"] = self._texture_mean ** 2.2   # no uv: the skin's average colour
         self._texture.use(0)
+        hair_uniforms = {**common, "u_view": view_m, "u_proj": proj}
+        hair_view = "shaded" if view == "wireframe" else view
         if mode == "mesh":
+            # Hair first: it covers the scalp, so the rasteriser's early depth test then skips
+            # most of the skin's fragments under it (a software rasteriser pays per fragment).
+            if self._hair is not None:
+                self._hair.draw(hair_view, light, hair_uniforms, _set)
             self._draw_mesh(view, light, view_m, proj, width, height, common)
         else:
             self._draw_sdf(mode, view, light, camera, vp, width, height, common)
@@ -462,9 +469,8 @@ class Renderer:
             if mode != "mesh" and self._mesh is not None:
                 self._skin_depth(draw_fbo, light, view_m, proj, width, height, common)
             self._draw_parts(view, light, view_m, proj, common)
-        if self._hair is not None:
-            self._hair.draw("shaded" if view == "wireframe" else view, light,
-                            {**common, "u_view": view_m, "u_proj": proj}, _set)
+        if self._hair is not None and mode != "mesh":   # the traced field writes its own depth
+            self._hair.draw(hair_view, light, hair_uniforms, _set)
         if show_points and self._points is not None:
             ctx.disable(moderngl.DEPTH_TEST)   # landmarks stay visible on top
             ctx.enable(moderngl.PROGRAM_POINT_SIZE)
