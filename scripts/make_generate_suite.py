@@ -44,8 +44,23 @@ def phrase(attr: str, sign: str, rng: np.random.Generator) -> str:
     return f"{art}{adj} {noun}"
 
 
-def main() -> int:
-    rng = np.random.default_rng(2026)
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seed", type=int, default=2026, help="2026 writes the test suite")
+    ap.add_argument("--multi", type=int, default=48, help="multi-attribute prompts to draw")
+    ap.add_argument("--out", default=None, help="default resources/generate/prompts_heldout.tsv")
+    ap.add_argument("--exclude", default=None, help="a suite whose prompts and requests this one must not repeat")
+    args = ap.parse_args(argv)
+    rng = np.random.default_rng(args.seed)
+    banned: set[str] = set()
+    if args.exclude:
+        for line in Path(args.exclude).read_text(encoding="utf-8").splitlines():
+            if line.strip() and not line.startswith("#"):
+                parts = line.split("\t")
+                banned.add(parts[0])
+                if len(parts) > 1 and "," in parts[1]:
+                    banned.add(",".join(sorted(parts[1].split(","))))
     lines = []
     attrs = [a for a in SCALAR_WORDS if a not in SKIP or (a, "+") in COLOUR_PROMPTS]
     for attr in attrs:
@@ -54,7 +69,7 @@ def main() -> int:
         for s in signs:
             kind = "single" if len(signs) == 1 else ("contrast-hi" if s == "+" else "contrast-lo")
             lines.append((frame.format(x=phrase(attr, s, rng)), f"{attr}={s}", kind + f":{attr}"))
-    for _ in range(48):
+    for _ in range(args.multi):
         k = int(rng.integers(2, 4))
         chosen = rng.choice(len(attrs), size=k, replace=False)
         parts, labels, nouns = [], [], set()
@@ -68,13 +83,15 @@ def main() -> int:
             s = str(rng.choice(ok))
             parts.append(phrase(attr, s, rng))
             labels.append(f"{attr}={s}")
-        if len(parts) < 2:
+        if len(parts) < 2 or ",".join(sorted(labels)) in banned:
             continue
         body = ", ".join(parts[:-1]) + " as well as " + parts[-1]
         lines.append((str(rng.choice(FRAMES)).format(x=body), ",".join(labels), "multi"))
-    out = Path(__file__).resolve().parents[1] / "resources" / "generate" / "prompts_heldout.tsv"
+    lines = [ln for ln in lines if ln[0] not in banned]
+    out = Path(args.out) if args.out else Path(__file__).resolve().parents[1] / "resources" / "generate" / "prompts_heldout.tsv"
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text("# held-out prompt suite (scripts/make_generate_suite.py): prompt, labels, kind\n"
+    head = "held-out prompt suite" if args.seed == 2026 else f"validation prompt suite (seed {args.seed})"
+    out.write_text(f"# {head} (scripts/make_generate_suite.py): prompt, labels, kind\n"
                    + "".join(f"{p}\t{lab}\t{k}\n" for p, lab, k in lines))
     print(f"wrote {out}: {len(lines)} prompts")
     return 0

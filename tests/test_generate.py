@@ -246,3 +246,32 @@ def test_window_pick_goes_through_the_unsaved_prompt_and_edit_applies(qtbot, fac
     w.avatar.set_dirty(False)
     w.close()
     w.runner.wait(30_000)
+
+
+def test_r_precision_definition():
+    """Attribute R-precision: an avatar that shows exactly its request is found; one avatar for
+    every prompt scores chance; a second wording of the same request is not a wrong answer;
+    the validation suite (for choosing settings) shares no prompt or request with the test suite."""
+    from core.generate.evaluate import SUITE, load_suite, r_precision
+    suite = load_suite()
+    rng = np.random.default_rng(0)
+    z_of = {}
+    for p in suite:
+        z = 0.3 * rng.standard_normal((2, len(INDEX)))
+        for a, s in p.labels.items():
+            z[:, INDEX[a]] = 2.0 * s
+        z_of[p.text] = z
+    r = r_precision(z_of, suite, 2)
+    assert r["r_precision_pool"] == 32 and r["r_precision_prompts"] >= 32
+    assert r["r_precision"] > 0.95
+    same = rng.standard_normal((2, len(INDEX)))
+    chance = r_precision({p.text: same for p in suite}, suite, 2)
+    assert abs(chance["r_precision"] - 1 / 32) < 0.01
+    # two wordings of one request: the distinct-request pools never hold both
+    reqs = [frozenset(p.labels.items()) for p in suite if len(p.labels) >= 2]
+    assert len(set(reqs)) < len(reqs) and r["r_precision_prompts"] == len(set(reqs))
+    val = load_suite(SUITE.with_name("prompts_val.tsv"))
+    test_texts = {p.text for p in suite}
+    test_reqs = set(reqs)
+    assert not any(p.text in test_texts for p in val)
+    assert not any(frozenset(p.labels.items()) in test_reqs for p in val if len(p.labels) >= 2)
