@@ -118,10 +118,11 @@ class CaptureWorker(QObject):
     finished = Signal()
 
     def __init__(self, spec: str, landmarks: bool = False, heatmap: bool = False,
-                 loop: bool = True, realtime: bool = True) -> None:
+                 loop: bool = True, realtime: bool = True, aus: bool = False) -> None:
         super().__init__()
         self.spec = spec
-        self.landmarks, self.heatmap = landmarks, heatmap  # read every frame: toggles apply live
+        # read every frame: toggles apply live
+        self.landmarks, self.heatmap, self.aus = landmarks, heatmap, aus
         self.loop, self.realtime = loop, realtime
         self.recorder: Recorder | None = None
         self.fps = 0.0
@@ -199,7 +200,8 @@ class CaptureWorker(QObject):
                     t_last = ts
                     pipe.heatmap = self.heatmap
                     results = pipe.process(Frame(fr.image, fr.index, ts, fr.source))
-                    image = draw_results(fr.image, results, landmarks=self.landmarks, heatmap=self.heatmap)
+                    image = draw_results(fr.image, results, landmarks=self.landmarks, heatmap=self.heatmap,
+                                         aus=self.aus)
                     rec = self.recorder
                     if rec is not None:
                         try:
@@ -302,11 +304,16 @@ class WebcamPanel(QWidget):
         # overlay options
         self.landmarks_check = QCheckBox("Landmarks")
         self.heatmap_check = QCheckBox("Explanation heatmap", toolTip="Grad-CAM of the expression classifier")
+        self.au_check = QCheckBox("Action units", toolTip="Where the predicted expression's action units act "
+                                  "(FACS codebook over the landmarks), weighted and named by how strongly "
+                                  "the tracked face shows them")
         self.landmarks_check.toggled.connect(self._options_changed)
         self.heatmap_check.toggled.connect(self._options_changed)
+        self.au_check.toggled.connect(self._options_changed)
         opts = QHBoxLayout()
         opts.addWidget(self.landmarks_check)
         opts.addWidget(self.heatmap_check)
+        opts.addWidget(self.au_check)
         opts.addStretch(1)
 
         # timeline
@@ -399,7 +406,7 @@ class WebcamPanel(QWidget):
         self._probs.clear()
         self._t0 = time.monotonic()
         worker = CaptureWorker(spec, self.landmarks_check.isChecked(), self.heatmap_check.isChecked(),
-                               realtime=realtime)
+                               realtime=realtime, aus=self.au_check.isChecked())
         thread = QThread(self)
         worker.moveToThread(thread)
         thread.started.connect(worker.run)
@@ -455,6 +462,7 @@ class WebcamPanel(QWidget):
         if self.worker is not None:
             self.worker.landmarks = self.landmarks_check.isChecked()
             self.worker.heatmap = self.heatmap_check.isChecked()
+            self.worker.aus = self.au_check.isChecked()
 
     # --- recording ----------------------------------------------------------------------------
     @property

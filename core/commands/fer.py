@@ -28,6 +28,13 @@ def add_arguments(p) -> None:
     p.add_argument("--num-faces", type=int, default=4)
     p.add_argument("--landmarks", action="store_true", help="draw the 478 landmarks")
     p.add_argument("--heatmap", action="store_true", help="overlay the Grad-CAM explanation map")
+    p.add_argument("--aus", action="store_true",
+                   help="overlay the predicted expression's action-unit map and name the active AUs")
+    p.add_argument("--engine", choices=("two-stage", "one-stage"), default="two-stage",
+                   help="two-stage: MediaPipe landmarks + the classifier (default); one-stage: the "
+                        "face + expression detector (no landmarks, pose or Grad-CAM)")
+    p.add_argument("--detector", default=None,
+                   help="one-stage detector file (default resources/models/fer_det_vss.pt)")
     p.add_argument("--max-frames", type=int, default=0, help="stop after this many frames (0: all)")
     p.add_argument("--camera-timeout", type=float, default=10.0,
                    help="give up on a camera after this many seconds without a frame")
@@ -50,9 +57,18 @@ def run(args) -> int:
         raise UserError(f"input is an image: --out must be .png or .jpg, not {out_path.name}")
     if out_path and not single_image and out_path.suffix.lower() not in (".mp4", ".avi"):
         raise UserError(f"input is a stream: --out must be .mp4 or .avi, not {out_path.name}")
+    one_stage = getattr(args, "engine", "two-stage") == "one-stage"
+    if one_stage and (args.heatmap or getattr(args, "aus", False)):
+        src.close()
+        raise UserError("--heatmap and --aus need --engine two-stage: the one-stage detector gives no "
+                        "landmarks and no crop classifier to explain")
     try:
-        pipe = FerPipeline(args.model, args.landmarker, args.num_faces, heatmap=args.heatmap,
-                           image_mode=isinstance(src, ImageSource))
+        if one_stage:
+            from core.fer.onestage import OneStagePipeline
+            pipe = OneStagePipeline(args.detector, args.num_faces)
+        else:
+            pipe = FerPipeline(args.model, args.landmarker, args.num_faces, heatmap=args.heatmap,
+                               image_mode=isinstance(src, ImageSource))
     except (TrackerError, FileNotFoundError, ValueError) as exc:  # missing/damaged model files
         raise UserError(str(exc)) from exc
 
@@ -72,7 +88,8 @@ def run(args) -> int:
                     rows.writerow(r.csv_row(frame.index, frame.timestamp_s))
                     n_rows += 1
             if out_path:
-                drawn = draw_results(frame.image, results, landmarks=args.landmarks, heatmap=args.heatmap)
+                drawn = draw_results(frame.image, results, landmarks=args.landmarks, heatmap=args.heatmap,
+                                     aus=args.aus)
                 if single_image:
                     out_path.parent.mkdir(parents=True, exist_ok=True)
                     if not cv2.imwrite(str(out_path), drawn):
