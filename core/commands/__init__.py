@@ -13,7 +13,7 @@ import sys
 COMMAND_MODULES = (
     "batch",
     "render", "export", "train_face_model", "eval_face_model",
-    "fer", "eval_fer", "fit", "eval_fit", "eval_texture", "texture",
+    "fer", "eval_fer", "eval_detect", "fit", "eval_fit", "eval_texture", "texture",
     "track", "export_clip", "listen", "eval_listen",
     "generate", "edit", "eval_generate", "caption", "eval_caption", "synth_fer",
 )

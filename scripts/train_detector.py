@@ -1,0 +1,227 @@
+#!/usr/bin/env python3
+"""Train the one-stage face + expression detector (VSS neck) and its CSP-neck ablation.
+
+Both networks see the same batches in one process (a step of one, then a step of the other),
+so the ablation differs only in the neck. Scenes are composed on the fly (core.fer.detdata):
+FER2013 train faces and avatar renders (a `synth-fer` folder) pasted into faces68_train photos
+whose faces are painted out. Learning rate follows a cosine over a wall-clock budget, so the run
+ends on time on a busy machine; checkpoints every few minutes under --work, and a rerun resumes.
+
+  python scripts/train_detector.py --synth .cache/detector/synth_train --minutes 70
+  python scripts/train_detector.py --make-set .cache/detector/heldout --synth .cache/detector/synth_val
+  python scripts/train_detector.py --calibrate-two-stage --synth .cache/detector/synth_train
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from core.fer.detdata import FacePool, compose, load_backgrounds, write_detection_set  # noqa: E402
+from core.fer.detector import (DEFAULT_CSP, DEFAULT_VSS, INPUT_H, INPUT_W, FaceDetNet,  # noqa: E402
+                               detection_loss, save_detector)
+from core.paths import SHARED_DIR  # noqa: E402
+
+WORK = Path(".cache/detector")
+BATCH = 16
+AVATAR_SHARE = 0.35     # of the faces pasted, when an avatar pool is given
+
+
+def mediapipe_faces():
+    """find_faces for load_backgrounds: every face MediaPipe finds, as a generous box."""
+    from core.tracking import FaceTracker
+    tracker = FaceTracker(num_faces=10, min_detection=0.3, min_presence=0.3)
+
+    def find(bgr: np.ndarray) -> list:
+        out = []
+        for f in tracker.detect(bgr):
+            x, y, w, h = f.box
+            out.append((x - 0.25 * w, y - 0.5 * h, x + 1.25 * w, y + 1.2 * h))
+        return out
+    return find
+
+
+def backgrounds(split: str, log) -> list[np.ndarray]:
+    """Cached grey backgrounds: 'train' from faces68_train, 'val' from faces68."""
+    cache = WORK / f"backgrounds_{split}.npz"
+    if cache.exists():
+        with np.load(cache) as d:
+            return [d[k] for k in sorted(d.files)]
+    folder = SHARED_DIR / ("faces68_train" if split == "train" else "faces68")
+    t = time.perf_counter()
+    bgs = load_backgrounds(folder, find_faces=mediapipe_faces())
+    WORK.mkdir(parents=True, exist_ok=True)
+    np.savez(cache, **{f"bg{i:04d}": b for i, b in enumerate(bgs)})
+    log(f"{len(bgs)} {split} backgrounds from {folder} in {time.perf_counter() - t:.0f} s")
+    return bgs
+
+
+def pools(fer_npz: Path, synth: Path | None, log) -> list[tuple[FacePool, float]]:
+    out = [(FacePool.from_fer(fer_npz), 1.0 - AVATAR_SHARE if synth else 1.0)]
+    if synth:
+        av = FacePool.from_synth(synth)
+        if len(av):
+            out.append((av, AVATAR_SHARE))
+        log(f"avatar pool {synth}: {len(av)} kept renders, per class {[len(c) for c in av.by_class()]}")
+    log(f"FER pool {fer_npz}: {len(out[0][0])} faces")
+    return out
+
+
+def batch(rng, bgs, face_pools, n: int = BATCH):
+    imgs, boxes = [], []
+    s = INPUT_W / 640
+    for _ in range(n):
+        img, b, _ = compose(rng, bgs, face_pools)
+        small = cv2.resize(img, (INPUT_W, INPUT_H), interpolation=cv2.INTER_AREA)
+        b = b.copy()
+        b[:, 1:] *= s
+        if rng.random() < 0.15:     # letterboxed frames (square clips): flat bars at the sides
+            bar = int(rng.integers(10, 40))
+            small[:, :bar] = small[:, -bar:] = 128
+            b = b[(b[:, 1] >= bar) & (b[:, 3] <= INPUT_W - bar)]
+        imgs.append(small)
+        boxes.append(b)
+    return torch.from_numpy(np.stack(imgs)).float().div_(255)[:, None], boxes
+
+
+def train(args, log) -> None:
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    bgs = backgrounds("train", log)
+    face_pools = pools(Path(args.fer), Path(args.synth) if args.synth else None, log)
+    nets = {k: FaceDetNet(k) for k in ("vss", "csp")}
+    opts = {k: torch.optim.AdamW(n.parameters(), lr=args.lr, weight_decay=5e-4) for k, n in nets.items()}
+    ckpt = WORK / "train_ckpt.pt"
+    state = {"elapsed": 0.0, "step": 0, "seconds": {"vss": 0.0, "csp": 0.0}}
+    if ckpt.exists():
+        blob = torch.load(ckpt, map_location="cpu", weights_only=False)   # our own checkpoint
+        for k in nets:
+            nets[k].load_state_dict(blob["nets"][k])
+            opts[k].load_state_dict(blob["opts"][k])
+        state = blob["state"]
+        log(f"resumed at step {state['step']}, {state['elapsed'] / 60:.1f} min")
+    rng = np.random.default_rng(1000 + state["step"])
+    budget = args.minutes * 60
+    t_start, last_ckpt = time.perf_counter() - state["elapsed"], time.perf_counter()
+    running = {k: [] for k in nets}
+    while True:
+        elapsed = time.perf_counter() - t_start
+        if elapsed >= budget:
+            break
+        frac = elapsed / budget
+        lr = args.lr * (min(1.0, (state["step"] + 1) / 200) * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * frac))))
+        x, boxes = batch(rng, bgs, face_pools)
+        for k, net in nets.items():
+            t = time.perf_counter()
+            net.train()
+            for g in opts[k].param_groups:
+                g["lr"] = lr
+            loss, info = detection_loss(net(x), boxes)
+            opts[k].zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(net.parameters(), 10.0)
+            opts[k].step()
+            state["seconds"][k] += time.perf_counter() - t
+            running[k].append([float(loss), info["box"], info["obj"], info["cls"]])
+        state["step"] += 1
+        if state["step"] % 50 == 0:
+            msg = " | ".join(f"{k} loss {np.mean(v, 0)[0]:.3f} (box {np.mean(v, 0)[1]:.3f} obj {np.mean(v, 0)[2]:.3f} "
+                             f"cls {np.mean(v, 0)[3]:.3f}) {state['seconds'][k] / state['step']:.2f} s/step"
+                             for k, v in running.items())
+            log(f"step {state['step']} {elapsed / 60:.1f} min lr {lr:.2e} | {msg}")
+            running = {k: [] for k in nets}
+        if time.perf_counter() - last_ckpt > 180:
+            state["elapsed"] = time.perf_counter() - t_start
+            _save_ckpt(ckpt, nets, opts, state)
+            last_ckpt = time.perf_counter()
+    state["elapsed"] = time.perf_counter() - t_start
+    _save_ckpt(ckpt, nets, opts, state)
+    for k, path in (("vss", DEFAULT_VSS), ("csp", DEFAULT_CSP)):
+        meta = {"steps": state["step"], "batch": BATCH, "train_minutes": round(state["seconds"][k] / 60, 1),
+                "wall_minutes_both": round(state["elapsed"] / 60, 1), "input": [INPUT_W, INPUT_H],
+                "data": "FER2013 train faces + kept synth-fer avatar renders pasted into faces68_train photos "
+                        "(faces painted out); composed on the fly (core.fer.detdata)",
+                "synth": str(args.synth), "lr": args.lr}
+        save_detector(nets[k].eval(), path, meta)
+        log(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB)")
+
+
+def _save_ckpt(path: Path, nets, opts, state) -> None:
+    tmp = path.with_suffix(".tmp")
+    torch.save({"nets": {k: n.state_dict() for k, n in nets.items()},
+                "opts": {k: o.state_dict() for k, o in opts.items()}, "state": state}, tmp)
+    tmp.replace(path)
+
+
+def make_set(args, log) -> None:
+    bgs = backgrounds("val", log)
+    face_pools = pools(SHARED_DIR / "fer2013" / "val.npz", Path(args.synth) if args.synth else None, log)
+    note = ("held-out detection set: FER2013 val faces (real) and avatar renders (synthetic, core.synth, a "
+            f"separate run: {args.synth}) pasted into the faces68 benchmark photos with their faces painted out; "
+            "training used FER2013 train, other avatars and faces68_train")
+    m = write_detection_set(Path(args.make_set), args.n, args.seed, bgs, face_pools, note)
+    log(json.dumps(m))
+
+
+def calibrate_two_stage(args, log) -> None:
+    """How MediaPipe's landmark-extent box relates to our face box, on training scenes: the
+    median centre shift and size ratio over matched faces (used by core.fer.detect_eval)."""
+    from core.tracking import FaceTracker
+    bgs = backgrounds("train", log)
+    face_pools = pools(Path(args.fer), Path(args.synth) if args.synth else None, log)
+    rng = np.random.default_rng(77)
+    tracker = FaceTracker(num_faces=6)
+    rows = []
+    for _ in range(args.n):
+        img, boxes, _ = compose(rng, bgs, face_pools)
+        for f in tracker.detect(cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)):
+            x, y, w, h = f.box
+            cx, cy = x + w / 2, y + h / 2
+            for _, x1, y1, x2, y2 in boxes:
+                if x1 < cx < x2 and y1 < cy < y2:
+                    rows.append([((x1 + x2) / 2 - cx) / w, ((y1 + y2) / 2 - cy) / h, (x2 - x1) / w, (y2 - y1) / h])
+    r = np.median(np.array(rows), 0)
+    log(f"two-stage box calibration over {len(rows)} matched faces: dx {r[0]:.3f} dy {r[1]:.3f} "
+        f"sw {r[2]:.3f} sh {r[3]:.3f}")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--fer", default=str(SHARED_DIR / "fer2013" / "train.npz"))
+    ap.add_argument("--synth", default=None, help="synth-fer output folder (avatar faces)")
+    ap.add_argument("--minutes", type=float, default=70.0, help="wall-clock budget for both networks together")
+    ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--make-set", default=None, help="write the held-out detection set to this folder and stop")
+    ap.add_argument("--calibrate-two-stage", action="store_true")
+    ap.add_argument("--n", type=int, default=400)
+    ap.add_argument("--seed", type=int, default=2027)
+    args = ap.parse_args()
+    WORK.mkdir(parents=True, exist_ok=True)
+    logf = open(WORK / "train.log", "a")
+
+    def log(msg: str) -> None:
+        line = f"[{time.strftime('%H:%M:%S')}] {msg}"
+        print(line, flush=True)
+        logf.write(line + "\n")
+        logf.flush()
+
+    if args.make_set:
+        make_set(args, log)
+    elif args.calibrate_two_stage:
+        calibrate_two_stage(args, log)
+    else:
+        train(args, log)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
