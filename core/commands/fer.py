@@ -35,11 +35,6 @@ def add_arguments(p) -> None:
                         "face + expression detector (no landmarks, pose or Grad-CAM)")
     p.add_argument("--detector", default=None,
                    help="one-stage detector file (default resources/models/fer_det_vss.pt)")
-    p.add_argument("--engine", choices=("two-stage", "one-stage"), default="two-stage",
-                   help="two-stage: MediaPipe landmarks + the classifier (default); one-stage: the "
-                        "face + expression detector (no landmarks, pose or Grad-CAM)")
-    p.add_argument("--detector", default=None,
-                   help="one-stage detector file (default resources/models/fer_det_vss.pt)")
     p.add_argument("--max-frames", type=int, default=0, help="stop after this many frames (0: all)")
     p.add_argument("--camera-timeout", type=float, default=10.0,
                    help="give up on a camera after this many seconds without a frame")
