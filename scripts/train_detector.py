@@ -111,6 +111,13 @@ def train(args, log) -> None:
         log(f"resumed at step {state['step']}, {state['elapsed'] / 60:.1f} min")
     rng = np.random.default_rng(1000 + state["step"])
     budget = args.minutes * 60
+    if args.until:   # a clock time (UTC, HH:MM today): the budget is whatever is left until then
+        import datetime as dt
+        now = dt.datetime.now(dt.timezone.utc)
+        hh, mm = (int(v) for v in args.until.split(":"))
+        end = now.replace(hour=hh, minute=mm, second=0, microsecond=0)
+        budget = state["elapsed"] + max(60.0, (end - now).total_seconds())
+    log(f"training budget {budget / 60:.1f} min (both networks)")
     t_start, last_ckpt = time.perf_counter() - state["elapsed"], time.perf_counter()
     running = {k: [] for k in nets}
     while True:
@@ -199,6 +206,7 @@ def main() -> int:
     ap.add_argument("--fer", default=str(SHARED_DIR / "fer2013" / "train.npz"))
     ap.add_argument("--synth", default=None, help="synth-fer output folder (avatar faces)")
     ap.add_argument("--minutes", type=float, default=70.0, help="wall-clock budget for both networks together")
+    ap.add_argument("--until", default=None, help="stop at this UTC clock time (HH:MM) instead of --minutes")
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--make-set", default=None, help="write the held-out detection set to this folder and stop")
     ap.add_argument("--calibrate-two-stage", action="store_true")

@@ -21,19 +21,67 @@ def add_arguments(p) -> None:
     p.add_argument("--flip", dest="flip", action="store_true", default=None,
                    help="force test-time mirror averaging on (default: as stored in the model file)")
     p.add_argument("--no-flip", dest="flip", action="store_false", help="force mirror averaging off")
+    p.add_argument("--unknown-npz", default=None,
+                   help="faces of expressions the model was not trained on (labels ignored): report AUROC and "
+                        "FPR at 95%% TPR of the shipped unknown score, --npz being the known faces")
+
+
+def _load_images(npz, need_labels: bool = True):
+    try:
+        with np.load(npz, allow_pickle=False) as data:
+            images = data["images"]
+            labels = data["labels"].astype(int) if need_labels or "labels" in data.files else None
+    except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        raise ValueError(f"{npz} is not a FER2013-format npz (uint8 'images' (N,48,48), int 'labels'): "
+                         f"{exc}") from exc
+    if images.ndim != 3 or images.shape[1:] != (48, 48) or (labels is not None and len(images) != len(labels)):
+        raise ValueError(f"{npz}: expected images (N,48,48) and N labels, got {images.shape} and "
+                         f"{None if labels is None else labels.shape}")
+    if len(images) == 0:
+        raise ValueError(f"{npz} holds no images")
+    return images, labels
+
+
+def fpr_at_tpr(known: np.ndarray, unknown: np.ndarray, tpr: float = 0.95) -> float:
+    """Known faces are the positives: at the threshold that accepts `tpr` of them (score <= t),
+    the share of unknown faces accepted too (the usual FPR95 of out-of-distribution work)."""
+    t = np.quantile(known, tpr)
+    return float((unknown <= t).mean())
+
+
+def evaluate_unknown(known_npz, unknown_npz, model=None, flip: bool | None = None) -> dict:
+    """AUROC / FPR95 of the classifier's unknown score, known faces vs. unknown faces. The raw
+    score (before the 0..1 calibration, which clips and would tie the extremes) ranks the faces."""
+    import torch
+
+    from core.fer import ExpressionClassifier
+    from core.fer.model import ensemble_forward, normalize
+    from core.fer.openset import auroc, unknown_scores
+    known, known_labels = _load_images(known_npz)
+    unknown, _ = _load_images(unknown_npz, need_labels=False)
+    clf = ExpressionClassifier(model, flip=flip)
+
+    def scores(images):
+        raw, pred = [], []
+        with torch.inference_mode():
+            for i in range(0, len(images), 512):
+                x = normalize(torch.from_numpy(np.ascontiguousarray(images[i:i + 512])))
+                logits, feats = ensemble_forward(clf._predict_models, x, clf.flip)
+                raw.append(unknown_scores(logits, feats, clf._means)[clf.unknown_method])
+                pred.append(logits.argmax(1).numpy())
+        return np.concatenate(raw), np.concatenate(pred)
+
+    s_known, pred = scores(known)
+    s_unknown, _ = scores(unknown)
+    return {"known": int(len(known)), "unknown": int(len(unknown)), "score": clf.unknown_method,
+            "auroc": round(auroc(s_known, s_unknown), 4), "fpr_at_95_tpr": round(fpr_at_tpr(s_known, s_unknown), 4),
+            "known_accuracy": round(float((pred == known_labels).mean()), 4), "model": str(clf.path)}
 
 
 def evaluate_npz(npz, model=None, flip: bool | None = None) -> dict:
     """flip None: the configuration stored in the model file."""
     from core.fer import FER_CLASSES, ExpressionClassifier
-    try:
-        with np.load(npz, allow_pickle=False) as data:
-            images, labels = data["images"], data["labels"].astype(int)
-    except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile) as exc:
-        raise ValueError(f"{npz} is not a FER2013-format npz (uint8 'images' (N,48,48), int 'labels'): "
-                         f"{exc}") from exc
-    if images.ndim != 3 or images.shape[1:] != (48, 48) or len(images) != len(labels):
-        raise ValueError(f"{npz}: expected images (N,48,48) and N labels, got {images.shape} and {labels.shape}")
+    images, labels = _load_images(npz)
     clf = ExpressionClassifier(model, flip=flip)
     t = time.perf_counter()
     pred = np.concatenate([clf.predict(images[i:i + 512]).probs.argmax(1) for i in range(0, len(images), 512)])
@@ -53,6 +101,17 @@ def run(args) -> int:
         npz = shared_path("fer2013/val.npz", args.npz, "FER2013 val split")
     except MissingDataError as exc:
         raise UserError(str(exc)) from exc
+    if args.unknown_npz:
+        try:
+            res = evaluate_unknown(npz, args.unknown_npz, args.model, flip=args.flip)
+        except (FileNotFoundError, ValueError) as exc:
+            raise UserError(str(exc)) from exc
+        print(f"known {res['known']} faces ({npz}), unknown {res['unknown']} faces ({args.unknown_npz}); "
+              f"model {res['model']}, unknown score '{res['score']}'")
+        print(f"AUROC {res['auroc']:.4f} (chance 0.5) | FPR at 95% TPR {res['fpr_at_95_tpr']:.4f} "
+              f"(unknown faces accepted when 95% of known faces are) | known accuracy {res['known_accuracy']:.2%}")
+        print(json.dumps(res))
+        return 0
     try:
         res = evaluate_npz(npz, args.model, flip=args.flip)
     except (FileNotFoundError, ValueError) as exc:  # missing or damaged model / npz

@@ -235,6 +235,20 @@ def load_detector(path: str | Path) -> tuple[FaceDetNet, dict]:
     return net.eval(), dict(blob.get("meta") or {})
 
 
+@torch.no_grad()
+def fuse_batchnorm(net: nn.Module) -> None:
+    """Fold every ConvBN's BatchNorm into its convolution (inference only: ~10% of the time)."""
+    for m in net.modules():
+        if isinstance(m, ConvBN) and isinstance(m[1], nn.BatchNorm2d):
+            conv, bn = m[0], m[1]
+            scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+            fused = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
+                              groups=conv.groups, bias=True)
+            fused.weight.copy_(conv.weight * scale[:, None, None, None])
+            fused.bias.copy_(bn.bias - bn.running_mean * scale)
+            m[0], m[1] = fused, nn.Identity()
+
+
 def preprocess(image: np.ndarray) -> tuple[torch.Tensor, float, float, float]:
     """BGR or grey frame -> (1, 1, INPUT_H, INPUT_W) tensor, the scale back to the frame and the
     x, y offset of the picture inside the input (frames not 4:3 are letterboxed with mid grey)."""
@@ -260,11 +274,9 @@ class OneStageDetector:
             torch.set_num_threads(threads)
         self.path = Path(path) if path else DEFAULT_VSS
         self.net, self.meta = load_detector(self.path)
+        self.parameters = sum(p.numel() for p in self.net.parameters())   # as trained, before folding
+        fuse_batchnorm(self.net)
         self.score_threshold, self.max_faces = score_threshold, max_faces
-
-    @property
-    def parameters(self) -> int:
-        return sum(p.numel() for p in self.net.parameters())
 
     @torch.inference_mode()
     def detect(self, image: np.ndarray, score_threshold: float | None = None) -> list[Detection]:
