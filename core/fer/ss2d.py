@@ -49,19 +49,25 @@ def selective_scan(u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, Bm: to
     # exp(cum_t - m) * exp(m - cum_s) about the chunk's middle m: both factors stay within
     # exp(+-chunk/2 * DECAY_FLOOR), and the sum over s is a matrix product shared by all channels.
     mid = cum[..., chunk // 2:chunk // 2 + 1]
+    up = (cum - mid).exp()                      # exp(cum_t - m), within exp(+-80)
+    down = up.reciprocal()                      # exp(m - cum_s)
     causal = torch.ones(chunk, chunk, dtype=torch.bool, device=u.device).tril()
     cb = (Cc @ Bc.transpose(-1, -2)).masked_fill(~causal, 0.0)             # (b, g, nc, T, T)
-    y = (cb @ ((mid - cum).exp() * x).permute(0, 1, 3, 4, 2)).transpose(-1, -2)   # (b, g, nc, d, T)
-    y = y * (cum - mid).exp().transpose(2, 3)
-    # the state each chunk leaves behind, then the state entering each chunk (a scan over chunks)
-    leave = ((cum[..., -1:] - cum).exp() * x).transpose(2, 3) @ Bc       # (b, g, nc, d, n)
-    total = cum[..., -1]                                                   # (b, g, d, nc)
-    ctot = total.cumsum(-1)
-    gap = (ctot - total)[..., :, None] - ctot[..., None, :]                # end of chunk j -> start of k
-    strict = torch.ones(nc, nc, dtype=torch.bool, device=u.device).tril(-1)
-    carry = gap.masked_fill(~strict, -math.inf).exp()                      # (b, g, d, nc, nc)
-    enter = (carry @ leave.transpose(2, 3)).transpose(2, 3)                # (b, g, nc, d, n)
-    y = y + cum.exp().transpose(2, 3) * (enter @ Cc.transpose(-1, -2))
+    y = (cb @ (down * x).permute(0, 1, 3, 4, 2)).transpose(-1, -2)         # (b, g, nc, d, T)
+    y = y * up.transpose(2, 3)
+    # the state each chunk leaves behind, then a sequential scan over chunks (few steps) for the
+    # state entering each chunk
+    end = cum[..., -1]                                                     # (b, g, d, nc) chunk log decay
+    to_end = down * (end[..., None] - mid).exp()                           # exp(cum_T - cum_s) <= 1
+    leave = (to_end * x).transpose(2, 3) @ Bc                              # (b, g, nc, d, n)
+    keep = end.exp().transpose(2, 3)[..., None]                            # (b, g, nc, d, 1)
+    h = torch.zeros_like(leave[:, :, 0])
+    enter = []
+    for c in range(nc):
+        enter.append(h)
+        h = keep[:, :, c] * h + leave[:, :, c]
+    enter = torch.stack(enter, 2)                                          # (b, g, nc, d, n)
+    y = y + (up * mid.exp()).transpose(2, 3) * (enter @ Cc.transpose(-1, -2))
     y = y.transpose(2, 3).reshape(b, g, d, nc * chunk)[..., :L]
     return y + D[None, :, :, None] * u[..., :L]
 
