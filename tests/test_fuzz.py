@@ -25,7 +25,8 @@ CASES = {"project": 40, "photo": 30, "pts": 30, "face_model": 10, "fer_model": 1
          "paint_project": 20, "psd": 14, "layer_image": 10, "paint_recovery": 15,
          "clip": 40, "clip_project": 30,
          "batch_manifest_csv": 40, "batch_manifest_jsonl": 40, "batch_results": 30,
-         "generate_model": 12, "prompt_suite": 30, "listener_model": 6, "caption_refs": 30}
+         "generate_model": 12, "prompt_suite": 30, "listener_model": 6, "caption_refs": 30,
+         "fer_detector": 10, "detection_set_labels": 30}
 
 
 # Readers with a known open finding: {reader: mutation-name prefix}; xfail while only those fail.

@@ -377,6 +377,39 @@ def _read_prompt_suite(p: Path):
     return load_suite(p)
 
 
+def _detector_bytes() -> list[bytes]:
+    from core.fer.detector import FaceDetNet, save_detector
+
+    with tempfile.TemporaryDirectory() as d:
+        save_detector(FaceDetNet("vss", width=(4, 8, 8, 8, 8), head=8), Path(d) / "det.pt", {"note": "fuzz"})
+        return [(Path(d) / "det.pt").read_bytes()]
+
+
+def _read_detector(p: Path):
+    from core.fer.detector import load_detector
+    return load_detector(p)
+
+
+def _detection_labels_bytes() -> list[bytes]:
+    return [b"file,label,x,y,w,h,source\n000000.jpg,happy,10.0,12.5,40.0,45.0,fer2013\n"
+            b"000000.jpg,sad,100,80,60,70,avatar\n"]
+
+
+def _read_detection_labels(p: Path):
+    """A detection set is a folder: labels.csv beside images/ holding the one image it names."""
+    import shutil
+
+    from core.fer.detdata import read_detection_set
+    folder = p.parent / f"{p.stem}_set"
+    (folder / "images").mkdir(parents=True, exist_ok=True)
+    (folder / "images" / "000000.jpg").write_bytes(b"")
+    shutil.copyfile(p, folder / "labels.csv")
+    try:
+        return read_detection_set(folder)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def _shipped(name: str) -> Callable[[], list[bytes]]:
     """A shipped resource file as the sample (our own derived data, in the repository)."""
     from core.paths import MODELS_DIR
@@ -446,4 +479,8 @@ READERS: dict[str, Reader] = {r.name: r for r in (
     # expression captions (core/caption): eval-caption's reference events
     Reader("caption_refs", ".json", _caption_refs_bytes, _read_caption_refs,
            "core.caption.evaluate.RefsError", "json"),
+    # the one-stage face + expression detector (core/fer/detector) and eval-detect's set labels
+    Reader("fer_detector", ".pt", _detector_bytes, _read_detector, "core.fer.detector.DetectorError", "zip"),
+    Reader("detection_set_labels", ".csv", _detection_labels_bytes, _read_detection_labels,
+           "core.fer.detdata.DetSetError", "csv"),
 )}
