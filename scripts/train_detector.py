@@ -26,7 +26,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from core.fer.detdata import FacePool, compose, load_backgrounds, write_detection_set  # noqa: E402
+from core.fer.detdata import (FacePool, compose, load_backgrounds, load_face_photos,  # noqa: E402
+                              write_detection_set)
 from core.fer.detector import (DEFAULT_CSP, DEFAULT_VSS, INPUT_H, INPUT_W, FaceDetNet,  # noqa: E402
                                detection_loss, save_detector)
 from core.paths import SHARED_DIR  # noqa: E402
@@ -34,20 +35,33 @@ from core.paths import SHARED_DIR  # noqa: E402
 WORK = Path(".cache/detector")
 BATCH = 16
 AVATAR_SHARE = 0.35     # of the faces pasted, when an avatar pool is given
+PHOTO_SHARE = 0.25      # of the scenes: a real photo's own face (box only, no expression label)
 
 
 def mediapipe_faces():
     """find_faces for load_backgrounds: every face MediaPipe finds, as a generous box."""
     from core.tracking import FaceTracker
+    import hashlib
     tracker = FaceTracker(num_faces=10, min_detection=0.3, min_presence=0.3)
+    seen: dict[str, list] = {}   # backgrounds and photos are the same pictures: detect once
 
     def find(bgr: np.ndarray) -> list:
-        out = []
-        for f in tracker.detect(bgr):
-            x, y, w, h = f.box
-            out.append((x - 0.25 * w, y - 0.5 * h, x + 1.25 * w, y + 1.2 * h))
-        return out
+        key = hashlib.sha1(bgr.tobytes()).hexdigest()
+        if key not in seen:
+            seen[key] = [(x - 0.25 * w, y - 0.5 * h, x + 1.25 * w, y + 1.2 * h)
+                         for x, y, w, h in (f.box for f in tracker.detect(bgr))]
+        return seen[key]
     return find
+
+
+_FINDER = None
+
+
+def _finder():
+    global _FINDER
+    if _FINDER is None:
+        _FINDER = mediapipe_faces()
+    return _FINDER
 
 
 def backgrounds(split: str, log) -> list[np.ndarray]:
@@ -58,11 +72,25 @@ def backgrounds(split: str, log) -> list[np.ndarray]:
             return [d[k] for k in sorted(d.files)]
     folder = SHARED_DIR / ("faces68_train" if split == "train" else "faces68")
     t = time.perf_counter()
-    bgs = load_backgrounds(folder, find_faces=mediapipe_faces())
+    bgs = load_backgrounds(folder, find_faces=_finder())
     WORK.mkdir(parents=True, exist_ok=True)
     np.savez(cache, **{f"bg{i:04d}": b for i, b in enumerate(bgs)})
     log(f"{len(bgs)} {split} backgrounds from {folder} in {time.perf_counter() - t:.0f} s")
     return bgs
+
+
+def face_photos(log) -> list:
+    """Cached faces68_train photos with their annotated face (expression unknown)."""
+    cache = WORK / "photos_train.npz"
+    if cache.exists():
+        with np.load(cache) as d:
+            return [(d[f"img{i:04d}"], tuple(d["boxes"][i])) for i in range(len(d["boxes"]))]
+    t = time.perf_counter()
+    photos = load_face_photos(SHARED_DIR / "faces68_train", find_faces=_finder())
+    np.savez(cache, boxes=np.array([b for _, b in photos], np.float32),
+             **{f"img{i:04d}": g for i, (g, _) in enumerate(photos)})
+    log(f"{len(photos)} face photos in {time.perf_counter() - t:.0f} s")
+    return photos
 
 
 def pools(fer_npz: Path, synth: Path | None, log) -> list[tuple[FacePool, float]]:
@@ -76,11 +104,11 @@ def pools(fer_npz: Path, synth: Path | None, log) -> list[tuple[FacePool, float]
     return out
 
 
-def batch(rng, bgs, face_pools, n: int = BATCH):
+def batch(rng, bgs, face_pools, photos=None, n: int = BATCH):
     imgs, boxes = [], []
     s = INPUT_W / 640
     for _ in range(n):
-        img, b, _ = compose(rng, bgs, face_pools)
+        img, b, _ = compose(rng, bgs, face_pools, photos, PHOTO_SHARE)
         small = cv2.resize(img, (INPUT_W, INPUT_H), interpolation=cv2.INTER_AREA)
         b = b.copy()
         b[:, 1:] *= s
@@ -98,12 +126,13 @@ def train(args, log) -> None:
     torch.manual_seed(0)
     bgs = backgrounds("train", log)
     face_pools = pools(Path(args.fer), Path(args.synth) if args.synth else None, log)
+    photos = face_photos(log)
     nets = {k: FaceDetNet(k) for k in ("vss", "csp")}
     opts = {k: torch.optim.AdamW(n.parameters(), lr=args.lr, weight_decay=5e-4) for k, n in nets.items()}
     ckpt = WORK / "train_ckpt.pt"
     state = {"elapsed": 0.0, "step": 0, "seconds": {"vss": 0.0, "csp": 0.0}}
     if ckpt.exists():
-        blob = torch.load(ckpt, map_location="cpu", weights_only=False)   # our own checkpoint
+        blob = torch.load(ckpt, map_location="cpu", weights_only=True)
         for k in nets:
             nets[k].load_state_dict(blob["nets"][k])
             opts[k].load_state_dict(blob["opts"][k])
@@ -126,7 +155,7 @@ def train(args, log) -> None:
             break
         frac = elapsed / budget
         lr = args.lr * (min(1.0, (state["step"] + 1) / 200) * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * frac))))
-        x, boxes = batch(rng, bgs, face_pools)
+        x, boxes = batch(rng, bgs, face_pools, photos)
         for k, net in nets.items():
             t = time.perf_counter()
             net.train()
@@ -156,7 +185,8 @@ def train(args, log) -> None:
         meta = {"steps": state["step"], "batch": BATCH, "train_minutes": round(state["seconds"][k] / 60, 1),
                 "wall_minutes_both": round(state["elapsed"] / 60, 1), "input": [INPUT_W, INPUT_H],
                 "data": "FER2013 train faces + kept synth-fer avatar renders pasted into faces68_train photos "
-                        "(faces painted out); composed on the fly (core.fer.detdata)",
+                        "(faces painted out); a quarter of the scenes a faces68_train photo's own face "
+                        "(box only); composed on the fly (core.fer.detdata)",
                 "synth": str(args.synth), "lr": args.lr}
         save_detector(nets[k].eval(), path, meta)
         log(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB)")

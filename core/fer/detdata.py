@@ -95,6 +95,60 @@ def load_backgrounds(folder: Path, limit: int = 0, max_side: int = 800,
     return out
 
 
+def load_face_photos(folder: Path, limit: int = 0, max_side: int = 800,
+                     find_faces: Callable[[np.ndarray], list] | None = None) -> list[tuple[np.ndarray, tuple]]:
+    """Real photos with their annotated face kept (grey, other faces MediaPipe finds painted
+    out) and its box in our convention: the 68 points' extent raised by a quarter for the
+    forehead. Their expression is unknown: they teach where faces are, not which expression."""
+    files = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png")
+                   and p.with_suffix(".pts").exists())
+    if limit:
+        files = files[:limit]
+    out = []
+    for p in files:
+        bgr = cv2.imread(str(p), cv2.IMREAD_COLOR)
+        if bgr is None:
+            continue
+        pts = read_pts(p.with_suffix(".pts"))
+        lo, hi = pts.min(0), pts.max(0)
+        box = (float(lo[0]), float(lo[1] - 0.25 * (hi[1] - lo[1])), float(hi[0]), float(hi[1]))
+        others = []
+        for b in (find_faces(bgr) if find_faces is not None else []):
+            cx, cy = (b[0] + b[2]) / 2, (b[1] + b[3]) / 2
+            if not (box[0] < cx < box[2] and box[1] < cy < box[3]):
+                others.append(b)
+        gray = paint_out(cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY), others)
+        s = min(1.0, max_side / max(gray.shape))
+        if s < 1:
+            gray = cv2.resize(gray, None, fx=s, fy=s, interpolation=cv2.INTER_AREA)
+        out.append((gray, tuple(v * s for v in box)))
+    return out
+
+
+def _photo_scene(rng: np.random.Generator, photos: list, backgrounds: list) -> tuple[np.ndarray, tuple]:
+    """A 640x480 view of a real photo framing its face at a random size and place; where the
+    photo does not reach, a background (a mirrored border would repeat the face unlabelled)."""
+    gray, (x1, y1, x2, y2) = photos[int(rng.integers(len(photos)))]
+    w = float(np.exp(rng.uniform(np.log(FACE_WIDTH[0] * 1.5), np.log(FACE_WIDTH[1]))))
+    s = w / (x2 - x1)
+    if (y2 - y1) * s > SCENE_H * 0.9:
+        s = SCENE_H * 0.9 / (y2 - y1)
+    tx = rng.uniform(0, SCENE_W - (x2 - x1) * s) - x1 * s
+    ty = rng.uniform(0, SCENE_H - (y2 - y1) * s) - y1 * s
+    m = np.array([[s, 0, tx], [0, s, ty]], np.float32)
+    img = cv2.warpAffine(gray, m, (SCENE_W, SCENE_H), flags=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR,
+                         borderMode=cv2.BORDER_CONSTANT).astype(np.float32)
+    cover = cv2.warpAffine(np.ones(gray.shape, np.float32), m, (SCENE_W, SCENE_H), borderMode=cv2.BORDER_CONSTANT)
+    if cover.min() < 0.999:
+        cover = cv2.GaussianBlur(cover, (0, 0), 4) * cover
+        img = img * cover + _background(rng, backgrounds) * (1 - cover)
+    box = (x1 * s + tx, y1 * s + ty, x2 * s + tx, y2 * s + ty)
+    if rng.random() < 0.5:
+        img = img[:, ::-1]
+        box = (SCENE_W - box[2], box[1], SCENE_W - box[0], box[3])
+    return img * rng.uniform(0.7, 1.25) + rng.uniform(-25, 25), box
+
+
 # ---------------------------------------------------------------- faces
 
 class FacePool:
@@ -201,13 +255,22 @@ def _overlaps(box, boxes, pad: float = 0.1) -> bool:
     return False
 
 
-def compose(rng: np.random.Generator, backgrounds: list[np.ndarray],
-            pools: Sequence[tuple[FacePool, float]]) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """One scene: (480, 640) uint8 grey, boxes (k, 5) class, x1, y1, x2, y2, source per face."""
-    img = np.ascontiguousarray(_background(rng, backgrounds))
+def compose(rng: np.random.Generator, backgrounds: list[np.ndarray], pools: Sequence[tuple[FacePool, float]],
+            photos: list | None = None, photo_share: float = 0.0) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """One scene: (480, 640) uint8 grey, boxes (k, 5) class, x1, y1, x2, y2, source per face.
+    With `photo_share`, that share of scenes is a real photo's face (class -1: expression
+    unknown) with 0-2 pasted faces beside it."""
     weights = np.array([w for _, w in pools], np.float64)
-    n = int(rng.choice(FACES_PER_SCENE))
     boxes, sources = [], []
+    if photos and rng.random() < photo_share:
+        img, box = _photo_scene(rng, photos, backgrounds)
+        img = np.ascontiguousarray(img)
+        boxes.append((-1, *box))
+        sources.append("photo")
+        n = int(rng.integers(0, 3))
+    else:
+        img = np.ascontiguousarray(_background(rng, backgrounds))
+        n = int(rng.choice(FACES_PER_SCENE))
     lo, hi = np.log(FACE_WIDTH[0]), np.log(FACE_WIDTH[1] / (1 + 0.5 * (n - 1)))
     for _ in range(n):
         pool = pools[int(rng.choice(len(pools), p=weights / weights.sum()))][0]

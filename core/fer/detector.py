@@ -168,11 +168,13 @@ def detection_loss(outs: list[torch.Tensor], boxes: list[np.ndarray]) -> tuple[t
         pb = decode_boxes(pred[pos], grid.expand(pred.shape[0], -1, -1)[pos])
         g, iou = giou(pb, tgt[:, 1:])
         loss_box = (1 - g).sum() / n
-        loss_cls = F.cross_entropy(pred[pos][:, 5:], tgt[:, 0].long(), reduction="sum") / n
+        known = tgt[:, 0] >= 0     # faces of real photos have no expression label (class -1)
+        if known.any():
+            loss_cls = F.cross_entropy(pred[pos][known][:, 5:], tgt[known, 0].long(), reduction="sum") / n
         obj_t[pos] = 1.0
     loss_obj = F.binary_cross_entropy_with_logits(pred[..., 4], obj_t, reduction="sum") / n
     total = 5.0 * loss_box + loss_obj + loss_cls
-    return total, {"box": float(loss_box), "obj": float(loss_obj), "cls": float(loss_cls), "pos": n}
+    return total, {"box": loss_box.item(), "obj": loss_obj.item(), "cls": loss_cls.item(), "pos": n}
 
 
 def nms(boxes: np.ndarray, scores: np.ndarray, iou: float = 0.45) -> list[int]:
