@@ -416,7 +416,19 @@ class PaintController(QObject):
         b = self.brush
         normals = self.normals(vertices)
         capsule = b.jitter <= 0 and b.spacing <= 0.5 and self.tool in ("brush", "eraser", "clone", "stencil")
-        for d in self._stroke_path.add(x, y, pressure):
+        dabs = self._stroke_path.add(x, y, pressure)
+        if capsule:
+            # Max-accumulated dabs along a straight segment paint what one capsule over it
+            # paints: dabs of the same size and pressure merge into the capsule to the last one
+            # (one footprint per pointer event instead of one per dab).
+            merged = []
+            for d in dabs:
+                if merged and d.radius == merged[-1].radius and d.pressure == merged[-1].pressure:
+                    merged[-1] = d
+                else:
+                    merged.append(d)
+            dabs = merged
+        for d in dabs:
             start = self._last_px if capsule else None
             fp = footprint(pick, self.texel_map, vertices, eye, d.x, d.y, d.radius, b.hardness, normals, start,
                            self._visibility)

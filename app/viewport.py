@@ -1,4 +1,10 @@
-"""The OpenGL viewport: a QOpenGLWidget drawing the avatar with core.render through moderngl.
+"""The OpenGL viewport: the avatar drawn with core.render through moderngl, shown by a plain widget.
+
+The scene is rendered into the viewport's own framebuffer (an offscreen OpenGL context) and
+the rectangle that changed is read back into an image the widget paints. A QOpenGLWidget
+would make Qt compose the whole window through OpenGL on every frame, 10-20 ms with software
+OpenGL (llvmpipe) whatever changed; here a painted dab costs the scissored render of its screen
+box, a read-back and a blit of that box, and the rest of the window stays a raster surface.
 
 Mouse: left drag orbits, right/middle (or Shift+left) drag pans, the wheel zooms, a double
 click resets the view. The viewport only reads the document and the FaceSession; it uploads
@@ -11,8 +17,9 @@ import logging
 import time
 
 import numpy as np
-from PySide6.QtCore import QPointF, Qt, QTimer, Signal
-from PySide6.QtOpenGLWidgets import QOpenGLWidget
+from PySide6.QtCore import QEvent, QPointF, QRect, QRectF, Qt, QTimer, Signal
+from PySide6.QtGui import QColor, QImage, QOffscreenSurface, QOpenGLContext, QPainter
+from PySide6.QtWidgets import QWidget
 
 from core.appearance import avatar_texture
 from core.avatar import Avatar
@@ -32,14 +39,27 @@ def default_camera(bounds: tuple[np.ndarray, np.ndarray] | None = None) -> Orbit
     return cam
 
 
-class Viewport(QOpenGLWidget):
-    frame_rendered = Signal(float)  # milliseconds spent in the last paintGL
+class Viewport(QWidget):
+    frame_rendered = Signal(float)  # milliseconds spent rendering the last frame
+    frameSwapped = Signal()         # a frame was painted and the window flushed (QOpenGLWidget's name)
 
     def __init__(self, avatar: Avatar, session, parent=None) -> None:
         super().__init__(parent)
         self.avatar, self.session = avatar, session
         self.ctx = None
         self.renderer = None
+        self._glc: QOpenGLContext | None = None      # offscreen context, made on first paint
+        self._surface: QOffscreenSurface | None = None
+        self._gl_failed = False
+        self._blit_only = False
+        self._swap_pending = False
+        self._watched = None                         # the window whose flushes we follow
+        self._in_update = False
+        self._fbo = None
+        self._fbo_parts = ()
+        self._fbo_size = (0, 0)
+        self._pixels: np.ndarray | None = None       # (h, w, 4) the frame, row 0 at the top
+        self._image: QImage | None = None            # wraps _pixels
         self.camera = default_camera()
         self.bounds: tuple[np.ndarray, np.ndarray] | None = None
         self.landmarks: np.ndarray | None = None
@@ -54,18 +74,20 @@ class Viewport(QOpenGLWidget):
         self._mip_timer = QTimer(self, singleShot=True, interval=400)
         self._mip_timer.timeout.connect(self._rebuild_mipmaps)
         # A frame that only shows new paint redraws just the screen box of the painted texels
-        # (scissored; the widget's framebuffer keeps the rest): software GL shades far fewer pixels.
+        # (scissored; the framebuffer keeps the rest): software GL shades far fewer pixels, and
+        # only that box is read back and flushed to the screen.
         self._partial_box: tuple[int, int, int, int] | None = None
         self._partial_full = False
         self._frame_key = None
         self.partial_frames = 0
-        self.setUpdateBehavior(QOpenGLWidget.PartialUpdate)
+        self.setAttribute(Qt.WA_OpaquePaintEvent)
+        self.setAttribute(Qt.WA_NoSystemBackground)
         # While a stroke is painted on the UV canvas, the 3D view follows at most every 50 ms, so
         # the canvas's frames do not wait for 3D redraws.
         self.cursor: tuple[float, float, float] | None = None   # brush outline: x, y, radius (px)
         self._cursor_gl = None
         self._follow = QTimer(self, singleShot=True, interval=50)
-        self._follow.timeout.connect(lambda: self.update() if "texels" in self._pending else None)
+        self._follow.timeout.connect(lambda: self._update_partial() if "texels" in self._pending else None)
         self.setMinimumSize(320, 240)
         self.setFocusPolicy(Qt.StrongFocus)
         self.setMouseTracking(False)
@@ -126,7 +148,19 @@ class Viewport(QOpenGLWidget):
             if not self._follow.isActive():
                 self._follow.start()
             return
-        self.update()
+        self._update_partial()
+
+    def _update_partial(self) -> None:
+        """Ask for a frame of the accumulated partial box only (the whole view without one)."""
+        box = self._partial_box
+        if box is None or self._partial_full:
+            self.update()
+            return
+        r = self.devicePixelRatioF()
+        m = 4   # texture filtering and seam padding reach a little past the painted texels
+        self.update(QRect(int((box[0] - m) / r), int((box[1] - m) / r),
+                          int(np.ceil((box[2] - box[0] + 2 * m) / r)) + 1,
+                          int(np.ceil((box[3] - box[1] + 2 * m) / r)) + 1))
 
     def set_cursor(self, cursor: tuple[float, float, float] | None) -> None:
         """Show the brush outline at pixel (x, y) with radius r (device pixels); None hides it.
@@ -141,7 +175,7 @@ class Viewport(QOpenGLWidget):
                 self._partial_box = box if b is None else (min(b[0], box[0]), min(b[1], box[1]),
                                                            max(b[2], box[2]), max(b[3], box[3]))
         self.cursor = cursor
-        self.update()
+        self._update_partial()
 
     def _draw_cursor(self, fbo, w: int, h: int) -> None:
         """Two thin rings as triangle strips (dark outside, light inside: visible on skin and
@@ -175,18 +209,20 @@ class Viewport(QOpenGLWidget):
         return (c.yaw, c.pitch, c.distance, tuple(c.target), c.fov, c.near, c.far, self._pixel_size(),
                 repr(self.avatar.view), id(self.session.vertices), self._has_sdf)
 
-    def _scissor(self) -> tuple[int, int, int, int] | None:
-        """GL scissor box (x, y from the bottom, w, h) when this frame only shows new paint."""
-        box, full = self._partial_box, self._partial_full
+    def _scissor(self, exposed: QRect) -> tuple[int, int, int, int] | None:
+        """GL scissor box (x, y from the bottom, w, h) when this frame only shows new paint (or
+        the brush outline): the exposed rect, in device pixels. None: draw the whole view."""
+        full = self._partial_full
         self._partial_box, self._partial_full = None, False
         key = self._key()
         same, self._frame_key = key == self._frame_key, key
-        if box is None or full or not same or set(self._pending) - {"texels"}:
+        if full or not same or set(self._pending) - {"texels"} or exposed.contains(self.rect()):
             return None
         w, h = self._pixel_size()
-        m = 4   # texture filtering and seam padding reach a little past the painted texels
-        x0, y0 = max(0, box[0] - m), max(0, box[1] - m)
-        x1, y1 = min(w, box[2] + m), min(h, box[3] + m)
+        r = self.devicePixelRatioF()
+        x0, y0 = max(0, int(exposed.left() * r)), max(0, int(exposed.top() * r))
+        x1 = min(w, int(np.ceil((exposed.right() + 1) * r)))
+        y1 = min(h, int(np.ceil((exposed.bottom() + 1) * r)))
         if x1 <= x0 or y1 <= y0:
             return (0, 0, 0, 0)
         return x0, h - y1, x1 - x0, y1 - y0
@@ -204,6 +240,45 @@ class Viewport(QOpenGLWidget):
         self.update()
 
     # --- GL -------------------------------------------------------------------------------------
+    def _ensure_gl(self) -> bool:
+        """Create the offscreen OpenGL context, the moderngl context and the renderer once."""
+        if self.ctx is not None:
+            return True
+        if self._gl_failed:
+            return False
+        glc = QOpenGLContext(self)          # the default format: 3.3 core (app.main.set_gl_format)
+        surface = QOffscreenSurface(self.screen())
+        surface.setFormat(glc.format())
+        surface.create()
+        if not glc.create() or not surface.isValid():
+            self._gl_failed = True
+            log.error("cannot create an OpenGL context for the viewport")
+            return False
+        self._glc, self._surface = glc, surface
+        if not self.makeCurrent():
+            self._gl_failed = True
+            log.error("cannot make the viewport's OpenGL context current")
+            return False
+        try:
+            self.initializeGL()
+        finally:
+            self.doneCurrent()
+        return True
+
+    def makeCurrent(self) -> bool:
+        """Make the viewport's context current on this thread (GL calls go to it)."""
+        if self._glc is None:
+            return self._ensure_gl() and self.makeCurrent()
+        if self._glc.makeCurrent(self._surface):
+            return True
+        # libglvnd: one current context a thread across EGL and GLX (core.render explains)
+        from core.render.renderer import release_current_context
+        return release_current_context() and self._glc.makeCurrent(self._surface)
+
+    def doneCurrent(self) -> None:
+        if self._glc is not None:
+            self._glc.doneCurrent()
+
     def initializeGL(self) -> None:
         import moderngl
         from core.render import Renderer
@@ -211,6 +286,22 @@ class Viewport(QOpenGLWidget):
         self.ctx = moderngl.create_context()
         self.renderer = Renderer(self.ctx)
         log.info("OpenGL %s on %s", self.ctx.info.get("GL_VERSION", "?"), self.ctx.info.get("GL_RENDERER", "?"))
+
+    def _target(self, w: int, h: int):
+        """The frame's framebuffer (colour + depth) and the image over its read-back pixels."""
+        if self._fbo_size != (w, h):
+            for obj in (self._fbo, *self._fbo_parts):
+                if obj is not None:
+                    obj.release()
+            colour = self.ctx.renderbuffer((w, h), 4)
+            depth = self.ctx.depth_renderbuffer((w, h))
+            self._fbo_parts = (colour, depth)
+            self._fbo = self.ctx.framebuffer(color_attachments=[colour], depth_attachment=depth)
+            self._fbo_size = (w, h)
+            self._pixels = np.zeros((h, w, 4), np.uint8)
+            self._image = QImage(self._pixels.data, w, h, 4 * w, QImage.Format_RGBX8888)
+            self._frame_key = None      # a new framebuffer holds nothing: draw it whole
+        return self._fbo
 
     def _upload(self) -> None:
         r, p = self.renderer, self._pending
@@ -259,11 +350,13 @@ class Viewport(QOpenGLWidget):
     def _lighting(name: str):
         return lighting_preset(name)  # the image-based preset projects its environment once
 
-    def paintGL(self) -> None:
+    def _render(self, exposed: QRect) -> QRect:
+        """Draw the frame (only the exposed box when nothing but paint changed) and read the
+        drawn pixels back. Returns the widget rect that now holds a new frame."""
         t0 = time.perf_counter()
-        fbo = self.ctx.detect_framebuffer(self.defaultFramebufferObject())
         w, h = self._pixel_size()
-        scissor = self._scissor()
+        fbo = self._target(w, h)
+        scissor = self._scissor(exposed)
         if scissor is not None:
             fbo.scissor = scissor      # applied by fbo.use() in the renderer; clears respect it
             self.partial_frames += 1
@@ -279,19 +372,75 @@ class Viewport(QOpenGLWidget):
             self.renderer.render(fbo, w, h, self.camera, mode=geometry, view=mode,
                                  background=view.background, show_points=view.show_landmarks,
                                  lighting=self._lighting(view.lighting))
-            # The renderer leaves alpha 0 on the background (coverage); Qt composites the widget
-            # with blending, so make the frame opaque or the window shows through.
-            fbo.color_mask = (False, False, False, True)
-            fbo.clear(0.0, 0.0, 0.0, 1.0)  # the mask keeps RGB; depth is not needed any more
-            fbo.color_mask = (True, True, True, True)
         if self.cursor is not None and self.painter is not None and self.painter.enabled:
             self._draw_cursor(fbo, w, h)
+        x, y, bw, bh = scissor if scissor is not None else (0, 0, w, h)
+        if bw > 0 and bh > 0:
+            data = fbo.read(viewport=(x, y, bw, bh), components=4, alignment=1)
+            self._pixels[h - y - bh:h - y, x:x + bw] = np.frombuffer(data, np.uint8).reshape(bh, bw, 4)[::-1]
         if scissor is not None:
             fbo.scissor = None
-            fbo.use()                  # scissor test off again before Qt composes the window
-        self.ctx.finish()  # wait for the GPU so the status bar shows the real frame time
+            fbo.use()
         self.last_frame_ms = (time.perf_counter() - t0) * 1000
         self.frame_rendered.emit(self.last_frame_ms)
+        if scissor is None:
+            return self.rect()
+        r = self.devicePixelRatioF()
+        return QRect(int(x / r), int((h - y - bh) / r), int(np.ceil(bw / r)), int(np.ceil(bh / r)))
+
+    def paintEvent(self, e) -> None:
+        drawn = None
+        if (self._blit_only and not self._pending and self._partial_box is None and not self._partial_full
+                and self._image is not None and self._frame_key == self._key()):
+            drawn = self.rect()         # the frame drawn last time, shown whole now
+        elif self._ensure_gl() and self.makeCurrent():
+            try:
+                drawn = self._render(e.rect())
+            finally:
+                self.doneCurrent()
+        p = QPainter(self)
+        if drawn is None or self._image is None:
+            p.fillRect(e.rect(), QColor(40, 40, 40))
+        else:
+            r = self.devicePixelRatioF()
+            for rect in e.region():
+                p.drawImage(QRectF(rect), self._image,
+                            QRectF(rect.x() * r, rect.y() * r, rect.width() * r, rect.height() * r))
+        p.end()
+        self._blit_only = drawn is not None and not e.rect().contains(drawn)
+        if self._blit_only:
+            self.update()       # a whole new frame for a partial exposure: show all of it
+        # The window flushes its backing store to the screen right after this paint pass:
+        # frameSwapped follows that flush (eventFilter), or the next event loop turn.
+        self._swap_pending = True
+        QTimer.singleShot(0, self._swapped)
+
+    def _swapped(self) -> None:
+        if self._swap_pending:
+            self._swap_pending = False
+            self.frameSwapped.emit()
+
+    def showEvent(self, e) -> None:
+        win = self.window()
+        if win is not self._watched:
+            if self._watched is not None:
+                self._watched.removeEventFilter(self)
+            win.installEventFilter(self)
+            self._watched = win
+        super().showEvent(e)
+
+    def eventFilter(self, obj, e) -> bool:
+        """The window's update request paints and flushes every dirty widget; handle it here
+        so frameSwapped can follow the flush at once."""
+        if obj is self._watched and e.type() == QEvent.UpdateRequest and not self._in_update:
+            self._in_update = True
+            try:
+                obj.event(e)
+            finally:
+                self._in_update = False
+            self._swapped()
+            return True
+        return False
 
     def drawn_as(self) -> tuple[str, str]:
         """(geometry, mode) actually drawn: the SDF shows the mesh until its grid is ready, and a
@@ -307,10 +456,17 @@ class Viewport(QOpenGLWidget):
         return max(1, int(round(self.width() * ratio))), max(1, int(round(self.height() * ratio)))
 
     def render_image(self) -> np.ndarray:
-        """The current frame as (H, W, 3) uint8, row 0 at the top (what the user sees)."""
-        img = self.grabFramebuffer().convertToFormat(self.grabFramebuffer().Format.Format_RGB888)
-        arr = np.frombuffer(img.constBits(), np.uint8).reshape(img.height(), img.bytesPerLine())
-        return arr[:, : img.width() * 3].reshape(img.height(), img.width(), 3).copy()
+        """The current frame as (H, W, 3) uint8, row 0 at the top (what the user sees), drawn
+        whole now with everything pending."""
+        if not self.makeCurrent():
+            raise RuntimeError("the viewport has no OpenGL context")
+        try:
+            self._partial_full = True
+            self._render(self.rect())
+        finally:
+            self.doneCurrent()
+        self.update()
+        return self._pixels[..., :3].copy()
 
     # --- mouse ----------------------------------------------------------------------------------
     def mousePressEvent(self, e) -> None:
