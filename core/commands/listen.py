@@ -29,11 +29,9 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    from ..animation.audio import read_audio
     from ..animation.files import save_clip
-    from ..listener.attitude import attitude_weights
-    from ..listener.data import make_speaker, motion_to_clip, speaker_condition
     from ..listener.generate import Listener
+    from ..listener.listen import ListenInputError, listen_to
 
     say = lambda s: print(s, file=sys.stderr)  # noqa: E731
     if not args.speaker_video and not args.speaker_audio:
@@ -59,44 +57,19 @@ def run(args) -> int:
     if args.avatar:
         from ..render.scene import load_avatar_file
         avatar = load_avatar_file(args.avatar)
-    att, described = attitude_weights(args.attitude)
-    say(f"attitude: {described}")
-
-    audio = read_audio(args.speaker_audio or args.speaker_video, required=False)
-    clip = None
-    if args.speaker_video:
-        from ..animation.track import NoFaceError, track_video
-        try:
-            clip, stats = track_video(args.speaker_video, with_audio=False,
-                                      progress=lambda f, s: say(f"[{f:4.0%}] {s}") if f in (0.0,) else None)
-            if stats.face_share < 0.5:
-                say(f"notice: a face was found in only {stats.face_share:.0%} of the speaker's frames")
-        except NoFaceError:
-            say("notice: no face in the speaker's video: the listener follows the audio alone")
-    if audio is None:
-        if clip is None:
-            raise UserError(f"{Path(args.speaker_audio or args.speaker_video).name} has neither sound nor a face")
-        import numpy as np
-        say("notice: the speaker's video has no sound: the listener follows the face alone")
-        from ..animation.clip import AudioTrack
-        audio = AudioTrack(np.zeros(int(clip.duration * 16000), np.float32), 16000)
-    if clip is not None and abs(clip.duration - audio.duration) > 0.5:
-        say(f"notice: the audio ({audio.duration:.1f} s) and video ({clip.duration:.1f} s) differ in length: "
-            f"the audio's length is used, the speaker's motion is cut or held")
-    speaker = make_speaker(Path(args.speaker_video or args.speaker_audio).stem, audio.samples, clip)
-    if speaker.feat.silent:
-        say("notice: the speaker's audio is silent: the listener idles")
-    cond = speaker_condition(speaker, listener.mean, listener.std, use_video=clip is not None)
     t0 = time.perf_counter()
-    motion, info = listener.generate(cond, att, seed=args.seed, steps=args.steps,
-                                     progress=lambda f, s: say(f"[{f:4.0%}] {s}"))
+    try:
+        res = listen_to(listener, args.speaker_video, args.speaker_audio, args.attitude, seed=args.seed,
+                      steps=args.steps, notice=lambda s: say(f"notice: {s}"),
+                      progress=lambda f, s: say(f"[{f:4.0%}] {s}"))
+    except ListenInputError as exc:
+        raise UserError(str(exc)) from exc
     gen_s = time.perf_counter() - t0
-    duration = len(motion) / 25.0
-    say(f"generated {duration:.1f} s of listening in {gen_s:.2f} s ({duration / max(gen_s, 1e-9):.1f}x real time, "
-        f"{info['segments']} segments, {len(info['joins'])} joins refined)")
-    result = motion_to_clip(motion, name=f"Listener ({args.attitude})", audio=audio, source="listener",
-                            meta={"attitude": described, "seed": args.seed, "speaker": str(args.speaker_video or
-                                                                                           args.speaker_audio)})
+    say(f"attitude: {res.described}")
+    say(f"generated {res.seconds:.1f} s of listening in {gen_s:.2f} s ({res.seconds / max(gen_s, 1e-9):.1f}x "
+        f"real time including reading and tracking the speaker, {res.info['segments']} segments, "
+        f"{len(res.info['joins'])} joins refined)")
+    result = res.clip
     if args.clip:
         save_clip(result, args.clip)
         print(args.clip)

@@ -13,13 +13,6 @@ AUDIO_SUFFIXES = frozenset({".wav", ".mp3", ".m4a", ".flac", ".ogg", ".aac"})
 class ListenState:
     def __init__(self, listener, avatar):
         self.listener, self.avatar = listener, avatar
-        self.attitudes: dict[str, tuple] = {}
-
-    def attitude(self, text: str):
-        from core.listener.attitude import attitude_weights
-        if text not in self.attitudes:
-            self.attitudes[text] = attitude_weights(text)
-        return self.attitudes[text]
 
 
 class ListenAdapter(BatchAdapter):
@@ -54,11 +47,8 @@ class ListenAdapter(BatchAdapter):
             ([f"{item.id}.json"] if item.options.get("clip") else [])
 
     def process(self, state: ListenState, item: Item, out_dir: Path) -> ItemResult:
-        import numpy as np
-
-        from core.animation.audio import read_audio
         from core.animation.files import save_clip
-        from core.listener.data import make_speaker, motion_to_clip, speaker_condition
+        from core.listener.listen import ListenInputError, listen_to
 
         opts = item.options
         names = self.outputs(item)
@@ -67,31 +57,16 @@ class ListenAdapter(BatchAdapter):
         is_video = Path(item.input).suffix.lower() in VIDEO_SUFFIXES
         if opts.get("side_by_side") and not is_video:
             raise ItemFailed("side_by_side needs a speaker video, not an audio file")
-        audio = read_audio(item.input, required=False)
-        clip, face_share = None, None
-        if is_video:
-            from core.animation.track import NoFaceError, track_video
-            try:
-                clip, stats = track_video(item.input, with_audio=False)
-                face_share = stats.face_share
-            except NoFaceError:
-                face_share = 0.0           # the listener follows the audio alone
-        if audio is None:
-            if clip is None:
-                raise ItemFailed(f"{Path(item.input).name} has neither sound nor a face")
-            from core.animation.clip import AudioTrack
-            audio = AudioTrack(np.zeros(int(clip.duration * 16000), np.float32), 16000)
-        weights, described = state.attitude(opts.get("attitude", "attentive"))
-        speaker = make_speaker(Path(item.input).stem, audio.samples, clip)
-        lst = state.listener
-        cond = speaker_condition(speaker, lst.mean, lst.std, use_video=clip is not None)
-        motion, info = lst.generate(cond, weights, seed=opts.get("seed", 0), steps=opts.get("steps", 8))
-        result = motion_to_clip(motion, name=f"Listener ({opts.get('attitude', 'attentive')})", audio=audio,
-                                source="listener", meta={"attitude": described, "seed": opts.get("seed", 0),
-                                                         "speaker": item.input})
-        figures = {"seconds_of_listening": round(len(motion) / 25.0, 2), "attitude": described,
-                   "speaker_face_share": face_share, "segments": int(info.get("segments", 0)),
-                   "silent": bool(speaker.feat.silent)}
+        try:
+            res = listen_to(state.listener, video=item.input if is_video else None,
+                          audio=None if is_video else item.input, attitude=opts.get("attitude", "attentive"),
+                          seed=opts.get("seed", 0), steps=opts.get("steps", 8))
+        except ListenInputError as exc:
+            raise ItemFailed(str(exc)) from exc
+        result = res.clip
+        figures = {"seconds_of_listening": round(res.seconds, 2), "attitude": res.described,
+                   "speaker_face_share": res.face_share, "segments": int(res.info.get("segments", 0)),
+                   "silent": res.silent}
         if opts.get("clip"):
             with atomic_path(out_dir / f"{item.id}.json") as tmp:
                 save_clip(result, tmp)
