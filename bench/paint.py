@@ -7,7 +7,7 @@ recomposite per dab, and whole-layer-copy undo. Prints figures, then one JSON li
 GUI section (skipped with --no-gui or without Xvfb): the studio window under Xvfb with the
 3D viewport and the UV canvas at 512x512 each, real mouse events driven through both widgets;
 latency = from sending the pointer event to the end of the frame that shows it (the
-viewport's frameSwapped, the canvas's finished paint). Same-run baselines: a redraw with no
+viewport's frameSwapped, emitted once the window flushed the frame; the canvas's finished paint). Same-run baselines: a redraw with no
 painting, and undo/redo with the whole texture re-uploaded.
 """
 from __future__ import annotations
@@ -166,7 +166,8 @@ def gui_latency(size: int, res: dict, window: str = "1500x950", focused: bool = 
         base.append(ms(t))
     res["gui_baseline_redraw_ms_median"] = round(float(np.median(base)), 1)
 
-    handler, gl, cpu = [], [], []    # breakdown: the event handler (dabs + composite), the viewport's paintGL
+    handler, gl, cpu = [], [], []    # breakdown: the event handler (dabs + composite), the viewport's frame
+                                     # (render, read-back; JSON keys keep the name paintgl)
 
     def drag(widget, key: str, pts) -> list[float]:
         lat = []
@@ -250,7 +251,7 @@ def gui_latency(size: int, res: dict, window: str = "1500x950", focused: bool = 
     for name in ("viewport", "canvas"):
         print(f"  stroke latency {name:8s} {res[f'gui_{name}_latency_ms_median']:6.1f} ms median, "
               f"{res[f'gui_{name}_latency_ms_p95']:.1f} ms p95   (targets 16 / 33); of which event "
-              f"handler {res[f'gui_{name}_handler_ms_median']} ms, 3D paintGL {res[f'gui_{name}_paintgl_ms_median']} ms; "
+              f"handler {res[f'gui_{name}_handler_ms_median']} ms, 3D frame {res[f'gui_{name}_paintgl_ms_median']} ms; "
               f"process CPU per event {res[f'gui_{name}_cpu_ms_median']} ms")
     print(f"  undo / redo 500-dab stroke, both views refreshed  {res['gui_undo500_ms']} / {res['gui_redo500_ms']} ms"
           f"   (target <= 20; whole-texture upload baseline {res['gui_baseline_fullupload_undo500_ms']} / "
