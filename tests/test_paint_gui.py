@@ -134,6 +134,46 @@ def test_viewport_stroke_paints_the_texels_under_it_and_the_render(window, qtbot
     assert w.viewport.partial_frames >= 0
 
 
+def test_partial_frames_show_what_a_whole_frame_does(window, qtbot):
+    """During a stroke the viewport redraws, reads back and blits only the painted screen box;
+    the frame it shows afterwards equals one drawn whole (no stale or shifted region)."""
+    from PySide6.QtCore import QPoint, Qt
+    from PySide6.QtTest import QTest
+
+    w, vp = window, window.viewport
+    vp.set_cursor(None)
+    w.paint.controller.ensure_layer()      # the texture becomes the layer stack's composite
+    vp.repaint()
+    # Painting samples the texture's level 0 until the mip levels are rebuilt (0.4 s after the
+    # last change): start from a whole frame drawn that way, as the partial frames are, and
+    # keep the rebuild from happening during this (slow, shared machine) test.
+    vp._mip_timer.stop()
+    vp._mip_timer.setInterval(3_600_000)
+    vp.makeCurrent()
+    vp.renderer.update_texture(vp.texel_source(), [(0, 64, 0, 64)])
+    vp.doneCurrent()
+    vp._partial_full = True
+    vp.repaint()
+    swaps = []
+    vp.frameSwapped.connect(lambda: swaps.append(vp.partial_frames))
+    n0, pts = vp.partial_frames, cheek_path(w)
+    QTest.mousePress(vp, Qt.LeftButton, Qt.NoModifier, QPoint(*pts[0]))
+    for p in pts[1:]:
+        k = len(swaps)
+        QTest.mouseMove(vp, QPoint(*p))
+        qtbot.waitUntil(lambda: len(swaps) > k, timeout=10_000)   # the frame that shows the dab
+    QTest.mouseRelease(vp, Qt.LeftButton, Qt.NoModifier, QPoint(*pts[-1]))
+    k = len(swaps)
+    vp.set_cursor(None)                    # the outline's box is redrawn without it
+    qtbot.waitUntil(lambda: len(swaps) > k, timeout=10_000)
+    assert vp.partial_frames - n0 >= len(pts) - 1, "the stroke's frames should be partial"
+    shown = vp._pixels[..., :3].astype(np.int16)
+    whole = vp.render_image().astype(np.int16)
+    diff = np.abs(shown - whole)
+    assert diff.max() <= 2, f"the partial frames left {(diff > 2).sum()} pixels unlike a whole frame"
+    assert (blueness(whole) > 60).sum() > 20, "the stroke is on screen"
+
+
 def test_uv_canvas_shows_the_same_and_paints_the_viewport(window, qtbot):
     w, c = window, window.paint.controller
     cv = w.paint.canvas
