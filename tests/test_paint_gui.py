@@ -235,6 +235,12 @@ def test_undo_redo_through_the_gui_restores_bytes_and_render(window, qtbot):
     assert hp.list.count() == len(c.stack.history.entries()) + 1
     hp.list.itemClicked.emit(hp.list.item(0))
     assert not c.stack.history.done
+    from PySide6.QtCore import Qt
+    from PySide6.QtGui import QColor
+    greyed = [hp.list.item(i).foreground().color() == QColor(Qt.gray) for i in range(1, hp.list.count())]
+    assert all(greyed) and hp.list.currentRow() == 0, "every step is listed as undone"
+    c.redo()
+    assert hp.list.item(1).foreground().color() != QColor(Qt.gray) and hp.list.currentRow() == 1
     # the undo memory budget is the user's
     hp.budget.setValue(64)
     hp.budget.editingFinished.emit()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QBrush
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QFormLayout, QHBoxLayout, QLabel, QListWidget,
                                QListWidgetItem, QPushButton, QSlider, QSpinBox, QToolButton,
                                QVBoxLayout, QWidget)
@@ -187,6 +188,8 @@ class HistoryPanel(QWidget):
     def __init__(self, controller, parent=None) -> None:
         super().__init__(parent)
         self.c = controller
+        self._rows: list | None = None      # (name, bytes) of the steps listed
+        self._done: list[bool] = []
         lay = QVBoxLayout(self)
         self.list = QListWidget()
         self.list.setToolTip("Click a step to go back (or forward) to it")
@@ -215,14 +218,19 @@ class HistoryPanel(QWidget):
 
     def rebuild(self) -> None:
         h = self.c.stack.history
+        entries = h.entries()
         self.list.blockSignals(True)
-        self.list.clear()
-        self.list.addItem(QListWidgetItem("Start"))
-        for name, nbytes, done in h.entries():
-            it = QListWidgetItem(f"{name}   {nbytes / 2**20:.2f} MB")
-            if not done:
-                it.setForeground(Qt.gray)
-            self.list.addItem(it)
+        rows = [(name, nbytes) for name, nbytes, _ in entries]
+        if rows != self._rows:         # undo/redo only move the line between done and undone
+            self._rows, self._done = rows, [True] * len(rows)
+            self.list.clear()
+            self.list.addItem(QListWidgetItem("Start"))
+            for name, nbytes in rows:
+                self.list.addItem(QListWidgetItem(f"{name}   {nbytes / 2**20:.2f} MB"))
+        for i, (_, _, done) in enumerate(entries):
+            if self._done[i] != done:
+                self._done[i] = done
+                self.list.item(i + 1).setForeground(QBrush() if done else QBrush(Qt.gray))
         self.list.setCurrentRow(len(h.done))
         self.list.blockSignals(False)
         self.undo_button.setEnabled(h.can_undo())

@@ -26,8 +26,13 @@ class TileStep:
 
     @property
     def nbytes(self) -> int:
-        return sum(t.nbytes for d in (self.before, self.after) for t in d.values() if t is not None) \
-            + 64 * (len(self.before) + len(self.after))
+        # the tiles never change once the step exists; the history list asks on every undo
+        n = self.__dict__.get("_nbytes")
+        if n is None:
+            n = self.__dict__["_nbytes"] = sum(
+                t.nbytes for d in (self.before, self.after) for t in d.values() if t is not None) \
+                + 64 * (len(self.before) + len(self.after))
+        return n
 
     def rect(self, size: int) -> Rect | None:
         if not self.before:
