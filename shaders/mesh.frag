@@ -1,5 +1,8 @@
 #include "common.glsl"
 #include "carve.glsl"
+#ifndef CARVE
+#define CARVE 1
+#endif
 #ifdef WIREFRAME
 in vec3 g_world;
 in vec3 g_normal;
@@ -27,7 +30,9 @@ uniform sampler2D u_texture;
 uniform vec3 u_wire_col;
 out vec4 frag;
 void main() {
+#if CARVE   // only the triangles near the carves (core/render/carve_split.py): discard costs early-z
     if (u_num_carves > 0 && carved(IN_WORLD)) discard;   // eye/mouth caps over the parts
+#endif
     vec3 n = normalize(IN_NORMAL);
     if (!gl_FrontFacing) n = -n;   // open meshes (neck, mouth) show their inside lit sensibly
     vec3 v = normalize(-IN_VIEW_POS);  // flat-ish: only used for rim and specular

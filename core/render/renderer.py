@@ -25,6 +25,7 @@ import numpy as np
 from core.paths import RESOURCES
 
 from .camera import OrbitCamera
+from .carve_split import carve_bound, face_columns, near_carve_faces, split_margin
 from .geometry import face_incidence, vertex_normals
 from .lighting import Lighting
 from .neural import generate_glsl, pack_weights, stage_bounds
@@ -140,11 +141,13 @@ class Renderer:
     # View and lighting mode are compile-time defines: a software rasteriser pays for every
     # branch, so each (view, lighting) pair gets its own program, compiled on first use.
     def _program(self, kind: str, view: str = "shaded", light: int = 0,
-                 scene_code: str | None = None) -> moderngl.Program:
-        key = (kind, view, light, scene_code if kind == "part" else hash(scene_code) if scene_code else None)
+                 scene_code: str | None = None, carve: bool = True) -> moderngl.Program:
+        key = (kind, view, light, scene_code if kind == "part" else hash(scene_code) if scene_code else None,
+               carve)
         if key not in self._progs:
             d = {"VIEW": str(_VIEW_KIND[view]), "LIGHT_MODE": str(light)}
             if kind == "mesh":
+                d["CARVE"] = "1" if carve else "0"
                 if view == "wireframe":
                     d["WIREFRAME"] = "1"
                 p = self.ctx.program(
@@ -167,15 +170,19 @@ class Renderer:
             self._progs[key] = p
         return self._progs[key]
 
-    def _mesh_vao(self, view: str, light: int) -> moderngl.VertexArray:
-        key = (view, light)
+    def _mesh_vao(self, view: str, light: int, ibo: str = "ibo") -> moderngl.VertexArray:
+        """The skin's vertex array for a view, drawing the index buffer `ibo`: "ibo" (all
+        triangles, no carves set), "ibo_near" (those that may reach a carve: the discarding
+        program) or "ibo_far" (the rest). Only "ibo_near" may discard, so everything else has its
+        depth tested and written early."""
+        key = (view, light, ibo)
         vaos = self._mesh["vaos"]
         if key not in vaos:
-            m, prog = self._mesh, self._program("mesh", view, light)
+            m, prog = self._mesh, self._program("mesh", view, light, carve=ibo == "ibo_near")
             content = [(m["pos"], "3f", "in_pos"), (m["nrm"], "3f", "in_normal"),
                        (m["uv"], "2f", "in_uv")]
             vaos[key] = self.ctx.vertex_array(prog, [c for c in content if c[2] in prog],
-                                              index_buffer=m["ibo"], index_element_size=4)
+                                              index_buffer=m[ibo], index_element_size=4)
         return vaos[key]
 
     # -- data -------------------------------------------------------------------------------
@@ -199,6 +206,11 @@ class Renderer:
              "pos": ctx.buffer(v.tobytes(), dynamic=True),
              "nrm": ctx.buffer(np.ascontiguousarray(n, np.float32).tobytes(), dynamic=True),
              "uv": ctx.buffer(uv.tobytes()), "ibo": ctx.buffer(f.tobytes()),
+             # the triangles near the carves and the rest (core.render.carve_split), rewritten
+             # only when the split changes
+             "ibo_near": ctx.buffer(reserve=max(4, f.nbytes), dynamic=True),
+             "ibo_far": ctx.buffer(reserve=max(4, f.nbytes), dynamic=True),
+             "split": None, "verts": v, "version": 0, "margin": split_margin(v, f), "corners": face_columns(f),
              "lo": v.min(0), "hi": v.max(0), "vaos": {}}
         self._mesh = m
 
@@ -214,6 +226,8 @@ class Renderer:
             normals = vertex_normals(v, self._mesh["faces"], self._mesh["incidence"])
         self._mesh["pos"].write(v.tobytes())
         self._mesh["nrm"].write(np.ascontiguousarray(normals, np.float32).tobytes())
+        self._mesh["verts"] = v
+        self._mesh["version"] += 1
 
     def set_texture(self, rgb: np.ndarray, mipmaps: bool = True) -> None:
         """(H,W,3|4) uint8 image, row 0 at the top; uv (0,0) is its bottom-left corner.
@@ -372,11 +386,7 @@ class Renderer:
         pad[:len(m)] = m
         bound = (0.0, 0.0, 0.0, -1.0)
         if len(m):
-            inv = np.linalg.inv(m.astype(np.float64))            # unit ball -> frame
-            centres = inv[:, :3, 3]
-            radii = np.linalg.norm(inv[:, :3, :3], axis=1).max(axis=1)  # longest semi-axis
-            c = centres.mean(axis=0)
-            reach = float((np.linalg.norm(centres - c, axis=1) + radii).max())
+            c, reach = carve_bound(m)
             bound = (*c, reach * reach)
         return {"u_num_carves": int(len(m)), "u_carve_bound": bound,
                 "u_carves": np.ascontiguousarray(pad.transpose(0, 2, 1)).tobytes()}  # column-major
@@ -486,16 +496,41 @@ class Renderer:
     def _draw_mesh(self, view, light, view_m, proj, width, height, common) -> None:
         if self._mesh is None:
             raise RuntimeError("mode 'mesh' needs set_mesh first")
-        prog = self._program("mesh", view, light)
-        vao = self._mesh_vao(view, light)
         if self.cull_back_faces:
             self.ctx.enable(moderngl.CULL_FACE)
-        for name, value in {**common, "u_view": view_m, "u_proj": proj,
-                            "u_viewport": (width, height), "u_wire_col": (0.05, 0.05, 0.06),
-                            "u_texture": 0, **self._carve_uniforms()}.items():
-            _set(prog, name, value)
-        vao.render(moderngl.TRIANGLES)
+        uniforms = {**common, "u_view": view_m, "u_proj": proj, "u_viewport": (width, height),
+                    "u_wire_col": (0.05, 0.05, 0.06), "u_texture": 0, **self._carve_uniforms()}
+        # Only triangles that can reach a carve run the discarding program: a shader that may
+        # discard makes a software rasteriser test and write depth late for every fragment.
+        for ibo, count in self._skin_draws():
+            vao = self._mesh_vao(view, light, ibo)
+            for name, value in uniforms.items():
+                _set(vao.program, name, value)
+            vao.render(moderngl.TRIANGLES, vertices=count)
         self.ctx.disable(moderngl.CULL_FACE)
+
+    def _skin_draws(self) -> list[tuple[str, int]]:
+        """(index buffer, index count) to draw the skin with, splitting it around the carves."""
+        m = self._mesh
+        if not len(self._carves):
+            return [("ibo", 3 * len(m["faces"]))] if len(m["faces"]) else []
+        key = (m["version"], self._carves.tobytes())
+        if m.get("split_key") == key:         # a still pose (orbiting, painting): nothing to redo
+            near = m["split"]
+        else:
+            near = near_carve_faces(m["verts"], m["corners"], self._carves, m["margin"])
+            m["split_key"] = key
+        n_far = self._write_split(near)
+        return [(b, n) for b, n in (("ibo_far", n_far), ("ibo_near", 3 * int(near.sum()))) if n]
+
+    def _write_split(self, near: np.ndarray) -> int:
+        """Rewrite the near/far index buffers when the split changed; the far index count."""
+        m = self._mesh
+        if m["split"] is None or not np.array_equal(near, m["split"]):
+            m["ibo_near"].write(m["faces"][near].tobytes())
+            m["ibo_far"].write(m["faces"][~near].tobytes())
+            m["split"] = near
+        return 3 * int(len(near) - near.sum())
 
     def _skin_depth(self, fbo, light, view_m, proj, width, height, common) -> None:
         """SDF modes: the parts are depth-tested against the skin *mesh* (carved), drawn into
