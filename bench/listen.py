@@ -69,7 +69,7 @@ def main() -> int:
     from core.animation.export import ClipRenderer
     clip = motion_to_clip(motion[: args.render_frames])
     ev = clip.evaluated()
-    r = ClipRenderer(None, size=512)        # as main.py listen renders (2x MSAA)
+    r = ClipRenderer(None, size=512)        # as main.py listen renders (FXAA)
     r.render(ev[0])
     t0 = time.perf_counter()
     for row in ev:

@@ -346,3 +346,36 @@ def test_render_command_rejects_non_png_and_unknown_view(tmp_path, capsys):
     assert ".png" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["render", "--view", "xray", "--out", str(tmp_path / "x.png")])
+
+
+def _uv_sphere(n: int = 48) -> tuple[np.ndarray, np.ndarray]:
+    th, ph = np.meshgrid(np.linspace(0, np.pi, n), np.linspace(0, 2 * np.pi, 2 * n), indexing="ij")
+    v = np.stack([np.sin(th) * np.cos(ph), np.cos(th), np.sin(th) * np.sin(ph)], -1).reshape(-1, 3)
+    idx = np.arange(n * 2 * n).reshape(n, 2 * n)
+    a, b, c, d = idx[:-1, :-1], idx[1:, :-1], idx[1:, 1:], idx[:-1, 1:]
+    f = np.concatenate([np.stack([a, b, c], -1).reshape(-1, 3), np.stack([a, c, d], -1).reshape(-1, 3)])
+    return v.astype(np.float32), f.astype(np.int32)
+
+
+def test_fxaa_smooths_silhouette_edges_only():
+    """The FXAA pass leaves flat regions alone and blends where the object meets the background."""
+    from core.render import OrbitCamera, Renderer, headless_context
+
+    v, f = _uv_sphere()
+    imgs = {}
+    for aa in (False, True):
+        r = Renderer(headless_context(), fxaa=aa, cull_back_faces=False)
+        r.set_mesh(v, f)
+        cam = OrbitCamera(yaw=0, pitch=0).frame(*r.bounds("mesh"), margin=0.8)
+        imgs[aa] = r.render_image(128, 128, cam, view="shaded", show_points=False).astype(np.int32)
+        r.release()
+    plain, smooth = imgs[False], imgs[True]
+    inside = plain[..., 3] > 0
+    edge = np.zeros_like(inside)
+    for ax in (0, 1):
+        for k in (-1, 1):
+            edge |= inside != np.roll(inside, k, ax)
+    changed = np.abs(smooth[..., :3] - plain[..., :3]).max(-1) > 6
+    assert changed[edge].mean() > 0.3                       # most silhouette pixels are blended
+    assert changed[~edge].mean() < 0.02                     # flat shading and background are not
+    assert (smooth[0, 0, :3] == plain[0, 0, :3]).all()

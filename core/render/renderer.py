@@ -115,9 +115,12 @@ def _set(prog: moderngl.Program, name: str, value) -> None:
 class Renderer:
     """Owns the GL resources of one avatar: mesh buffers, textures, SDF grid or network."""
 
-    def __init__(self, ctx: moderngl.Context, samples: int = 0, cull_back_faces: bool = True):
+    def __init__(self, ctx: moderngl.Context, samples: int = 0, cull_back_faces: bool = True,
+                 fxaa: bool = False):
         self.ctx = ctx
         self.samples = samples          # > 0: draw into an MSAA buffer, then resolve
+        self.fxaa = fxaa                # render_image: FXAA pass (core/render/fxaa.py), cheap AA
+        self._fxaa = None
         # Meshes extracted from an SDF are closed: culling halves the fragments shaded.
         # Turn it off for open meshes (scans with holes) so their inside shows.
         self.cull_back_faces = cull_back_faces
@@ -642,13 +645,21 @@ class Renderer:
         """Render offscreen and read back (H,W,4) uint8, row 0 at the top; alpha is coverage.
         With depth=True also the (H,W) float32 window depth in [0,1] (1 = background; only
         without MSAA). The read waits for the GPU, so timing this call times a whole frame."""
-        fbo = self._fbo(width, height, 0)
-        self.render(fbo, width, height, camera, **kwargs)
+        fbo = src = self._fbo(width, height, 0)
+        if self.fxaa:
+            if self._fxaa is None:
+                from .fxaa import Fxaa
+                self._fxaa = Fxaa(self.ctx)
+            src = self._fxaa.frame(width, height)
+            self.render(src, width, height, camera, **kwargs)
+            self._fxaa.resolve(fbo, width, height)
+        else:
+            self.render(fbo, width, height, camera, **kwargs)
         data = fbo.read(components=4, alignment=1)
         img = np.frombuffer(data, np.uint8).reshape(height, width, 4)[::-1]
         if not depth:
             return img
-        z = np.frombuffer(fbo.read(attachment=-1, components=1, dtype="f4"), np.float32)
+        z = np.frombuffer(src.read(attachment=-1, components=1, dtype="f4"), np.float32)
         return img, z.reshape(height, width)[::-1]
 
     # -- cleanup ----------------------------------------------------------------------------
@@ -678,6 +689,9 @@ class Renderer:
         if self._hair is not None:
             self._hair.release()
             self._hair = None
+        if self._fxaa is not None:
+            self._fxaa.release()
+            self._fxaa = None
         for f in self._fbos.values():
             for a in f.color_attachments:
                 a.release()

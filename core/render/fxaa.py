@@ -1,0 +1,51 @@
+"""FXAA post-pass for offscreen frames (shaders/fxaa.frag): anti-aliased edges for a few ms of
+software GL where 2x MSAA costs as much again as the whole frame (measured at 512^2 with
+llvmpipe: 18 ms CPU without MSAA, 52 ms with 2 samples)."""
+from __future__ import annotations
+
+import moderngl
+
+from .shaders import shader_source
+
+
+class Fxaa:
+    """`frame(w, h)`: the framebuffer to render a frame into; then `resolve(target, w, h)`
+    writes the anti-aliased frame into `target`."""
+
+    def __init__(self, ctx: moderngl.Context):
+        self.ctx = ctx
+        self.prog = ctx.program(vertex_shader=shader_source("fullscreen.vert"),
+                                fragment_shader=shader_source("fxaa.frag"))
+        self.vao = ctx.vertex_array(self.prog, [])
+        self._targets: dict[tuple[int, int], tuple[moderngl.Texture, moderngl.Framebuffer]] = {}
+
+    def frame(self, width: int, height: int) -> moderngl.Framebuffer:
+        """A framebuffer (colour texture + depth) to draw the frame into."""
+        key = (width, height)
+        if key not in self._targets:
+            tex = self.ctx.texture((width, height), 4)
+            tex.filter = (moderngl.LINEAR, moderngl.LINEAR)
+            tex.repeat_x = tex.repeat_y = False
+            fbo = self.ctx.framebuffer(color_attachments=[tex],
+                                       depth_attachment=self.ctx.depth_renderbuffer((width, height)))
+            self._targets[key] = (tex, fbo)
+        return self._targets[key][1]
+
+    def resolve(self, target: moderngl.Framebuffer, width: int, height: int) -> None:
+        tex, _ = self._targets[(width, height)]
+        target.use()
+        self.ctx.viewport = (0, 0, width, height)
+        self.ctx.disable(moderngl.DEPTH_TEST | moderngl.BLEND | moderngl.CULL_FACE)
+        tex.use(7)
+        self.prog["u_frame"].value = 7
+        self.prog["u_texel"].value = (1.0 / width, 1.0 / height)
+        self.vao.render(moderngl.TRIANGLES, vertices=3)
+        self.ctx.enable(moderngl.DEPTH_TEST)
+
+    def release(self) -> None:
+        for tex, fbo in self._targets.values():
+            for r in (*fbo.color_attachments, fbo.depth_attachment, fbo):
+                r.release()
+        self._targets.clear()
+        self.vao.release()
+        self.prog.release()
