@@ -15,6 +15,9 @@ Measures on a 640x480 stream with one face (a shared clip, resized):
                       baseline of int8_speedup), the shipped one on 1 thread, and without
                       mirror averaging on 1 thread
   val_accuracy        FER2013 val accuracy of the shipped model in its shipped configuration
+  one_stage_*_fps     the one-stage face + expression detector (VSS neck, and the CSP-neck
+                      ablation) in the same loop as end_to_end_fps: decode, letterbox, detect,
+                      draw; with --detect-set DIR also their mAP@0.5 on it
 """
 from __future__ import annotations
 
@@ -30,7 +33,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from core.paths import shared_path  # noqa: E402
 
-TARGETS = {"val_accuracy": 0.72, "end_to_end_fps": 30.0, "classifier_crops_s": 300.0, "latency_ms_p50": 60.0}
+TARGETS = {"val_accuracy": 0.72, "end_to_end_fps": 30.0, "classifier_crops_s": 300.0, "latency_ms_p50": 60.0,
+           "one_stage_fps": 30.0}
 
 
 def main() -> None:
@@ -39,6 +43,8 @@ def main() -> None:
     ap.add_argument("--npz", default=None, help="FER2013 val (default ../shared/fer2013/val.npz)")
     ap.add_argument("--model", default=None)
     ap.add_argument("--frames", type=int, default=150)
+    ap.add_argument("--detect-set", default=None,
+                    help="detection set folder (main.py eval-detect's): also the one-stage detectors' mAP@0.5")
     args = ap.parse_args()
     video = shared_path("media/speaker_a.mp4", args.video, "face clip")
     npz = shared_path("fer2013/val.npz", args.npz, "FER2013 val split")
@@ -100,6 +106,8 @@ def main() -> None:
     renderer.release()
     fps = len(frame_times) / sum(frame_times)
 
+    one_stage = one_stage_figures(video, args.frames, args.detect_set)
+
     crops = np.load(npz)["images"][:512]
     import torch
     clf = ExpressionClassifier(args.model)                  # as shipped: int8 when the file has it
@@ -137,6 +145,7 @@ def main() -> None:
            "int8_speedup": round(crops_s / crops_s_fp32, 2),
            **{k: round(v, 1) for k, v in rates.items()},
            "classifier_members": members, "classifier_flip": shipped_flip, "classifier_int8": clf.int8, "frames": len(frame_times), "resolution": "640x480",
+           **one_stage,
            "targets": TARGETS,
            "pass": {"val_accuracy": acc >= TARGETS["val_accuracy"], "end_to_end_fps": fps >= TARGETS["end_to_end_fps"],
                     "classifier_crops_s": crops_s >= TARGETS["classifier_crops_s"],
@@ -153,7 +162,54 @@ def main() -> None:
     print(f"classifier, {members} member(s), mirror {'on' if shipped_flip else 'off'}, 2 threads "
           f"{crops_s:8.1f} crops/s (target >= {TARGETS['classifier_crops_s']:g}) {ok[res['pass']['classifier_crops_s']]}")
     print(f"  float32 in the same run         {crops_s_fp32:8.1f} crops/s ({crops_s / crops_s_fp32:.2f}x for int8)")
+    for k in ("vss", "csp"):
+        if f"one_stage_{k}_fps" in one_stage:
+            extra = (f", mAP@0.5 {one_stage[f'one_stage_{k}_mAP50']:.4f} on {one_stage['detect_set']}"
+                     if f"one_stage_{k}_mAP50" in one_stage else "")
+            print(f"one-stage detector ({k} neck), 640x480 end to end {one_stage[f'one_stage_{k}_fps']:8.1f} fps "
+                  f"(target >= {TARGETS['one_stage_fps']:g}) {ok[one_stage[f'one_stage_{k}_fps'] >= TARGETS['one_stage_fps']]}"
+                  f"{extra}")
     print(json.dumps(res))
+
+
+def one_stage_figures(video, frames: int, detect_set: str | None) -> dict:
+    """The one-stage detectors (VSS neck and the CSP ablation) in the same loop as the two-stage
+    pipeline above: decode, letterbox to 640x480, detect + classify, draw. With a detection set,
+    their mAP@0.5 there too (the two-stage pipeline's: `main.py eval-detect`)."""
+    from core.fer.detector import DEFAULT_CSP, DEFAULT_VSS, DetectorError
+    from core.fer.onestage import OneStagePipeline
+    from core.fer.overlay import draw_results
+    from core.video import Frame, VideoFileSource
+    out: dict = {}
+    for k, path in (("vss", DEFAULT_VSS), ("csp", DEFAULT_CSP)):
+        try:
+            pipe = OneStagePipeline(path, num_faces=1)
+        except DetectorError as exc:
+            print(f"one-stage {k}: {exc}")
+            continue
+        times, n = [], 0
+        while n < frames:
+            with VideoFileSource(video) as src:
+                t_prev = time.perf_counter()
+                for fr in src:
+                    img = cv2.copyMakeBorder(cv2.resize(fr.image, (480, 480)), 0, 0, 80, 80, cv2.BORDER_CONSTANT)
+                    draw_results(img, pipe.process(Frame(img, n, n / 25.0)))
+                    t = time.perf_counter()
+                    times.append(t - t_prev)
+                    t_prev = t
+                    n += 1
+                    if n >= frames:
+                        break
+        out[f"one_stage_{k}_fps"] = round(len(times) / sum(times), 1)
+        if detect_set:
+            from core.fer.detdata import read_detection_set
+            from core.fer.detect_eval import evaluate_set, one_stage_runner
+            res = evaluate_set(one_stage_runner(pipe.detector), read_detection_set(detect_set))
+            out[f"one_stage_{k}_mAP50"] = res["mAP50"]
+            out["detect_set"] = detect_set
+    if "one_stage_vss_mAP50" in out and "one_stage_csp_mAP50" in out:
+        out["vss_above_csp"] = out["one_stage_vss_mAP50"] > out["one_stage_csp_mAP50"]
+    return out
 
 
 if __name__ == "__main__":

@@ -23,8 +23,10 @@ import numpy as np
 
 from .model import FER_CLASSES
 
-# (dx, dy) of the centre in units of the MediaPipe box size, (sw, sh) size ratios
-TWO_STAGE_BOX = (0.0, 0.0, 1.0, 1.0)
+# (dx, dy) of the centre in units of the MediaPipe box size, (sw, sh) size ratios: medians over
+# 121 faces MediaPipe found in 150 training scenes (18:14 UTC 2026-12-03 run); the conventions
+# nearly agree already
+TWO_STAGE_BOX = (0.003, -0.026, 0.954, 1.050)
 
 # detector: grey or BGR image -> list of (x1, y1, x2, y2, objectness, probs (7,))
 Detector = Callable[[np.ndarray], list]
