@@ -285,6 +285,8 @@ class Viewport(QWidget):
 
         self.ctx = moderngl.create_context()
         self.renderer = Renderer(self.ctx)
+        from core.render.paint_frame import PaintFrame
+        self._paint_frame = PaintFrame(self.ctx)
         log.info("OpenGL %s on %s", self.ctx.info.get("GL_VERSION", "?"), self.ctx.info.get("GL_RENDERER", "?"))
 
     def _target(self, w: int, h: int):
@@ -366,12 +368,24 @@ class Viewport(QWidget):
         if geometry == "mesh" and self.bounds is None:
             fbo.use()  # nothing to draw yet: just the background
             self.ctx.clear(*view.background, 1.0)
+            self._paint_frame.invalidate()
         else:
-            # the baked field is in the head's rest frame; a puppeteered turn moves its rays
-            self.renderer.set_field_pose(head_matrix(self.avatar.head_pose))
-            self.renderer.render(fbo, w, h, self.camera, mode=geometry, view=mode,
-                                 background=view.background, show_points=view.show_landmarks,
-                                 lighting=self._lighting(view.lighting))
+            lighting = self._lighting(view.lighting)
+            paint_mode = (geometry == "mesh" and mode == "textured" and self.painter is not None
+                          and self.painter.enabled and not view.show_landmarks)
+            # a frame that only shows new paint: repaint the box from the kept lighting
+            if not (scissor is not None and paint_mode and self._paint_frame.repaint(
+                    self.renderer, fbo, self._fbo_parts[1], scissor, w, h, self.camera, lighting)):
+                # the baked field is in the head's rest frame; a puppeteered turn moves its rays
+                self.renderer.set_field_pose(head_matrix(self.avatar.head_pose))
+                self.renderer.render(fbo, w, h, self.camera, mode=geometry, view=mode,
+                                     background=view.background, show_points=view.show_landmarks,
+                                     lighting=lighting)
+                if scissor is None:
+                    if paint_mode:
+                        self._paint_frame.keep(fbo, w, h)     # before the brush outline
+                    else:
+                        self._paint_frame.invalidate()
         if self.cursor is not None and self.painter is not None and self.painter.enabled:
             self._draw_cursor(fbo, w, h)
         x, y, bw, bh = scissor if scissor is not None else (0, 0, w, h)

@@ -32,21 +32,33 @@ float lobe(vec3 n, vec3 l, vec3 v) {
     return pow(max(dot(n, h), 0.0), u_shininess) * step(0.0, dot(n, l));
 }
 
+// The light at a surface point: shaded linear colour = albedo * diffuse + added (specular and
+// rim). The viewport keeps both per pixel to repaint a texture change without drawing the mesh
+// (shaders/paint_gbuffer.frag).
 // n_world: unit normal in world space; v_view: unit vector from surface to eye in view space.
-vec3 shade(vec3 albedo, vec3 n_world, vec3 v_view) {
+void shade_terms(vec3 n_world, vec3 v_view, out vec3 diffuse, out vec3 added) {
     vec3 n = normalize(u_view_rot * n_world);
 #if LIGHT_MODE == 1
-    vec3 diffuse = max(sh_irradiance(n_world), vec3(0.0));
+    diffuse = max(sh_irradiance(n_world), vec3(0.0));
     float spec = lobe(n, normalize(vec3(0.3, 0.6, 1.0)), v_view);
 #else
-    vec3 diffuse = u_ambient
-                 + u_key_col * max(dot(n, u_key_dir), 0.0)
-                 + u_fill_col * max(dot(n, u_fill_dir), 0.0);
+    diffuse = u_ambient
+            + u_key_col * max(dot(n, u_key_dir), 0.0)
+            + u_fill_col * max(dot(n, u_fill_dir), 0.0);
     float spec = lobe(n, u_key_dir, v_view);
 #endif
     // The rim is a grazing-angle term: it outlines the silhouette against the background.
     float g = 1.0 - max(dot(n, v_view), 0.0);
     float rim = g * g * g * max(dot(n, u_rim_dir) + 0.3, 0.0);
-    vec3 c = albedo * diffuse + u_specular * spec * u_key_col + rim * u_rim_col;
-    return sqrt(clamp(c, 0.0, 1.0));  // linear -> display (gamma 2, cheap)
+    added = u_specular * spec * u_key_col + rim * u_rim_col;
+}
+
+vec3 shade_lit(vec3 albedo, vec3 diffuse, vec3 added) {
+    return sqrt(clamp(albedo * diffuse + added, 0.0, 1.0));  // linear -> display (gamma 2, cheap)
+}
+
+vec3 shade(vec3 albedo, vec3 n_world, vec3 v_view) {
+    vec3 diffuse, added;
+    shade_terms(n_world, v_view, diffuse, added);
+    return shade_lit(albedo, diffuse, added);
 }

@@ -135,8 +135,9 @@ def test_viewport_stroke_paints_the_texels_under_it_and_the_render(window, qtbot
 
 
 def test_partial_frames_show_what_a_whole_frame_does(window, qtbot):
-    """During a stroke the viewport redraws, reads back and blits only the painted screen box;
-    the frame it shows afterwards equals one drawn whole (no stale or shifted region)."""
+    """During a stroke the viewport repaints (from the lighting kept per pixel, without drawing
+    the mesh), reads back and blits only the painted screen box; the frame it shows afterwards
+    equals one drawn whole (no stale or shifted region, the same shading)."""
     from PySide6.QtCore import QPoint, Qt
     from PySide6.QtTest import QTest
 
@@ -156,7 +157,7 @@ def test_partial_frames_show_what_a_whole_frame_does(window, qtbot):
     vp.repaint()
     swaps = []
     vp.frameSwapped.connect(lambda: swaps.append(vp.partial_frames))
-    n0, pts = vp.partial_frames, cheek_path(w)
+    n0, r0, pts = vp.partial_frames, vp._paint_frame.repaints, cheek_path(w)
     QTest.mousePress(vp, Qt.LeftButton, Qt.NoModifier, QPoint(*pts[0]))
     for p in pts[1:]:
         k = len(swaps)
@@ -167,6 +168,7 @@ def test_partial_frames_show_what_a_whole_frame_does(window, qtbot):
     vp.set_cursor(None)                    # the outline's box is redrawn without it
     qtbot.waitUntil(lambda: len(swaps) > k, timeout=10_000)
     assert vp.partial_frames - n0 >= len(pts) - 1, "the stroke's frames should be partial"
+    assert vp._paint_frame.repaints - r0 >= len(pts) - 1, "... and repainted from the kept lighting"
     shown = vp._pixels[..., :3].astype(np.int16)
     whole = vp.render_image().astype(np.int16)
     diff = np.abs(shown - whole)
