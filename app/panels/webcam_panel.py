@@ -118,9 +118,10 @@ class CaptureWorker(QObject):
     finished = Signal()
 
     def __init__(self, spec: str, landmarks: bool = False, heatmap: bool = False,
-                 loop: bool = True, realtime: bool = True, aus: bool = False) -> None:
+                 loop: bool = True, realtime: bool = True, aus: bool = False, engine: str = "two-stage") -> None:
         super().__init__()
         self.spec = spec
+        self.engine = engine    # "two-stage" (MediaPipe + classifier) or "one-stage" (the detector)
         # read every frame: toggles apply live
         self.landmarks, self.heatmap, self.aus = landmarks, heatmap, aus
         self.loop, self.realtime = loop, realtime
@@ -170,13 +171,19 @@ class CaptureWorker(QObject):
             except (OSError, ValueError) as exc:  # FileNotFoundError, VideoSourceError
                 self.status.emit(f"error: {exc}")
                 return
-            self.status.emit("loading face tracker and expression model…")
+            one_stage = self.engine == "one-stage"
+            self.status.emit("loading the one-stage face + expression detector…" if one_stage
+                             else "loading face tracker and expression model…")
             from core.fer.overlay import draw_results
             from core.fer.pipeline import FerPipeline
             from core.video import Frame
 
             try:
-                pipe = FerPipeline(heatmap=self.heatmap)
+                if one_stage:
+                    from core.fer.onestage import OneStagePipeline
+                    pipe = OneStagePipeline()
+                else:
+                    pipe = FerPipeline(heatmap=self.heatmap)
             except Exception as exc:
                 self.status.emit(f"error: cannot start the face pipeline: {exc}")
                 return
@@ -198,10 +205,11 @@ class CaptureWorker(QObject):
                         if delay > 0 and self._stop.wait(delay):
                             break
                     t_last = ts
-                    pipe.heatmap = self.heatmap
+                    pipe.heatmap = self.heatmap and not one_stage
                     results = pipe.process(Frame(fr.image, fr.index, ts, fr.source))
-                    image = draw_results(fr.image, results, landmarks=self.landmarks, heatmap=self.heatmap,
-                                         aus=self.aus)
+                    # the detector has no landmarks or crop classifier: no AU map or Grad-CAM
+                    image = draw_results(fr.image, results, landmarks=self.landmarks and not one_stage,
+                                         heatmap=self.heatmap and not one_stage, aus=self.aus and not one_stage)
                     rec = self.recorder
                     if rec is not None:
                         try:
@@ -310,7 +318,13 @@ class WebcamPanel(QWidget):
         self.landmarks_check.toggled.connect(self._options_changed)
         self.heatmap_check.toggled.connect(self._options_changed)
         self.au_check.toggled.connect(self._options_changed)
+        self.engine_combo = QComboBox(toolTip="Two-stage: MediaPipe landmarks + the expression classifier "
+                                      "(drives the avatar). One-stage: the face + expression detector in one "
+                                      "pass (boxes and expressions only: no landmarks, pose or explanations)")
+        self.engine_combo.addItem("Two-stage (landmarks)", "two-stage")
+        self.engine_combo.addItem("One-stage detector", "one-stage")
         opts = QHBoxLayout()
+        opts.addWidget(self.engine_combo)
         opts.addWidget(self.landmarks_check)
         opts.addWidget(self.heatmap_check)
         opts.addWidget(self.au_check)
@@ -406,7 +420,8 @@ class WebcamPanel(QWidget):
         self._probs.clear()
         self._t0 = time.monotonic()
         worker = CaptureWorker(spec, self.landmarks_check.isChecked(), self.heatmap_check.isChecked(),
-                               realtime=realtime, aus=self.au_check.isChecked())
+                               realtime=realtime, aus=self.au_check.isChecked(),
+                               engine=self.engine_combo.currentData())
         thread = QThread(self)
         worker.moveToThread(thread)
         thread.started.connect(worker.run)
@@ -447,6 +462,7 @@ class WebcamPanel(QWidget):
         self.start_button.setEnabled(not run)
         self.stop_button.setEnabled(run)
         self.source_combo.setEnabled(not run)
+        self.engine_combo.setEnabled(not run)
         self.record_button.setEnabled(run)
         if not run:
             self.record_button.setChecked(False)
@@ -520,7 +536,10 @@ class WebcamPanel(QWidget):
             from core.fer.pipeline import primary_result  # loaded with the panel's FER_CLASSES already
             primary = primary_result(results)
             self._add_sample(primary)
-            if primary is not None:
+            if primary is not None and len(primary.face.landmarks) == 0:
+                # one-stage detector: a box and an expression, nothing to puppeteer with
+                self.pose_label.setText("head: no pose from the one-stage detector")
+            elif primary is not None:
                 f = primary.face
                 self.pose_label.setText(f"head: yaw {f.yaw:+.0f}°  pitch {f.pitch:+.0f}°  roll {f.roll:+.0f}°")
                 self.puppet.follow(f)
