@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from core.diffusion import cosine_schedule, diffusion_loss, drop_condition  # noqa: E402
 from core.generate.attributes import SCALARS, AttributeScale  # noqa: E402
-from core.generate.captions import caption  # noqa: E402
+from core.generate.captions import CAPTION_VERSION, caption  # noqa: E402
 from core.generate.model import COND_DIM, IDENTITY_DIM, Denoiser, encode_reading, state_half  # noqa: E402
 from core.generate.reading import read_prompt  # noqa: E402
 from core.head.settings import HAIR_STYLES  # noqa: E402
@@ -55,7 +55,7 @@ def dataset(n_prior: int, seed: int) -> dict[str, np.ndarray]:
 
 
 def conditions(z: np.ndarray, styles: np.ndarray, per_face: int, seed: int) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    path = CACHE / f"conds_{len(z)}_{per_face}_{seed}.npz"
+    path = CACHE / f"conds_{len(z)}_{per_face}_{seed}_v{CAPTION_VERSION}.npz"
     if path.exists():
         with np.load(path, allow_pickle=False) as d:
             return d["cond"], d["face"], [str(c) for c in d["captions"]]
@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
         # our own checkpoint; older ones held the learning rate as a numpy scalar
         with torch.serialization.safe_globals([np._core.multiarray.scalar, np.dtype, np.dtypes.Float64DType]):
             st = torch.load(ckpt, weights_only=True)
-        if st["config"] == [args.width, args.depth, len(cond), args.identity_drop]:
+        if st["config"] == [args.width, args.depth, len(cond), args.identity_drop, CAPTION_VERSION, args.steps]:
             net1.load_state_dict(st["net1"])
             net2.load_state_dict(st["net2"])
             opt.load_state_dict(st["opt"])
@@ -163,7 +163,8 @@ def main(argv: list[str] | None = None) -> int:
         if step % 500 == 0 or step == args.steps:
             tmp = ckpt.with_suffix(".tmp")
             torch.save({"net1": net1.state_dict(), "net2": net2.state_dict(), "opt": opt.state_dict(),
-                        "step": step, "config": [args.width, args.depth, len(cond), args.identity_drop]}, tmp)
+                        "step": step, "config": [args.width, args.depth, len(cond), args.identity_drop,
+                                                 CAPTION_VERSION, args.steps]}, tmp)
             os.replace(tmp, ckpt)
             # the EMA weights are what ship; write them now too, so a deadline never loses a model
             save(args, data, scale, ex_mean, ex_std, ema1, ema2, step, time.time() - t_start)

@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (QDoubleSpinBox, QFormLayout, QGroupBox, QHBoxLayo
                                QSlider, QSpinBox, QVBoxLayout, QWidget)
 
 from core.avatar import Avatar
+from core.generate import DEFAULT_GUIDANCE
 
 log = logging.getLogger(__name__)
 THUMB = 160
@@ -56,7 +57,7 @@ class GeneratePanel(QWidget):
         self.prompt = QLineEdit(placeholderText="e.g. a long narrow nose, full lips, short blond hair, smiling")
         self.negative = QLineEdit(placeholderText="negative prompt (optional), e.g. big ears")
         self.seed = QSpinBox(minimum=0, maximum=2**31 - 1, value=0)
-        self.guidance = QDoubleSpinBox(minimum=0.0, maximum=20.0, singleStep=0.5, value=5.0)
+        self.guidance = QDoubleSpinBox(minimum=0.0, maximum=20.0, singleStep=0.5, value=DEFAULT_GUIDANCE)
         self.count = QSpinBox(minimum=1, maximum=8, value=4)
         self.generate_button = QPushButton("Generate")
         self.cancel_button = QPushButton("Cancel", enabled=False)

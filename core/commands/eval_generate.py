@@ -15,7 +15,9 @@ def add_arguments(p) -> None:
     p.add_argument("--prompts", default=None, help="prompt suite TSV: PROMPT<TAB>attr=+|-,...[<TAB>kind] "
                    "(default resources/generate/prompts_heldout.tsv)")
     p.add_argument("--seeds", type=int, default=4, help="samples per prompt (default 4)")
-    p.add_argument("--guidance", type=float, default=5.0, help="classifier-free guidance (default 5)")
+    from core.generate.generator import DEFAULT_GUIDANCE
+    p.add_argument("--guidance", type=float, default=DEFAULT_GUIDANCE,
+                   help=f"classifier-free guidance (default {DEFAULT_GUIDANCE:g}, chosen on the validation suite)")
     p.add_argument("--model", default=None, help="generation model file (default: the shipped one)")
     p.add_argument("--quick", action="store_true", help="fewer prompts and seeds (a smoke run)")
 

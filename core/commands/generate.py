@@ -18,7 +18,9 @@ def add_arguments(p) -> None:
                    "are written beside it as NAME_2.likeness ...")
     p.add_argument("--n", type=int, default=1, help="number of candidates, 1-8 (default 1)")
     p.add_argument("--seed", type=int, default=0, help="random seed (same seed, same avatars)")
-    p.add_argument("--guidance", type=float, default=5.0, help="classifier-free guidance, 0-20 (default 5)")
+    from core.generate.generator import DEFAULT_GUIDANCE
+    p.add_argument("--guidance", type=float, default=DEFAULT_GUIDANCE,
+                   help=f"classifier-free guidance, 0-20 (default {DEFAULT_GUIDANCE:g})")
     p.add_argument("--negative", default="", help='negative prompt, e.g. "big ears"')
     p.add_argument("--steps", type=int, default=20, help="sampler steps (DPM-Solver++, default 20)")
     p.add_argument("--export", default=None, help="also export the first candidate (.glb or .obj)")

@@ -60,7 +60,10 @@ def load_suite(path: str | Path | None = None) -> list[Prompt]:
 Method = Callable[[str, list[int]], tuple[np.ndarray, np.ndarray, list]]
 
 
-def model_method(gen, guidance: float = 5.0, steps: int = 20, disentangle: bool = True) -> Method:
+def model_method(gen, guidance: float | None = None, steps: int = 20, disentangle: bool = True) -> Method:
+    from .generator import DEFAULT_GUIDANCE
+    guidance = DEFAULT_GUIDANCE if guidance is None else guidance
+
     def run(prompt: str, seeds: list[int]):
         cands = gen.generate(prompt, n=len(seeds), seed=seeds[0], guidance=guidance, steps=steps,
                              disentangle=disentangle)

@@ -196,6 +196,12 @@ def read_prompt(prompt: str, max_chars: int = MAX_PROMPT_CHARS) -> Reading:
                     consumed[d] = True
             degree, rel_more = None, None
             hits += 1
+        if not hits and i > 0 and toks[i - 1] == "a little" and _lookup(noun, "little"):
+            # "a little ear": "little" is the adjective here, not the degree "a little"
+            for attr, level in _lookup(noun, "little").items():
+                set_target(attr, level, f"a little {noun}", False)
+            consumed[i] = consumed[i - 1] = True
+            hits += 1
         if not hits and noun in PRESENCE:  # "a beard", "no freckles"
             attr, lvl = PRESENCE[noun]
             set_target(attr, -1.0 if negated else lvl, ("no " if negated else "") + noun, False)
@@ -214,9 +220,13 @@ def read_prompt(prompt: str, max_chars: int = MAX_PROMPT_CHARS) -> Reading:
             if r.style == "long" and "hair_length" not in r.targets:
                 r.targets["hair_length"] = PLAIN_LEVEL
         elif w in STANDALONE:
+            deg = DEGREES.get(toks[i - 1]) if i > 0 and not consumed[i - 1] else None  # "slightly freckled"
             for attr, sign, lvl in STANDALONE[w]:
-                set_target(attr, sign * lvl, w, False)
+                set_target(attr, sign * (lvl if deg is None else lvl / PLAIN_LEVEL * deg),
+                           w if deg is None else f"{toks[i - 1]} {w}", False)
             consumed[i] = True
+            if deg is not None:
+                consumed[i - 1] = True
         elif w in EXPRESSION_WORDS:
             r.expression = EXPRESSION_WORDS[w]
             r.used.append((w, f"expression {r.expression}"))
