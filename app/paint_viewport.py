@@ -14,6 +14,7 @@ import numpy as np
 from PySide6.QtCore import QEvent, Qt
 
 from core.paint.projection import PickRenderer
+from core.paint.tiles import TILE
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +30,7 @@ class ViewportPainter:
         self.pick_ms = 0.0
         self._stroking = False
         self._vp_key, self._vp = None, None
+        self._tile_box = None
 
     # ------------------------------------------------------------------ the view's pick
     def _key(self):
@@ -76,10 +78,24 @@ class ViewportPainter:
             return None      # the texel map of a previous mesh
         w, h = vp._pixel_size()
         cam = vp.camera
-        key = (cam.yaw, cam.pitch, cam.distance, tuple(cam.target), cam.fov, cam.near, cam.far, w, h)
-        if key != self._vp_key:
+        key = (cam.yaw, cam.pitch, cam.distance, tuple(cam.target), cam.fov, cam.near, cam.far, w, h,
+               id(verts), id(tm))
+        if key != self._vp_key:     # a new view: the tiles' screen boxes are found again
             self._vp_key, self._vp = key, cam.view_proj(w, h)
-        return tm.screen_box(verts, self._vp, w, h, rects)
+            self._tile_box = np.full((tm.size // TILE, tm.size // TILE, 4), np.inf)   # inf: not yet
+        boxes = self._tile_box
+        want = np.zeros(boxes.shape[:2], bool)
+        for y0, y1, x0, x1 in rects:
+            want[y0 // TILE:-(-y1 // TILE), x0 // TILE:-(-x1 // TILE)] = True
+        new = want & np.isinf(boxes[..., 0])
+        if new.any():
+            tiles = np.argwhere(new)
+            boxes[tiles[:, 0], tiles[:, 1]] = tm.tile_boxes(verts, self._vp, w, h, tiles)
+        b = boxes[want]
+        b = b[~np.isnan(b[:, 0])]
+        if not len(b):
+            return None
+        return (int(b[:, 0].min()), int(b[:, 1].min()), int(np.ceil(b[:, 2].max())), int(np.ceil(b[:, 3].max())))
 
     def _pos(self, e) -> tuple[float, float]:
         p, r = e.position(), self.viewport.devicePixelRatioF()

@@ -567,3 +567,35 @@ def test_texture_command(tmp_path, capsys):
         err = capsys.readouterr().err.strip().splitlines()[-1]
         assert err.startswith("error: ") and match in err, err
     assert not (tmp_path / "c.likeness").exists()
+
+
+def test_tile_screen_boxes_cover_the_texels_shown():
+    """The viewport's partial frames redraw the screen box of painted texels, found from
+    per-tile boxes a view keeps (TexelMap.tile_boxes): their union must cover every texel of
+    the rects, as the dense projection (TexelMap.screen_box) finds it."""
+    from core.paint.projection import build_texel_map
+    from core.render import OrbitCamera
+
+    # a wavy sheet whose uv is its (x, y): every texel is covered
+    n = 24
+    u, v = np.meshgrid(np.linspace(0, 1, n), np.linspace(0, 1, n))
+    verts = np.stack([u.ravel() * 10, v.ravel() * 10, np.sin(u.ravel() * 6) * 0.8], 1).astype(np.float32)
+    uvs = np.stack([u.ravel(), v.ravel()], 1).astype(np.float32)
+    q = np.arange(n * n).reshape(n, n)[:-1, :-1].ravel()
+    faces = np.concatenate([np.stack([q, q + 1, q + n + 1], 1), np.stack([q, q + n + 1, q + n], 1)])
+    tm = build_texel_map(verts, faces, uvs, 512)
+    cam = OrbitCamera()
+    cam.yaw, cam.pitch = 25.0, 10.0
+    cam.frame(verts.min(0), verts.max(0))
+    vp = cam.view_proj(300, 200)
+    for rect in ((100, 140, 60, 90), (0, 64, 448, 512), (200, 330, 10, 500)):
+        dense = tm.screen_box(verts, vp, 300, 200, [rect], budget=10**7)
+        ty0, ty1, tx0, tx1 = rect[0] // 64, -(-rect[1] // 64), rect[2] // 64, -(-rect[3] // 64)
+        tiles = np.array([(a, b) for a in range(ty0, ty1) for b in range(tx0, tx1)])
+        b = tm.tile_boxes(verts, vp, 300, 200, tiles)
+        b = b[~np.isnan(b[:, 0])]
+        union = (b[:, 0].min(), b[:, 1].min(), b[:, 2].max(), b[:, 3].max())
+        # whole tiles sampled every 4 texels: the union holds the rect's texels, give or take
+        # the pixel that 4 texels span here
+        assert union[0] <= dense[0] + 1 and union[1] <= dense[1] + 1, (rect, union, dense)
+        assert union[2] >= dense[2] - 2 and union[3] >= dense[3] - 2, (rect, union, dense)

@@ -67,6 +67,41 @@ class TexelMap:
         sx, sy = (xy[:, 0] + 1) * 0.5 * width, (1 - xy[:, 1]) * 0.5 * height
         return int(sx.min()), int(sy.min()), int(np.ceil(sx.max())), int(np.ceil(sy.max()))
 
+    def tile_boxes(self, vertices: np.ndarray, view_proj: np.ndarray, width: int, height: int,
+                   tiles: np.ndarray, step: int = 4) -> np.ndarray:
+        """Pixel boxes (k, 4) float (x0, y0, x1, y1; NaN: not shown) of the texel tiles
+        `tiles` (k, 2) (tile row, column; TILE texels a side), from their covered texels every
+        `step` texels: a view keeps them, so a stroke's screen box costs a few lookups."""
+        tiles = np.asarray(tiles, np.int64).reshape(-1, 2)
+        off = np.arange(0, TILE, step)
+        rows = tiles[:, 0, None, None] * TILE + off[None, :, None] + np.zeros_like(off)[None, None, :]
+        cols = tiles[:, 1, None, None] * TILE + off[None, None, :] + np.zeros_like(off)[None, :, None]
+        inside = (rows < self.size) & (cols < self.size)
+        idx = np.full(rows.shape, -1, np.int64)
+        idx[inside] = self.index[rows[inside], cols[inside]]
+        owner = np.broadcast_to(np.arange(len(tiles))[:, None, None], rows.shape)
+        keep = idx >= 0
+        idx, owner = idx[keep], owner[keep]
+        out = np.full((len(tiles), 4), np.nan)
+        if idx.size == 0:
+            return out
+        p = self.points(vertices, idx)
+        m = np.asarray(view_proj, np.float32)
+        w = p @ m[3, :3] + m[3, 3]
+        ok = w > _SMALL
+        p, w, owner = p[ok], w[ok], owner[ok]
+        if owner.size == 0:
+            return out
+        xy = (p @ m[:2, :3].T + m[:2, 3]) / w[:, None]
+        sx, sy = (xy[:, 0] + 1) * 0.5 * width, (1 - xy[:, 1]) * 0.5 * height
+        lo = np.full((len(tiles), 2), np.inf)
+        hi = np.full((len(tiles), 2), -np.inf)
+        np.minimum.at(lo, owner, np.stack([sx, sy], 1))
+        np.maximum.at(hi, owner, np.stack([sx, sy], 1))
+        shown = np.isfinite(lo[:, 0])
+        out[shown, :2], out[shown, 2:] = lo[shown], hi[shown]
+        return out
+
     def points(self, vertices: np.ndarray, idx: np.ndarray | slice = slice(None)) -> np.ndarray:
         """(n, 3) positions of texels `idx` on the mesh posed as `vertices` (V, 3)."""
         v = np.asarray(vertices, np.float32)
