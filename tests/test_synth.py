@@ -46,17 +46,46 @@ def test_a_shot_has_its_face_box_landmarks_crop_and_action_units(person):
     assert patch[:, 0].mean() > patch[:, 2].mean() - 5       # skin: red at least as strong as blue
 
 
-@pytest.mark.parametrize("label", ["happy", "surprise", "neutral"])
-def test_prototype_renders_read_as_their_expression(person, label):
-    """Measured for the classes the renders already carry over to the FER2013 classifier; angry,
-    disgust, fear and sad do not yet (see docs/SYNTH.md)."""
+TEST_PEOPLE = (11, 12, 13)      # identity seeds; scripts/calibrate_synth_prototypes.py uses 1000+
+SHOTS = 8
+
+
+@pytest.fixture(scope="module")
+def readings():
+    """The shipped classifier's top class for SHOTS random shots (pose, light, background, blur,
+    intensity, asymmetry) of each class for each test person: {label: (N,) class indices}."""
+    from core.appearance import shared_model
+    from core.facemodel import FaceModel
     from core.fer.classifier import ExpressionClassifier
     from core.fer.model import FER_CLASSES
+    from core.render import Renderer, headless_context
+    from core.synth.faces import random_identity
+    from core.synth.render import PersonRenderer
 
-    rng = np.random.default_rng(1)
-    crops = np.stack([person.shot(label, rng).crop for _ in range(10)])
-    pred = ExpressionClassifier().predict(crops).probs.argmax(1)
-    assert (pred == FER_CLASSES.index(label)).mean() >= 0.8
+    model, app = FaceModel.load(), shared_model()
+    r = Renderer(headless_context())
+    crops: dict[str, list] = {c: [] for c in FER_CLASSES}
+    try:
+        for seed in TEST_PEOPLE:
+            p = PersonRenderer(model, app, random_identity(model, app, np.random.default_rng(seed)), r)
+            rng = np.random.default_rng(seed + 100)
+            for c in FER_CLASSES:
+                crops[c] += [p.shot(c, rng).crop for _ in range(SHOTS)]
+    finally:
+        r.release()
+    clf = ExpressionClassifier()
+    return {c: clf.predict(np.stack(v)).probs.argmax(1) for c, v in crops.items()}
+
+
+@pytest.mark.parametrize("label", ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"])
+def test_prototype_renders_read_as_their_expression(readings, label):
+    """Every render counts (none is chosen by the classifier): 3 people x 8 shots a class."""
+    from core.fer.model import FER_CLASSES
+
+    pred = readings[label]
+    rate = float((pred == FER_CLASSES.index(label)).mean())
+    read = {FER_CLASSES[i]: int((pred == i).sum()) for i in np.unique(pred)}
+    assert rate >= 0.8, f"{label}: {rate:.0%} read as intended; the classifier read {read}"
 
 
 def test_synth_fer_writes_labels_boxes_and_aus_for_every_image(tmp_path):

@@ -19,7 +19,7 @@ def add_arguments(p) -> None:
     p.add_argument("--real", default=".cache/appearance/samples",
                    help="fitted real faces to draw people from (core.appearance.samples cache; "
                         "missing: prior identities only)")
-    p.add_argument("--per-person", type=int, default=48, help="renders of each synthetic person")
+    p.add_argument("--per-person", type=int, default=64, help="renders of each synthetic person")
 
 
 def run(args) -> int:
@@ -39,7 +39,8 @@ def run(args) -> int:
     except SynthError as exc:
         raise UserError(str(exc)) from None
     print(f"{report['faces']} faces from {report['people']} people in {report['seconds']:.0f} s "
-          f"({report['faces_per_second']:.1f}/s); kept {report['kept']}, dropped {report['dropped']} whose "
+          f"({report['faces_per_second']:.1f}/s; {report['loop_faces_per_second']:.1f}/s after "
+          f"{report['setup_seconds']:.0f} s loading models); kept {report['kept']}, dropped {report['dropped']} whose "
           f"expression the classifier did not read as intended")
     for c, d in report["per_class"].items():
         print(f"  {c:9s} kept {d['kept']}/{d['made']}")

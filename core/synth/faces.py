@@ -16,26 +16,27 @@ import numpy as np
 
 from core.expressions import EXPRESSION_NAMES, INDEX, _both, weights_from_dict
 
-# FER2013's classes and the FACS prototype each is rendered from. The studio's presets
-# (core.expressions.PRESETS) are gentle, for sliders; these carry each emotion's key action units
-# at full strength and leave out the ones that read as another emotion at 48x48 (the angry
-# preset's AU5 wide eyes made the classifier read surprise): angry AU4+7+9+23/24, sad AU1+4+15+17
-# with lowered gaze, disgust AU9+10+4+15, fear AU1+2+4+5+20+26, happy AU6+12 (+25), surprise
-# AU1+2+5+26. Narrowed lids (a little eyeBlink) carry anger and sadness at 48x48 better than
-# squint alone: measured per class in docs/SYNTH.md.
+# FER2013's classes and the FACS prototype each is rendered from. Each class uses only the
+# blendshapes of its FACS/EMFACS action units (scripts/calibrate_synth_prototypes.py, ALLOWED);
+# the intensities were chosen there by coordinate ascent on how the shipped classifier reads
+# renders of 4 calibration people (seeds 1000-1003; the tests use others). What came out:
+# angry AU4+5+7+9+10+16 (+15): lowered, furrowed brows, glaring eyes, an open, squared mouth,
+#   as in FER2013's shouting faces (the pressed-lips variant, AU23/24, read as sad or neutral);
+# disgust AU9+10+4+6+7+15+17 with the eyes squeezed shut (AU43): with open eyes it read as anger;
+# fear AU1+4+5+20+16 (+26); happy AU6+7+12+10+25/26; sad AU1+4+15+17 with drooping lids and
+# lowered gaze; surprise AU1+2+5+26; neutral: lips closed, lids a little relaxed.
 PROTOTYPES: dict[str, dict[str, float]] = {
-    "angry": {"browDown": 1.0, "eyeSquint": 1.0, "eyeBlink": 0.25, "noseSneer": 0.6, "mouthPress": 1.0,
-              "mouthRollLower": 0.3, "mouthFrown": 0.3, "cheekSquint": 0.3},
-    "disgust": {"noseSneer": 1.0, "mouthUpperUp": 1.0, "browDown": 0.5, "cheekSquint": 0.8, "eyeSquint": 0.7,
-                "mouthFrown": 0.6, "mouthShrugLower": 0.5, "jawOpen": 0.1},
-    "fear": {"browInnerUp": 1.0, "browOuterUp": 0.4, "browDown": 0.6, "eyeWide": 1.0, "mouthStretch": 1.0,
-             "jawOpen": 0.12, "mouthLowerDown": 0.5},
-    "happy": {"mouthSmile": 1.0, "cheekSquint": 0.9, "eyeSquint": 0.45, "mouthUpperUp": 0.25,
-              "jawOpen": 0.12},
+    "angry": {"browDown": 1.0, "noseSneer": 1.0, "mouthFrown": 0.25, "eyeWide": 0.5, "mouthUpperUp": 1.0,
+              "mouthLowerDown": 1.0, "eyeSquint": 1.0},
+    "disgust": {"noseSneer": 1.0, "mouthUpperUp": 0.75, "browDown": 1.0, "cheekSquint": 0.8, "eyeSquint": 0.7,
+                "mouthFrown": 0.6, "mouthShrugLower": 1.0, "eyeBlink": 1.0},
+    "fear": {"browInnerUp": 0.75, "browDown": 0.5, "eyeWide": 1.0, "mouthStretch": 1.0, "jawOpen": 0.12,
+             "mouthLowerDown": 0.5},
+    "happy": {"mouthSmile": 1.0, "cheekSquint": 1.0, "eyeSquint": 1.0, "mouthUpperUp": 1.0, "jawOpen": 0.5},
     "sad": {"browInnerUp": 1.0, "browDown": 0.5, "eyeBlink": 0.3, "eyeLookDown": 0.5, "mouthFrown": 1.0,
             "mouthShrugLower": 0.8, "mouthPress": 0.3},
     "surprise": {"browInnerUp": 1.0, "browOuterUp": 1.0, "eyeWide": 0.9, "jawOpen": 0.6},
-    "neutral": {},
+    "neutral": {"eyeBlink": 0.25},
 }
 CLASS_PRESET = {c: c for c in PROTOTYPES}
 # Action units as read from the blendshapes (FACS names; the mean of the _L/_R pair)
@@ -63,7 +64,7 @@ def expression_weights(label: str, rng: np.random.Generator) -> tuple[np.ndarray
     w = weights_from_dict({k: v for n, x in PROTOTYPES[label].items() for k, v in _both(n, x).items()})
     intensity = float(rng.uniform(0.7, 1.1)) if label != "neutral" else 0.0
     asym = float(rng.uniform(-0.25, 0.25))
-    w = w * intensity
+    w = w * (intensity if label != "neutral" else 1.0)     # neutral's prototype is the face at rest
     for i, n in enumerate(EXPRESSION_NAMES):
         if n.endswith("_L"):
             w[i] *= 1 + asym
@@ -99,6 +100,45 @@ def background(rng: np.random.Generator, size: int = SIZE) -> np.ndarray:
     return np.clip(img, 0, 255).astype(np.uint8)
 
 
+class Backdrops:
+    """Backgrounds and sensor noise for many shots, cheaply: drawing a background costs ~8 ms
+    and a frame of Gaussian noise ~3 ms, a fifth of a shot. The first `pool` shots get new
+    backgrounds; later shots reuse one turned/mirrored (8 ways), shifted and re-tinted, and
+    noise is a window of one larger noise field."""
+
+    def __init__(self, rng: np.random.Generator, size: int = SIZE, pool: int = 96):
+        self.size, self.pool, self.images = size, pool, []
+        self.field = rng.standard_normal((2 * size, 2 * size, 3)).astype(np.float32)
+
+    def background(self, rng: np.random.Generator) -> np.ndarray:
+        if len(self.images) < self.pool:
+            self.images.append(background(rng, self.size))
+            return self.images[-1]
+        img = np.rot90(self.images[int(rng.integers(len(self.images)))], int(rng.integers(4)))
+        if rng.random() < 0.5:
+            img = img[:, ::-1]
+        img = np.roll(img, tuple(int(v) for v in rng.integers(0, self.size, 2)), (0, 1))
+        return cv2.convertScaleAbs(img, alpha=float(rng.uniform(0.7, 1.2)), beta=float(rng.uniform(-30, 30)))
+
+    def noise(self, rng: np.random.Generator, sigma: float) -> np.ndarray:
+        y, x = (int(v) for v in rng.integers(0, self.size, 2))
+        return self.field[y:y + self.size, x:x + self.size] * np.float32(sigma)
+
+
+def photo_tone(img: np.ndarray, alpha: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, float]:
+    """Exposure and contrast like FER2013's photos (float32 RGB in, out): its crops average
+    grey 129 with a spread of 54 (std), ours came out at 106 and 37 (rendered skin is dim and
+    flat); stock photos are exposed for the face and contrast-boosted. The face (alpha) is
+    brought to a random mean and spread drawn around FER2013's."""
+    face = alpha[::4, ::4, 0] > 0.5
+    if face.sum() < 50:
+        return img, 1.0
+    grey = img[::4, ::4].mean(2)[face]
+    mean, std = float(grey.mean()), float(grey.std())
+    k = float(np.clip(rng.uniform(44, 66) / max(std, 1.0), 0.8, 2.2))
+    return (img - mean) * k + float(rng.uniform(105, 155)), k
+
+
 def random_lighting(rng: np.random.Generator):
     from core.render.lighting import Lighting, _unit
     warm = rng.uniform(0.85, 1.0, 3)
@@ -119,6 +159,7 @@ class Identity:
     hair: object                      # core.head.settings.HairStyle
     eyes: object                      # core.head.settings.EyeSettings
     source: str                       # "prior" or "real:NAME"
+    brows: tuple[float, float, float] = (0.8, 0.25, 0.5)   # darkness, thickness, warmth
 
 
 @dataclass
@@ -145,12 +186,13 @@ def random_identity(model, appearance_model, rng: np.random.Generator, real: lis
                      grey=float(rng.uniform(0, 0.6)) if rng.random() < 0.2 else 0.0)
     irises = [(0.35, 0.22, 0.12), (0.2, 0.35, 0.55), (0.3, 0.4, 0.25), (0.15, 0.1, 0.07)]
     eyes = EyeSettings(iris_colour=irises[int(rng.integers(len(irises)))])
+    brows = (float(rng.uniform(0.6, 0.95)), float(rng.uniform(0.18, 0.3)), float(rng.uniform(0, 1)))
     if real and rng.random() < 0.5:
         s = real[int(rng.integers(len(real)))]
         code = None
         if appearance_model is not None:
             from core.appearance.model import mirror_index
             code = appearance_model.encode_symmetric(s.linear, s.weight, mirror_index(s.mirror_uv))
-        return Identity(np.asarray(s.identity, np.float32), code, hair, eyes, f"real:{s.name}")
+        return Identity(np.asarray(s.identity, np.float32), code, hair, eyes, f"real:{s.name}", brows)
     code = appearance_model.sample(rng, temperature=0.9) if appearance_model is not None else None
-    return Identity(model.sample_identity(rng, temperature=0.9), code, hair, eyes, "prior")
+    return Identity(model.sample_identity(rng, temperature=0.9), code, hair, eyes, "prior", brows)

@@ -4,9 +4,12 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from core.expressions import EXPRESSION_NAMES
 from core.fer.crop import face_crop
 
-from .faces import FACE_FILL, SIZE, Identity, SynthFace, action_units, background, expression_weights, random_lighting
+from .faces import (FACE_FILL, SIZE, Backdrops, Identity, SynthFace, action_units, expression_weights, photo_tone,
+                    random_lighting)
+from .wrinkles import add_wrinkles
 
 # 68-point (Multi-PIE) landmarks standing in for the MediaPipe points core.fer.crop aligns on
 _MP_FROM_68 = {33: 36, 133: 39, 362: 42, 263: 45, 13: 62, 14: 66}
@@ -28,30 +31,72 @@ def project(points: np.ndarray, camera, width: int, height: int) -> np.ndarray:
     return np.stack([(ndc[:, 0] * 0.5 + 0.5) * width, (0.5 - ndc[:, 1] * 0.5) * height], 1).astype(np.float32)
 
 
+def paint_brows_and_lids(tex: np.ndarray, lm_uv: np.ndarray, brows: tuple[float, float, float]) -> np.ndarray:
+    """Darken brows (landmarks 17-26) and upper lid lines (36-39, 42-45) into a texture.
+
+    The appearance model's textures carry almost no brows (they average out over the photos
+    it was fitted to), yet at 48x48 the brows are most of what anger, sadness, fear and
+    surprise show. Drawn in UV space they move with the mesh. `brows`: darkness 0..1,
+    thickness (fraction of the brow's length), warmth."""
+    h, w = tex.shape[:2]
+    px = np.stack([lm_uv[:, 0] * w, (1 - lm_uv[:, 1]) * h], 1)
+    # the brow landmarks trace the brows' upper edge: draw the hair a little below them
+    eye_y = px[36:48, 1].mean()
+    px[17:27, 1] += 0.22 * (eye_y - px[17:27, 1])
+    dark, thick, warm = brows
+    mask = np.zeros((h, w), np.float32)
+    for a, b in ((17, 22), (22, 27)):
+        pts = px[a:b]
+        length = float(np.linalg.norm(pts[-1] - pts[0]))
+        t = max(2, int(length * thick))
+        inner = 0 if a == 22 else 4          # the brow is thickest at its inner end
+        for k in range(4):
+            tk = t if min(k, 3 - k) >= 1 or k == (3 if inner else 0) else max(2, int(t * 0.6))
+            cv2.line(mask, tuple(int(v) for v in pts[k]), tuple(int(v) for v in pts[k + 1]), 1.0, tk, cv2.LINE_AA)
+    for a, b in ((36, 40), (42, 46)):
+        cv2.polylines(mask, [px[a:b].astype(np.int32)], False, 0.6, max(2, int(w / 300)), cv2.LINE_AA)
+    mask = cv2.GaussianBlur(mask, (0, 0), w / 500) * dark
+    col = np.array([0.35 + 0.1 * warm, 0.3, 0.27 - 0.05 * warm], np.float32)  # brow hair relative to skin
+    out = tex.astype(np.float32) * (1 - mask[..., None] * (1 - col))
+    return np.clip(out, 0, 255).astype(np.uint8)
+
+
 class PersonRenderer:
     """A synthetic person on a headless renderer: `shot(label, rng)` -> SynthFace."""
 
-    def __init__(self, model, appearance_model, person: Identity, renderer, size: int = SIZE):
+    def __init__(self, model, appearance_model, person: Identity, renderer, size: int = SIZE,
+                 backdrops: Backdrops | None = None):
         from core.head.build import build_head_parts
         from core.head.hair import build_hair
 
         self.model, self.person, self.r, self.size = model, person, renderer, size
+        self.backdrops = backdrops or Backdrops(np.random.default_rng(0), size)
         mesh = model.extract_mesh(person.identity, None, resolution=96, max_triangles=20_000)
         self.anim = model.animator(mesh, person.identity)
+        # posed = neutral + weights . targets, as einsum: BLAS's threaded gemv spin-waits against
+        # the software rasteriser's threads (measured 15 ms a shot on the busy machine, 0.5 here)
+        self._neutral = self.anim.neutral().reshape(-1)
+        self._targets = self.anim.morph_targets().reshape(len(EXPRESSION_NAMES), -1)
         self.head = build_head_parts(person.identity, person.eyes)
         self.hair = build_hair(model, person.hair, mesh, self.anim)
-        r = self.r
-        r.set_mesh(mesh.vertices, mesh.faces, mesh.uvs)
-        tex = appearance_model.decode(person.appearance) if appearance_model is not None else None
-        if tex is not None:
-            r.set_texture(tex)
-        r.set_parts("head", self.head.parts)
-        r.set_hair(None if self.hair.empty else self.hair)
         # the 68 landmarks ride on their nearest mesh vertices: posed with the mesh itself,
         # at no cost (the face model's landmark network takes ~50 ms a call here)
         from scipy.spatial import cKDTree
         rest = model.landmarks(person.identity, None)
         self.lm_index = cKDTree(mesh.vertices).query(rest)[1]
+        self.mesh = mesh
+        tex = appearance_model.decode(person.appearance) if appearance_model is not None else None
+        self.texture = None if tex is None else paint_brows_and_lids(tex, mesh.uvs[self.lm_index], person.brows)
+        self.activate()
+
+    def activate(self) -> None:
+        """Put this person on the renderer (several people can take turns on one context)."""
+        r = self.r
+        r.set_mesh(self.mesh.vertices, self.mesh.faces, self.mesh.uvs)
+        if self.texture is not None:
+            r.set_texture(self.texture)
+        r.set_parts("head", self.head.parts)
+        r.set_hair(None if self.hair.empty else self.hair)
 
     def shot(self, label: str, rng: np.random.Generator) -> SynthFace:
         from core.head.hair import pose_hair
@@ -59,7 +104,7 @@ class PersonRenderer:
 
         w, info = expression_weights(label, rng)
         r = self.r
-        posed = self.anim.vertices(w)
+        posed = (self._neutral + np.einsum("i,ij->j", w, self._targets)).reshape(-1, 3)
         r.update_vertices(posed)
         verts, carves = self.head.pose(w)
         r.update_parts("head", verts)
@@ -77,18 +122,22 @@ class PersonRenderer:
         light = random_lighting(rng)
         rgba = r.render_image(self.size, self.size, cam, view="textured", lighting=light)
         lm = project(lm3, cam, self.size, self.size)
+        aus = action_units(w)
+        rgba = np.array(rgba)                 # the read-back buffer is read-only
+        add_wrinkles(rgba[..., :3], lm, aus)
         # in-plane roll: turn the picture (and its points) about the face centre
         centre = tuple(float(v) for v in lm.mean(0))
         m = cv2.getRotationMatrix2D(centre, float(roll), 1.0)
         rgba = cv2.warpAffine(rgba, m, (self.size, self.size), flags=cv2.INTER_LINEAR, borderValue=(0, 0, 0, 0))
         lm = lm @ m[:, :2].T + m[:, 2]
-        bg = background(rng, self.size).astype(np.float32)
-        a = rgba[..., 3:4].astype(np.float32) / 255.0
-        img = rgba[..., :3].astype(np.float32) * a + bg * (1 - a)
+        bg = self.backdrops.background(rng).astype(np.float32)
+        a = rgba[..., 3:4].astype(np.float32) * np.float32(1 / 255)
+        img = bg + (rgba[..., :3].astype(np.float32) - bg) * a
+        img, contrast = photo_tone(img, a, rng)
         sigma = float(rng.uniform(0, 1.2))
         if sigma > 0.3:
             img = cv2.GaussianBlur(img, (0, 0), sigma)
-        img += rng.normal(0, rng.uniform(0, 6), img.shape).astype(np.float32)
+        img += self.backdrops.noise(rng, float(rng.uniform(0, 6)))
         img = np.clip(img, 0, 255).astype(np.uint8)
         if rng.random() < 0.5:      # JPEG-like loss, as in photos from the web
             ok, enc = cv2.imencode(".jpg", img[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(40, 90))])
@@ -96,6 +145,6 @@ class PersonRenderer:
         crop, _ = face_crop(cv2.cvtColor(img, cv2.COLOR_RGB2BGR), crop_landmarks(lm))
         lo, hi = lm.min(0), lm.max(0)
         box = (float(lo[0]), float(lo[1] - 0.25 * (hi[1] - lo[1])), float(hi[0] - lo[0]), float(1.25 * (hi[1] - lo[1])))
-        info.update({"yaw": float(yaw), "pitch": float(pitch), "roll": float(roll), "blur": sigma,
+        info.update({"yaw": float(yaw), "pitch": float(pitch), "roll": float(roll), "blur": sigma, "contrast": contrast,
                      "source": self.person.source, "hair": self.person.hair.style})
-        return SynthFace(np.ascontiguousarray(img), crop, label, w, action_units(w), box, lm, info)
+        return SynthFace(np.ascontiguousarray(img), crop, label, w, aus, box, lm, info)
