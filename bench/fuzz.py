@@ -4,12 +4,16 @@ the appearance model, PSDs, layer images and paint recovery files. Prints counts
 outcome (ok / error / crash / hang / memory), saves each crash's or hang's mutant under
 --save (default .cache/fuzz/), last line JSON.
 
-    python bench/fuzz.py [--cases 10000] [--seed 1] [--workers 2] [--readers psd,layer_image]
+    python bench/fuzz.py [--cases 10000] [--first 0] [--seed 1] [--workers 2] [--readers psd,layer_image]
+
+Cases are numbered per reader and fully determined by (seed, reader, number), so a long run can
+be split: `--first 5000 --cases 10000` runs numbers 5000-9999.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 import time
 from pathlib import Path
@@ -22,18 +26,21 @@ from core import fuzzing  # noqa: E402
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cases", type=int, default=10_000, help="cases per reader (default 10000)")
+    ap.add_argument("--first", type=int, default=0, help="first case number (to continue a split run)")
     ap.add_argument("--seed", type=int, default=1, help="seed (the test suite uses seed 0)")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--readers", "--reader", default=",".join(fuzzing.READERS), help="comma-separated subset")
     ap.add_argument("--case-seconds", type=float, default=fuzzing.CASE_SECONDS)
     ap.add_argument("--save", default=".cache/fuzz", help="folder for crashing mutants")
     args = ap.parse_args()
+    # a kill (SIGTERM) still closes the workers and removes their case folders
+    signal.signal(signal.SIGTERM, lambda *a: sys.exit(143))
     readers = [r for r in args.readers.split(",") if r]
     unknown = set(readers) - set(fuzzing.READERS)
     if unknown:
         print(f"error: unknown readers {sorted(unknown)}; known: {', '.join(fuzzing.READERS)}", file=sys.stderr)
         return 2
-    cases = [(r, args.seed, i) for i in range(args.cases) for r in readers]
+    cases = [(r, args.seed, i) for i in range(args.first, args.cases) for r in readers]
     save = Path(args.save)
     t0 = time.time()
     done = [0]
@@ -69,7 +76,7 @@ def main() -> int:
     hangs = sum(s["hang"] for s in summary.values())
     print(f"{len(results)} cases in {seconds:.0f} s (workers ready after {start:.0f} s); "
           f"{crashes} crashes, {hangs} hangs" + (f"; mutants in {save}" if bad else ""))
-    print(json.dumps({"cases_per_reader": args.cases, "seed": args.seed, "seconds": round(seconds, 1),
+    print(json.dumps({"cases_per_reader": args.cases - args.first, "first": args.first, "seed": args.seed, "seconds": round(seconds, 1),
                       "crashes": crashes, "hangs": hangs, "per_reader": summary}))
     return 0 if not (crashes or hangs) else 1
 

@@ -8,6 +8,7 @@ import json
 import struct
 import zipfile
 import zlib
+from functools import lru_cache
 
 import numpy as np
 
@@ -209,12 +210,19 @@ def _bomb(size: int = 256 << 20) -> tuple[bytes, int]:
     return _BOMB[size]
 
 
+@lru_cache(maxsize=4)
+def _zip_items(data: bytes) -> tuple:
+    """The members of a zip (cached: most cases mutate the same few samples, and decompressing a
+    model file of several MB each time dominated those readers' cases)."""
+    src = zipfile.ZipFile(io.BytesIO(data))
+    if sum(i.file_size for i in src.infolist()) > 64 << 20:   # already a bomb: keep it cheap
+        raise ValueError("too large to rewrite")
+    return tuple((i, src.read(i)) for i in src.infolist())
+
+
 def _zip_mutation(data: bytes, rng: np.random.Generator) -> tuple[bytes, str]:
     try:
-        src = zipfile.ZipFile(io.BytesIO(data))
-        if sum(i.file_size for i in src.infolist()) > 64 << 20:   # already a bomb: keep it cheap
-            return _bytes_mutation(data, rng)
-        items = [(i, src.read(i)) for i in src.infolist()]
+        items = list(_zip_items(data))
     except Exception:
         return _bytes_mutation(data, rng)
     if not items:          # an empty archive (a mutant of a mutant): nothing to pick from
@@ -244,8 +252,7 @@ def _zip_mutation(data: bytes, rng: np.random.Generator) -> tuple[bytes, str]:
         items.append((zipfile.ZipInfo(name + "x" if rng.integers(2) else name), b"dup"))
         what = "zip-extra"
     elif k == 4:   # a member whose declared and real size is huge: a zip bomb
-        out = _write_zip(items)
-        return _add_bomb(out, name), f"zip-bomb {name}"
+        return _add_bomb(data, name), f"zip-bomb {name}"
     elif k == 5:   # the directory declares a huge size for a small member
         out = bytearray(_write_zip(items))
         cd = out.rfind(b"PK\x01\x02")
@@ -259,10 +266,12 @@ def _zip_mutation(data: bytes, rng: np.random.Generator) -> tuple[bytes, str]:
 
 def _write_zip(items) -> bytes:
     out = io.BytesIO()
-    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zf:
+    # members stored, not deflated: the mutant's structure is what matters (the sample's own
+    # deflate streams meet the byte mutations), and deflating a model file of several MB again
+    # for every case cost most of its time
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as zf:
         for info, payload in items:
             zi = zipfile.ZipInfo(info.filename, date_time=(2026, 1, 1, 0, 0, 0))
-            zi.compress_type = zipfile.ZIP_DEFLATED
             zf.writestr(zi, payload)
     return out.getvalue()
 
@@ -275,16 +284,15 @@ def _add_bomb(data: bytes, name: str, size: int = 256 << 20) -> bytes:
     central = []
     for info in src.infolist():
         if info.filename == name:
-            (comp, ucrc), usize = _bomb(size), size
+            (comp, ucrc), usize, method = _bomb(size), size, 8       # deflated
         else:
-            raw = src.read(info)
-            c = zlib.compressobj(6, zlib.DEFLATED, -15)
-            comp, usize, ucrc = c.compress(raw) + c.flush(), len(raw), zlib.crc32(raw)
+            comp = src.read(info)                                    # the others stored
+            usize, ucrc, method = len(comp), zlib.crc32(comp), 0
         fn = info.filename.encode()
         off = out.tell()
-        out.write(struct.pack("<4sHHHHHIIIHH", b"PK\x03\x04", 20, 0, 8, 0, 0, ucrc, len(comp), usize,
+        out.write(struct.pack("<4sHHHHHIIIHH", b"PK\x03\x04", 20, 0, method, 0, 0, ucrc, len(comp), usize,
                               len(fn), 0) + fn + comp)
-        central.append(struct.pack("<4sHHHHHHIIIHHHHHII", b"PK\x01\x02", 20, 20, 0, 8, 0, 0, ucrc,
+        central.append(struct.pack("<4sHHHHHHIIIHHHHHII", b"PK\x01\x02", 20, 20, 0, method, 0, 0, ucrc,
                                    len(comp), usize, len(fn), 0, 0, 0, 0, 0, off) + fn)
     cd_off = out.tell()
     cd = b"".join(central)

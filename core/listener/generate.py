@@ -57,6 +57,9 @@ class Listener:
             if not isinstance(blob, dict) or blob.get("format") != FORMAT:
                 raise ValueError("not a Likeness listener model")
             cfg = ListenerConfig(**json.loads(blob["config"]))
+            # a damaged size field must not build a huge network before the weights disagree
+            if not all(isinstance(v, int) and 1 <= v <= 4096 for v in cfg.to_dict().values()):
+                raise ValueError(f"implausible configuration {cfg.to_dict()}")
             model = ListenerDiT(cfg)
             model.load_state_dict({k: v.float() for k, v in blob["weights"].items()})
             mean, std = blob["mean"].float().numpy(), blob["std"].float().numpy()
