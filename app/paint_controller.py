@@ -530,7 +530,7 @@ class PaintController(QObject):
             return
         from core.paint import LayerStack
         snap = LayerStack(self.stack.size, padding=self.stack.padding)
-        snap.layers = [l.copy() for l in self.stack.layers]
+        snap.layers = [l.snapshot() for l in self.stack.layers]   # copy-on-write: no 16 MB copies here
         path, project = self.recovery_path, self.project_path
         note = {"project": str(project) if project else None, "avatar": self.avatar.name, "saved": time.time()}
 

@@ -599,3 +599,31 @@ def test_tile_screen_boxes_cover_the_texels_shown():
         # the pixel that 4 texels span here
         assert union[0] <= dense[0] + 1 and union[1] <= dense[1] + 1, (rect, union, dense)
         assert union[2] >= dense[2] - 2 and union[3] >= dense[3] - 2, (rect, union, dense)
+
+
+def test_layer_snapshot_is_copy_on_write():
+    """The autosave reads a snapshot of the layers on a worker while painting goes on: the
+    snapshot shares tiles until the live layer writes one, and never sees later paint."""
+    st = LayerStack(1024)
+    st.add_layer("a")
+    s = begin_stroke(st, 0, "brush", BrushSettings(size=40, colour=(200, 10, 10)))
+    s.add_point(100, 100)
+    s.add_point(300, 120)
+    s.end()
+    live = st.layers[0]
+    before = live.to_array()
+    snap = live.snapshot()
+    assert snap.pixels.tiles and all(snap.pixels.tiles[k] is live.pixels.tiles[k] for k in snap.pixels.tiles)
+    s = begin_stroke(st, 0, "brush", BrushSettings(size=40, colour=(10, 10, 200)))
+    s.add_point(120, 100)
+    s.add_point(600, 400)
+    s.end()
+    assert np.array_equal(snap.to_array(), before), "later paint must not reach the snapshot"
+    assert not np.array_equal(live.to_array(), before)
+    st.undo()
+    assert np.array_equal(live.to_array(), before)
+    st.redo()
+    s = begin_stroke(st, 0, "eraser", BrushSettings(size=80))   # writes tiles shared with snap
+    s.add_point(100, 100)
+    s.end()
+    assert np.array_equal(snap.to_array(), before)

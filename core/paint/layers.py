@@ -42,6 +42,12 @@ class Layer:
         return Layer(name or self.name, self.pixels.copy(), self.opacity, self.blend, self.visible,
                      self.locked, None if self.mask is None else self.mask.copy())
 
+    def snapshot(self) -> "Layer":
+        """The layer as it is now, for a reader on another thread (autosave): its tiles are
+        shared copy-on-write (TiledImage.snapshot), its mask copied."""
+        return Layer(self.name, self.pixels.snapshot(), self.opacity, self.blend, self.visible,
+                     self.locked, None if self.mask is None else self.mask.copy())
+
     def to_array(self) -> np.ndarray:
         """(S, S, 4) RGBA uint8, straight alpha."""
         return self.pixels.to_array()

@@ -59,9 +59,13 @@ class TiledImage:
                 yield ty, tx
 
     def ensure(self, key: Key) -> np.ndarray:
+        """The tile at `key`, allocated if missing, ready to be written: a tile shared with a
+        snapshot (read-only) is copied first."""
         t = self.tiles.get(key)
         if t is None:
             t = self.tiles[key] = np.zeros((TILE, TILE, self.channels), self.dtype)
+        elif not t.flags.writeable:
+            t = self.tiles[key] = t.copy()
         return t
 
     def any_in(self, rect: Rect) -> bool:
@@ -124,4 +128,14 @@ class TiledImage:
     def copy(self) -> "TiledImage":
         img = TiledImage(self.size, self.channels, self.dtype)
         img.tiles = {k: t.copy() for k, t in self.tiles.items()}
+        return img
+
+    def snapshot(self) -> "TiledImage":
+        """A copy that shares the tiles (copy on write): they become read-only, and the first
+        later write to one of them here (`ensure`, `write`) copies it first. Microseconds where
+        `copy` moves every byte (an autosave of a 2048^2 photo layer: 16 MB on the GUI thread)."""
+        img = TiledImage(self.size, self.channels, self.dtype)
+        for t in self.tiles.values():
+            t.flags.writeable = False
+        img.tiles = dict(self.tiles)
         return img
