@@ -23,8 +23,8 @@ from core.expressions import EXPRESSION_NAMES, INDEX, _both, weights_from_dict
 # angry AU4+5+7+9+10+16 (+15): lowered, furrowed brows, glaring eyes, an open, squared mouth,
 #   as in FER2013's shouting faces (the pressed-lips variant, AU23/24, read as sad or neutral);
 # disgust AU9+10+4+6+7+15+17 with the eyes squeezed shut (AU43): with open eyes it read as anger;
-# fear AU1+4+5+20+16 (+26); happy AU6+7+12+10+25/26; sad AU1+4+15+17 with drooping lids and
-# lowered gaze; surprise AU1+2+5+26; neutral: lips closed, lids a little relaxed.
+# fear AU1+4+5+20+16 (+26); happy AU6+7+12+10+25/26; sad AU1+4+6+15+17+24 with drooping lids
+# (AU43) and lowered gaze (AU64); surprise AU1+2+5+26; neutral: lids a little relaxed.
 PROTOTYPES: dict[str, dict[str, float]] = {
     "angry": {"browDown": 1.0, "noseSneer": 1.0, "mouthFrown": 0.25, "eyeWide": 0.5, "mouthUpperUp": 1.0,
               "mouthLowerDown": 1.0, "eyeSquint": 1.0},
@@ -33,8 +33,8 @@ PROTOTYPES: dict[str, dict[str, float]] = {
     "fear": {"browInnerUp": 0.75, "browDown": 0.5, "eyeWide": 1.0, "mouthStretch": 1.0, "jawOpen": 0.12,
              "mouthLowerDown": 0.5},
     "happy": {"mouthSmile": 1.0, "cheekSquint": 1.0, "eyeSquint": 1.0, "mouthUpperUp": 1.0, "jawOpen": 0.5},
-    "sad": {"browInnerUp": 1.0, "browDown": 0.5, "eyeBlink": 0.3, "eyeLookDown": 0.5, "mouthFrown": 1.0,
-            "mouthShrugLower": 0.8, "mouthPress": 0.3},
+    "sad": {"browInnerUp": 0.75, "browDown": 0.75, "eyeBlink": 0.75, "eyeLookDown": 1.0, "cheekSquint": 1.0,
+            "mouthFrown": 1.0, "mouthShrugLower": 0.8, "mouthPress": 1.0},
     "surprise": {"browInnerUp": 1.0, "browOuterUp": 1.0, "eyeWide": 0.9, "jawOpen": 0.6},
     "neutral": {"eyeBlink": 0.25},
 }
@@ -160,6 +160,7 @@ class Identity:
     eyes: object                      # core.head.settings.EyeSettings
     source: str                       # "prior" or "real:NAME"
     brows: tuple[float, float, float] = (0.8, 0.25, 0.5)   # darkness, thickness, warmth
+    eye_shade: float = 0.7            # eyeball brightness (lid and lash shadow; see PersonRenderer)
 
 
 @dataclass
@@ -193,6 +194,8 @@ def random_identity(model, appearance_model, rng: np.random.Generator, real: lis
         if appearance_model is not None:
             from core.appearance.model import mirror_index
             code = appearance_model.encode_symmetric(s.linear, s.weight, mirror_index(s.mirror_uv))
-        return Identity(np.asarray(s.identity, np.float32), code, hair, eyes, f"real:{s.name}", brows)
+        return Identity(np.asarray(s.identity, np.float32), code, hair, eyes, f"real:{s.name}", brows,
+                        float(rng.uniform(0.5, 0.8)))
     code = appearance_model.sample(rng, temperature=0.9) if appearance_model is not None else None
-    return Identity(model.sample_identity(rng, temperature=0.9), code, hair, eyes, "prior", brows)
+    return Identity(model.sample_identity(rng, temperature=0.9), code, hair, eyes, "prior", brows,
+                    float(rng.uniform(0.5, 0.8)))

@@ -78,6 +78,12 @@ class PersonRenderer:
         self._neutral = self.anim.neutral().reshape(-1)
         self._targets = self.anim.morph_targets().reshape(len(EXPRESSION_NAMES), -1)
         self.head = build_head_parts(person.identity, person.eyes)
+        # In photos the eye opening is shadowed by the lids and lashes; the renderer has neither
+        # lashes nor occlusion, so bare sclera shines as bright as lit skin and every eye
+        # stares (neutral and sad faces read as fear or surprise at 48x48).
+        for part in self.head.parts:
+            if part.name.startswith("eye_"):
+                part.colour = tuple(float(c) * person.eye_shade for c in part.colour)
         self.hair = build_hair(model, person.hair, mesh, self.anim)
         # the 68 landmarks ride on their nearest mesh vertices: posed with the mesh itself,
         # at no cost (the face model's landmark network takes ~50 ms a call here)
