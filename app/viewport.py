@@ -52,6 +52,7 @@ class Viewport(QWidget):
         self._surface: QOffscreenSurface | None = None
         self._gl_failed = False
         self._blit_only = False
+        self._scene_gen = 0                          # counts changes of what the frame shows, but the texture
         self._swap_pending = False
         self._watched = None                         # the window whose flushes we follow
         self._in_update = False
@@ -362,6 +363,8 @@ class Viewport(QWidget):
         if scissor is not None:
             fbo.scissor = scissor      # applied by fbo.use() in the renderer; clears respect it
             self.partial_frames += 1
+        if set(self._pending) - {"texels", "texture", "texture_full"}:
+            self._scene_gen += 1       # geometry, parts, hair or points changed: not only the texture
         self._upload()
         view = self.avatar.view
         geometry, mode = self.drawn_as()
@@ -383,7 +386,7 @@ class Viewport(QWidget):
                                      lighting=lighting)
                 if scissor is None:
                     if paint_mode:
-                        self._paint_frame.keep(fbo, w, h)     # before the brush outline
+                        self._paint_frame.keep(fbo, w, h, (self._key(), self._scene_gen))   # before the outline
                     else:
                         self._paint_frame.invalidate()
         if self.cursor is not None and self.painter is not None and self.painter.enabled:

@@ -37,6 +37,7 @@ class PaintFrame:
         self._vao = None
         self._vao_key = None
         self._empty = None
+        self._scene_key = None
         self.scene_ok = False      # the kept frame is the last whole frame
         self.g_ok = False          # the G-buffer matches it
         self.repaints = 0
@@ -65,14 +66,19 @@ class PaintFrame:
 
     def invalidate(self) -> None:
         self.scene_ok = self.g_ok = False
+        self._scene_key = None
 
     # ------------------------------------------------------------------ after a whole frame
-    def keep(self, fbo: moderngl.Framebuffer, w: int, h: int) -> None:
+    def keep(self, fbo: moderngl.Framebuffer, w: int, h: int, scene_key=None) -> None:
         """Keep the whole frame just drawn in `fbo` (before any overlay such as the brush
-        outline); the G-buffer is drawn when first needed."""
+        outline). `scene_key` names everything but the texture that the frame shows (camera,
+        size, view, poses): while it stays the same the G-buffer stays valid (a whole frame
+        after the mip levels were rebuilt); otherwise it is drawn again when first needed."""
         self._targets(w, h)
         self.ctx.copy_framebuffer(self._scene_fbo, fbo)
-        self.scene_ok, self.g_ok = True, False
+        self.g_ok = self.g_ok and scene_key is not None and scene_key == self._scene_key
+        self._scene_key = scene_key
+        self.scene_ok = True
 
     def _program(self, name: str, light: int) -> moderngl.Program:
         key = (name, light)
