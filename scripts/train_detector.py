@@ -164,10 +164,15 @@ def train(args, log) -> None:
             loss, info = detection_loss(net(x), boxes)
             opts[k].zero_grad(set_to_none=True)
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(net.parameters(), 10.0)
+            norm = torch.nn.utils.clip_grad_norm_(net.parameters(), 10.0)
+            if not (torch.isfinite(loss) and torch.isfinite(norm)):   # skip the step, keep the weights
+                state.setdefault("skipped", {}).setdefault(k, 0)
+                state["skipped"][k] += 1
+                log(f"{k}: non-finite loss or gradient at step {state['step']}, step skipped")
+                continue
             opts[k].step()
             state["seconds"][k] += time.perf_counter() - t
-            running[k].append([float(loss), info["box"], info["obj"], info["cls"]])
+            running[k].append([loss.item(), info["box"], info["obj"], info["cls"]])
         state["step"] += 1
         if state["step"] % 50 == 0:
             msg = " | ".join(f"{k} loss {np.mean(v, 0)[0]:.3f} (box {np.mean(v, 0)[1]:.3f} obj {np.mean(v, 0)[2]:.3f} "
