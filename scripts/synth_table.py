@@ -7,7 +7,7 @@ FER2013 and `synth-fer` faces with one fixed short schedule and measure each on 
 
 Every run trains scripts/train_fer.py (same network, augmentation, EMA and evaluation as the
 shipped classifier) for the same number of steps: each run's training file holds exactly
-STREAM faces (half a FER2013 training split), drawn from its mixture, so runs differ only
+STREAM faces (a quarter of a FER2013 training split), drawn from its mixture, so runs differ only
 in what they see, never in how long they train. A real subset is the same faces in every run
 that uses it (fixed seed). "k x synthetic" means k synthetic faces in the stream for each real
 one; the synthetic faces are the unique renders of --synth, repeated where the stream needs
@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 from core.paths import shared_path  # noqa: E402
 
 CACHE = ROOT / ".cache" / "synth_table"
-STREAM = 14_336         # half a FER2013 training split: 8 runs fit this session on the shared CPU
+STREAM = 7_168          # a quarter of a FER2013 training split: 8 runs fit one session on the shared CPU
 # name: (fraction of FER2013 train, synthetic faces per real face; None = synthetic only)
 RUNS = {
     "real10": (0.10, 0.0), "real25": (0.25, 0.0), "real": (1.0, 0.0),
@@ -48,7 +48,7 @@ def _fill(idx: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
     return rng.permutation(reps)
 
 
-def build_stream(name: str, train: Path, synth: Path | None, seed: int = 0) -> Path:
+def build_stream(name: str, train: Path, synth: list[Path] | None, seed: int = 0) -> Path:
     """Write .cache/synth_table/data/<name>.npz (STREAM faces of the run's mixture)."""
     frac, ratio = RUNS[name]
     out = CACHE / "data" / f"{name}.npz"
@@ -60,10 +60,10 @@ def build_stream(name: str, train: Path, synth: Path | None, seed: int = 0) -> P
     parts_x, parts_y = [], []
     n_syn = 0
     if ratio is None or ratio > 0:
-        if synth is None:
+        if not synth:
             raise SystemExit(f"run {name} needs --synth (a synth_fer.npz from `main.py synth-fer`)")
-        s = np.load(synth)
-        xs, ys = s["images"], s["labels"]
+        sets = [np.load(p) for p in synth]
+        xs, ys = np.concatenate([d["images"] for d in sets]), np.concatenate([d["labels"] for d in sets])
         n_syn = STREAM if ratio is None else round(STREAM * ratio / (1 + ratio))
         i = _fill(np.arange(len(xs)), n_syn, rng)
         parts_x.append(xs[i]); parts_y.append(ys[i])
@@ -105,7 +105,8 @@ def report(epochs: int) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--synth", default=None, help="synth_fer.npz written by `main.py synth-fer`")
+    ap.add_argument("--synth", default=None, help="synth_fer.npz written by `main.py synth-fer` (comma-separated: "
+                                                  "several runs pooled)")
     ap.add_argument("--train", default=None, help="FER2013 train.npz (default ../shared/fer2013/train.npz)")
     ap.add_argument("--runs", default=",".join(RUNS), help="comma-separated subset of " + ", ".join(RUNS))
     ap.add_argument("--epochs", type=int, default=4, help="passes over a STREAM-face training file")
@@ -122,7 +123,7 @@ def main() -> None:
         if len(_log(name)) >= args.epochs:
             print(f"{name}: done", flush=True)
             continue
-        data = build_stream(name, train, Path(args.synth) if args.synth else None)
+        data = build_stream(name, train, [Path(p) for p in args.synth.split(",")] if args.synth else None)
         cmd = [sys.executable, str(ROOT / "scripts" / "train_fer.py"), "--run", f"synth_{name}", "--train", str(data),
                "--epochs", str(args.epochs), "--width", str(args.width), "--threads", "1", "--ckpt-every", "100"]
         print(" ".join(cmd), flush=True)

@@ -24,19 +24,19 @@ from core.expressions import EXPRESSION_NAMES, INDEX, _both, weights_from_dict
 #   as in FER2013's shouting faces (the pressed-lips variant, AU23/24, read as sad or neutral);
 # disgust AU9+10+4+6+7+15+17 with the eyes squeezed shut (AU43): with open eyes it read as anger;
 # fear AU1+4+5+20+16 (+26); happy AU6+7+12+10+25/26; sad AU1+4+6+15+17+24 with drooping lids
-# (AU43) and lowered gaze (AU64); surprise AU1+2+5+26; neutral: lids a little relaxed.
+# (AU43) and lowered gaze (AU64); surprise AU1+2+5+26; neutral: lids and lips a little relaxed/closed.
 PROTOTYPES: dict[str, dict[str, float]] = {
     "angry": {"browDown": 1.0, "noseSneer": 1.0, "mouthFrown": 0.25, "eyeWide": 0.5, "mouthUpperUp": 1.0,
               "mouthLowerDown": 1.0, "eyeSquint": 1.0},
-    "disgust": {"noseSneer": 1.0, "mouthUpperUp": 0.75, "browDown": 1.0, "cheekSquint": 0.8, "eyeSquint": 0.7,
+    "disgust": {"noseSneer": 1.0, "mouthUpperUp": 0.75, "browDown": 0.5, "cheekSquint": 0.8, "eyeSquint": 0.75,
                 "mouthFrown": 0.6, "mouthShrugLower": 1.0, "eyeBlink": 1.0},
-    "fear": {"browInnerUp": 0.75, "browDown": 0.5, "eyeWide": 1.0, "mouthStretch": 1.0, "jawOpen": 0.12,
-             "mouthLowerDown": 0.5},
+    "fear": {"browInnerUp": 1.0, "browOuterUp": 0.25, "browDown": 0.5, "eyeWide": 1.0, "mouthStretch": 1.0,
+             "jawOpen": 0.12, "mouthLowerDown": 0.5},
     "happy": {"mouthSmile": 1.0, "cheekSquint": 1.0, "eyeSquint": 1.0, "mouthUpperUp": 1.0, "jawOpen": 0.5},
     "sad": {"browInnerUp": 0.75, "browDown": 0.75, "eyeBlink": 0.75, "eyeLookDown": 1.0, "cheekSquint": 1.0,
             "mouthFrown": 1.0, "mouthShrugLower": 0.8, "mouthPress": 1.0},
     "surprise": {"browInnerUp": 1.0, "browOuterUp": 1.0, "eyeWide": 0.9, "jawOpen": 0.6},
-    "neutral": {"eyeBlink": 0.25},
+    "neutral": {"eyeBlink": 0.25, "mouthPress": 0.25},
 }
 CLASS_PRESET = {c: c for c in PROTOTYPES}
 # Action units as read from the blendshapes (FACS names; the mean of the _L/_R pair)
