@@ -17,7 +17,7 @@ from core.avatar import Avatar
 from core.render.scene import VIEWPORT_MAX_TRIANGLES
 from core.tracking.puppet import posed_head
 
-from .workers import TaskRunner
+from .workers import LatestWins, TaskRunner
 
 log = logging.getLogger(__name__)
 
@@ -46,25 +46,17 @@ class FaceSession(QObject):
         self.vertices: np.ndarray | None = None
         self.pose_ms = 0.0
         self.focus: tuple[np.ndarray, np.ndarray] | None = None  # box the camera frames: the head
-        self._mesh_gen = 0          # newest identity request; older results are dropped
-        self._mesh_task = None
-        self._mesh_pending = False  # identity changed while extraction was running
-        self._sdf_gen = 0
-        self._sdf_task = None
-        self._sdf_pending = False
+        # Background work, one task of each kind at a time, the newest request winning
+        self._mesh_job = LatestWins(self.rebuild_mesh)
+        self._sdf_job = LatestWins(self.rebuild_sdf)
+        self._lm_job = LatestWins(self._update_landmarks)
+        self._head_job = LatestWins(self.rebuild_head)
+        self._hair_job = LatestWins(self.rebuild_hair)
         self._anim_cache: tuple[np.ndarray, np.ndarray] | None = None  # (template points, offsets)
-        self._lm_task = None
-        self._lm_pending = False
         self.hair = None            # HairMesh fitted to self.mesh (None: bald or not built yet)
         self.head = None            # HeadParts (eyes, teeth, mouth cavity) of the current identity
-        self._head_gen = 0
-        self._head_task = None
-        self._head_pending = False
         self.head_pose_ms = 0.0
         self._hair_key = None       # geometry of the hair shown (colour changes need no rebuild)
-        self._hair_gen = 0
-        self._hair_task = None
-        self._hair_pending = False
         # Slider drags fire many identity changes; wait for a short pause before extracting.
         self._identity_timer = QTimer(self, singleShot=True, interval=120, timeout=self.rebuild_mesh)
         self._sdf_timer = QTimer(self, singleShot=True, interval=60, timeout=self.rebuild_sdf)
@@ -80,21 +72,19 @@ class FaceSession(QObject):
     # --- state --------------------------------------------------------------------------------
     @property
     def ready(self) -> bool:
-        return self.mesh is not None and self._mesh_task is None and not self._identity_timer.isActive()
+        return self.mesh is not None and not self._mesh_job.busy and not self._identity_timer.isActive()
 
     @property
     def busy(self) -> bool:
-        return any(t is not None for t in (self._mesh_task, self._sdf_task, self._lm_task, self._hair_task,
-                                           self._head_task))
+        return any(j.busy for j in (self._mesh_job, self._sdf_job, self._lm_job, self._hair_job, self._head_job))
 
     # --- mesh ---------------------------------------------------------------------------------
     def rebuild_mesh(self) -> None:
         self._identity_timer.stop()
-        if self._mesh_task is not None:
-            self._mesh_pending = True  # start again with the newest identity when this one ends
+        gen = self._mesh_job.claim()   # None: runs again with the newest identity when this one ends
+        if gen is None:
             return
-        self._mesh_gen += 1
-        gen, identity, res, model = self._mesh_gen, self.avatar.identity, self.resolution, self.model
+        identity, res, model = self.avatar.identity, self.resolution, self.model
         max_tris = self.max_triangles
 
         cached = self._anim_cache
@@ -110,14 +100,13 @@ class FaceSession(QObject):
             return gen, mesh, anim, focus, time.perf_counter() - t0
 
         self.status.emit("Building face mesh…")
-        self._mesh_task = self.runner.start("Mesh extraction", work, on_done=self._mesh_done,
-                                            on_cancel=lambda: log.warning(
-                                                "Mesh extraction cancelled: the view still shows the previous identity"))
-        self._mesh_task.signals.done.connect(self._mesh_task_ended)
+        self._mesh_job.task = self.runner.start(
+            "Mesh extraction", work, on_done=self._mesh_done, on_end=self._mesh_task_ended,
+            on_cancel=lambda: log.warning("Mesh extraction cancelled: the view still shows the previous identity"))
 
     def _mesh_done(self, result) -> None:
         gen, mesh, anim, focus, seconds = result
-        if gen != self._mesh_gen:
+        if gen != self._mesh_job.gen:
             return
         self.mesh, self.animator, self.focus = mesh, anim, focus
         if getattr(mesh, "template", None) is not None and hasattr(anim, "morph_targets"):
@@ -132,11 +121,7 @@ class FaceSession(QObject):
             self.rebuild_sdf()
 
     def _mesh_task_ended(self) -> None:
-        self._mesh_task = None
-        if self._mesh_pending:
-            self._mesh_pending = False
-            self.rebuild_mesh()
-        else:
+        if not self._mesh_job.ended():
             self.status.emit("Ready")
 
     def _pose(self) -> np.ndarray:
@@ -170,11 +155,10 @@ class FaceSession(QObject):
     def rebuild_head(self) -> None:
         """Build the eyes and mouth interior of the current identity and eye settings off the
         GUI thread (~0.1 s); newest request wins."""
-        if self._head_task is not None:
-            self._head_pending = True
+        gen = self._head_job.claim()
+        if gen is None:
             return
-        self._head_gen += 1
-        gen, identity, eyes = self._head_gen, self.avatar.identity, self.avatar.eyes
+        identity, eyes = self.avatar.identity, self.avatar.eyes
 
         def work(ctx):
             from core.head.build import build_head_parts
@@ -182,24 +166,15 @@ class FaceSession(QObject):
             return gen, build_head_parts(identity, eyes)
 
         def done(result):
-            if result[0] != self._head_gen:
+            if result[0] != self._head_job.gen:
                 return
             self.head = result[1]
             self.head_changed.emit(self.head)
             self._pose_head()
 
-        def ended():
-            self._head_task = None
-            if self._head_pending:
-                self._head_pending = False
-                self.rebuild_head()
-
-        def failed(message):
-            log.error("Eyes and mouth interior: %s", message)
-            ended()
-
-        self._head_task = self.runner.start("Eyes and mouth", work, on_done=lambda r: (done(r), ended()),
-                                            on_error=failed, quiet=True)
+        self._head_job.task = self.runner.start(
+            "Eyes and mouth", work, on_done=done, on_error=lambda m: log.error("Eyes and mouth interior: %s", m),
+            on_end=self._head_job.ended, quiet=True)
 
     def _pose_head(self) -> None:
         """Pose the eyes (gaze), the jaw's parts and the carves with the weights and head pose."""
@@ -215,7 +190,7 @@ class FaceSession(QObject):
         from core.head.hair import geometry_key
 
         hair = self.avatar.hair
-        if geometry_key(hair) == self._hair_key and self._hair_task is None:
+        if geometry_key(hair) == self._hair_key and not self._hair_job.busy:
             self.hair_colour_changed.emit(hair.colour, hair.grey)   # uniforms only
         else:
             self.rebuild_hair()
@@ -225,13 +200,12 @@ class FaceSession(QObject):
         template once, ~0.3-1.5 s; a new identity only re-anchors it, ~0.1 s); newest wins."""
         if self.mesh is None:
             return
-        if self._hair_task is not None:
-            self._hair_pending = True
+        gen = self._hair_job.claim()
+        if gen is None:
             return
         from core.head.hair import build_hair, geometry_key
 
-        self._hair_gen += 1
-        gen, model, style, mesh, anim = self._hair_gen, self.model, self.avatar.hair, self.mesh, self.animator
+        model, style, mesh, anim = self.model, self.avatar.hair, self.mesh, self.animator
 
         def work(ctx):
             ctx.progress(0.2, "Building hair")
@@ -241,7 +215,7 @@ class FaceSession(QObject):
 
         def done(result):
             gen_, style_, hair, seconds = result
-            if gen_ != self._hair_gen or mesh is not self.mesh:
+            if gen_ != self._hair_job.gen or mesh is not self.mesh:
                 return
             self.hair, self._hair_key = (None if hair.empty else hair), geometry_key(style_)
             log.info("Hair '%s' ready: %d triangles in %.2f s", style_.style, len(hair.faces), seconds)
@@ -251,20 +225,8 @@ class FaceSession(QObject):
             if geometry_key(cur) == self._hair_key:
                 self.hair_colour_changed.emit(cur.colour, cur.grey)
 
-        def ended():
-            self._hair_task = None
-            if self._hair_pending:
-                self._hair_pending = False
-                self.rebuild_hair()
-
-        def failed(message):
-            log.error("%s", message)
-            ended()
-
-        # ended() is chained here, not connected to `done` after start(): a bald style finishes
-        # before a later connect would be made, and the signal would be missed.
-        self._hair_task = self.runner.start("Hair", work, on_done=lambda r: (done(r), ended()),
-                                            on_error=failed, quiet=True)
+        self._hair_job.task = self.runner.start("Hair", work, on_done=done, on_end=self._hair_job.ended,
+                                                quiet=True)
 
     def _pose_hair(self) -> None:
         if self.hair is None:
@@ -275,17 +237,16 @@ class FaceSession(QObject):
 
     # --- SDF and landmarks --------------------------------------------------------------------
     def _view_changed(self) -> None:
-        if self.avatar.view.geometry == "sdf" and self._sdf_gen == 0:
+        if self.avatar.view.geometry == "sdf" and self._sdf_job.gen == 0:
             self.rebuild_sdf()
         self._update_landmarks()
 
     def rebuild_sdf(self) -> None:
         self._sdf_timer.stop()
-        if self._sdf_task is not None:
-            self._sdf_pending = True
+        gen = self._sdf_job.claim()
+        if gen is None:
             return
-        self._sdf_gen += 1
-        gen, model, res = self._sdf_gen, self.model, self.sdf_resolution
+        model, res = self.model, self.sdf_resolution
         identity, expression = self.avatar.identity, self.avatar.expression
 
         def work(ctx):
@@ -295,44 +256,29 @@ class FaceSession(QObject):
             return (gen, time.perf_counter() - t0) + grid
 
         def done(result):
-            if result[0] == self._sdf_gen:
+            if result[0] == self._sdf_job.gen:
                 log.info("SDF grid %d³ ready in %.2f s", res, result[1])
                 self.sdf_changed.emit(*result[2:])
 
-        def ended():
-            self._sdf_task = None
-            if self._sdf_pending:
-                self._sdf_pending = False
-                self.rebuild_sdf()
-
-        self._sdf_task = self.runner.start("SDF grid", work, on_done=done)
-        self._sdf_task.signals.done.connect(ended)
+        self._sdf_job.task = self.runner.start("SDF grid", work, on_done=done, on_end=self._sdf_job.ended)
 
     def _update_landmarks(self) -> None:
         """Landmarks take the network ~0.1 s: computed in the background, newest request wins."""
         if not self.avatar.view.show_landmarks:
             self.landmarks_changed.emit(None)
             return
-        if self._lm_task is not None:
-            self._lm_pending = True
+        if self._lm_job.claim() is None:
             return
         model, identity, expression = self.model, self.avatar.identity, self.avatar.expression
-
-        def ended():
-            self._lm_task = None
-            if self._lm_pending:
-                self._lm_pending = False
-                self._update_landmarks()
 
         def done(lm):
             if self.avatar.view.show_landmarks:
                 self.landmarks_changed.emit(lm)
 
         pose = self.avatar.head_pose
-        self._lm_task = self.runner.start(
+        self._lm_job.task = self.runner.start(
             "Landmarks", lambda ctx: posed_head(np.asarray(model.landmarks(identity, expression), np.float32), pose),
-            on_done=done, quiet=True)
-        self._lm_task.signals.done.connect(ended)
+            on_done=done, on_end=self._lm_job.ended, quiet=True)
 
 
 def head_box(landmarks: np.ndarray, vertices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -94,9 +94,11 @@ class TaskRunner(QObject):
     def start(self, title: str, fn: Callable[[TaskContext], Any],
               on_done: Callable[[Any], None] | None = None,
               on_error: Callable[[str], None] | None = None,
-              on_cancel: Callable[[], None] | None = None, quiet: bool = False) -> Task:
+              on_cancel: Callable[[], None] | None = None, quiet: bool = False,
+              on_end: Callable[[], None] | None = None) -> Task:
         """Run fn(ctx) on the pool. `quiet` tasks (sub-second helpers) do not show in the
-        status bar's progress/cancel area."""
+        status bar's progress/cancel area. `on_end` runs last, however the task ended; it is
+        connected here, before the task starts (a fast task's signal would otherwise be lost)."""
         task = Task(title, fn)
         task.quiet = quiet
         if on_done:
@@ -104,6 +106,8 @@ class TaskRunner(QObject):
         task.signals.failed.connect(on_error or (lambda msg: log.error("%s", msg)))
         if on_cancel:
             task.signals.cancelled.connect(on_cancel)
+        if on_end:
+            task.signals.done.connect(on_end)
         task.signals.progress.connect(lambda f, s, t=task: self.progress.emit(t.title, f, s))
         task.signals.done.connect(lambda t=task: self._finished(t))
         self.running.append(task)
@@ -124,3 +128,36 @@ class TaskRunner(QObject):
             self.running.remove(task)
         if not task.quiet:
             self.changed.emit()
+
+
+class LatestWins:
+    """One background task of a kind at a time, the newest request winning: `claim()` gives a
+    new generation number when none runs, else remembers the request and gives None; pass
+    `ended` as the task's on_end and `rerun` is called once if requests came meanwhile.
+    Results carry their generation so a late one can be told from the newest."""
+
+    def __init__(self, rerun: Callable[[], None]):
+        self.rerun = rerun
+        self.task: Task | None = None
+        self.pending = False
+        self.gen = 0
+
+    @property
+    def busy(self) -> bool:
+        return self.task is not None
+
+    def claim(self) -> int | None:
+        if self.task is not None:
+            self.pending = True
+            return None
+        self.gen += 1
+        return self.gen
+
+    def ended(self) -> bool:
+        """The task ended; True when a remembered request was started again."""
+        self.task = None
+        if self.pending:
+            self.pending = False
+            self.rerun()
+            return True
+        return False

@@ -156,9 +156,9 @@ def test_expression_posing_is_fast(window):
     times = []
     for k in range(20):
         w[26] = k / 20
-        t0 = time.perf_counter()
+        t0 = time.thread_time()      # the GUI thread's own CPU time: a busy machine does not count
         window.avatar.set_expression(w)
-        times.append(time.perf_counter() - t0)
+        times.append(time.thread_time() - t0)
     assert np.median(times) < 0.010 * 3  # Animator.vertices <= 10 ms, plus the viewport upload
 
 
@@ -172,7 +172,8 @@ def test_identity_change_runs_off_the_gui_thread(window, qtbot):
     timer.start()
     with qtbot.waitSignal(window.session.mesh_changed, timeout=MESH_TIMEOUT_MS):
         panel.sliders[0].setValue(panel.sliders[0].maximum())   # +3 sigma
-        qtbot.waitUntil(lambda: bool(window.runner.running), timeout=5000)
+        # the extraction (not a quiet helper left from an earlier step) shows progress and cancel
+        qtbot.waitUntil(lambda: any(not t.quiet for t in window.runner.running), timeout=5000)
         assert window.progress.isVisible() and window.cancel_button.isVisible()
     # a fast mesh may arrive within a few ticks: go on measuring while the hair and head parts
     # for the new identity are built, so the gaps cover all of the rebuild
@@ -402,7 +403,7 @@ def test_hair_panel_edits_the_avatar_and_the_view(window, qtbot):
     qtbot.waitUntil(lambda: session.hair is not None, timeout=60_000)   # the default short hair
 
     def shown(style):
-        return session._hair_task is None and session._hair_key is not None and session._hair_key[0] == style
+        return not session._hair_job.busy and session._hair_key is not None and session._hair_key[0] == style
 
     panel.style_combo.setCurrentIndex(panel.style_combo.findData("long"))
     assert window.avatar.hair.style == "long"
