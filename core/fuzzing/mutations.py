@@ -142,15 +142,13 @@ def _npy_mutation(data: bytes, rng: np.random.Generator) -> tuple[bytes, str]:
     dtypes = [b"'|O'", b"'<c16'", b"'>f8'", b"'<U9'", b"'V8'", b"'<f2'"]
     head_end = data.find(b"\n")
     head = data[:head_end]
-    if rng.integers(2) and b"'shape': " in head:
-        i = head.index(b"'shape': ") + 9
-        j = head.index(b")", i) + 1
-        head = head[:i] + shapes[int(rng.integers(len(shapes)))] + head[j:]
+    # find(), not index(): a stacked mutation may meet a header an earlier one already broke
+    i, j = head.find(b"'shape': "), -1
+    if rng.integers(2) and i >= 0 and (j := head.find(b")", i + 9)) >= 0:
+        head = head[:i + 9] + shapes[int(rng.integers(len(shapes)))] + head[j + 1:]
         what = "npy-shape"
-    elif b"'descr': " in head:
-        i = head.index(b"'descr': ") + 9
-        j = head.index(b",", i)
-        head = head[:i] + dtypes[int(rng.integers(len(dtypes)))] + head[j:]
+    elif (i := head.find(b"'descr': ")) >= 0 and (j := head.find(b",", i + 9)) >= 0:
+        head = head[:i + 9] + dtypes[int(rng.integers(len(dtypes)))] + head[j:]
         what = "npy-dtype"
     else:
         return _bytes_mutation(data, rng)
