@@ -159,18 +159,9 @@ def train(args, fer_dir: Path) -> dict:
 def shipped_cam_cos(fer_dir: Path) -> dict:
     """CAM-COS of the shipped classifier (Grad-CAM averaged over its members, as the app shows it)."""
     from core.fer import ExpressionClassifier
-    from core.fer.au_align import batch_gradcam
-    from core.fer.model import FER_CLASSES
+    from core.fer.au_align import cam_cos_per_class
     xv, yv, mv = load_split("val", fer_dir)
-    clf = ExpressionClassifier()
-    keep = mv.reshape(len(mv), -1).max(1) > 0
-    cams = sum(batch_gradcam(m, xv[keep], yv[keep]) for m in clf.models) / len(clf.models)
-    h = mv[keep].reshape(keep.sum(), -1).astype(np.float64)
-    c = cams.reshape(len(cams), -1).astype(np.float64)
-    cos = (c * h).sum(1) / (np.linalg.norm(c, axis=1) * np.linalg.norm(h, axis=1) + 1e-12)
-    out = {FER_CLASSES[k]: float(cos[yv[keep] == k].mean()) for k in np.unique(yv[keep])}
-    out["mean"] = float(np.mean(list(out.values())))
-    return out
+    return cam_cos_per_class(ExpressionClassifier().models, xv, yv, mv)
 
 
 def report(fer_dir: Path) -> None:

@@ -8,6 +8,8 @@ class and then over the classes that have AUs.
 """
 from __future__ import annotations
 
+from typing import Sequence
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -66,10 +68,13 @@ def batch_gradcam(model: FerNet, images: np.ndarray, classes: np.ndarray, bs: in
     return torch.cat(out).numpy()
 
 
-def cam_cos_per_class(model: FerNet, images: np.ndarray, labels: np.ndarray, maps: np.ndarray) -> dict[str, float]:
-    """CAM-COS per class (faces with a non-empty map only) and their mean ('mean')."""
+def cam_cos_per_class(models: FerNet | Sequence[FerNet], images: np.ndarray, labels: np.ndarray,
+                      maps: np.ndarray) -> dict[str, float]:
+    """CAM-COS per class (faces with a non-empty map only) and their mean ('mean'); an ensemble's
+    Grad-CAM is the mean of its members' (as the app shows it)."""
+    models = [models] if isinstance(models, FerNet) else list(models)
     keep = maps.reshape(len(maps), -1).max(1) > 0
-    cams = batch_gradcam(model, images[keep], labels[keep])
+    cams = sum(batch_gradcam(m, images[keep], labels[keep]) for m in models) / len(models)
     h = maps[keep].reshape(keep.sum(), -1).astype(np.float64)
     c = cams.reshape(len(cams), -1).astype(np.float64)
     cos = (c * h).sum(1) / (np.linalg.norm(c, axis=1) * np.linalg.norm(h, axis=1) + 1e-12)
