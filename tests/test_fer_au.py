@@ -95,3 +95,31 @@ def test_maps_follow_the_landmarks_and_cam_cos():
     assert len(MP_TO_68) == 68 and max(MP_TO_68) < 468
     with pytest.raises(ValueError):
         landmarks68_from_mediapipe(np.zeros((10, 2)))
+
+
+def test_alignment_loss_and_cam_cos_on_a_small_network():
+    import torch
+
+    from core.fer.au_align import alignment_loss, attention, au_maps, batch_gradcam, cam_cos_per_class
+    from core.fer.model import FER_CLASSES, FerNet
+
+    lm = np.zeros((68, 2), np.float32)
+    lm[36:42], lm[42:48], lm[17:27] = (16, 18), (32, 18), (24, 12)
+    lm[48], lm[54], lm[27:36], lm[49:68], lm[0:17] = (17, 34), (31, 34), (24, 26), (24, 35), (24, 44)
+    labels = np.array([FER_CLASSES.index("happy"), FER_CLASSES.index("neutral"), FER_CLASSES.index("surprise")])
+    maps = au_maps(np.stack([lm] * 3), labels, np.array([True, True, False]))
+    assert maps[0].max() > 200 and maps[1].max() == 0 and maps[2].max() == 0   # neutral / not found: none
+    h = torch.from_numpy(maps[:1]).float() / 255
+    pooled = torch.nn.functional.adaptive_avg_pool2d(h[:, None], (6, 6))[:, 0]
+    assert float(alignment_loss(pooled, h)) < 1e-5                              # same map: no loss
+    assert float(alignment_loss(torch.ones(1, 6, 6), h)) > 0.1
+    assert float(alignment_loss(torch.ones(1, 6, 6), torch.zeros(1, 48, 48))) == 0.0   # no map, no term
+    torch.manual_seed(0)
+    net = FerNet(width=4).eval()
+    x = np.random.default_rng(0).integers(0, 255, (3, 48, 48), dtype=np.uint8)
+    logits, att = attention(net, torch.randn(3, 1, 48, 48))
+    assert logits.shape == (3, 7) and att.shape == (3, 6, 6)
+    cams = batch_gradcam(net, x, labels)
+    assert cams.shape == (3, 48, 48) and cams.min() >= 0
+    res = cam_cos_per_class([net, net], x, labels, maps)
+    assert set(res) == {"happy", "mean"} and -1 <= res["mean"] <= 1
