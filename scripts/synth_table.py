@@ -85,20 +85,25 @@ def _log(name: str) -> list[dict]:
     return [json.loads(line) for line in p.read_text().splitlines()] if p.exists() else []
 
 
-def report(epochs: int) -> str:
-    rows = ["| training data | real faces | synthetic faces in the stream | val acc (last epoch) | "
-            "best epoch's val acc | train time |", "|---|---|---|---|---|---|"]
+def report(epochs: int, synth_unique: int) -> str:
+    """The table of finished runs. Each run's file is read `epochs` times, so a run sees at most
+    STREAM distinct faces: the columns say how many of each kind it holds and how many differ."""
+    rows = ["| training data | real faces in its file (distinct) | synthetic faces in its file (distinct) | "
+            "val acc (last epoch) | best epoch's val acc | train time |", "|---|---|---|---|---|---|"]
     for name in ("real", "real25", "real10", "synth_only", "real_syn1", "real_syn3", "real25_syn1", "real10_syn1"):
         log = _log(name)
         frac, ratio = RUNS[name]
-        n_real = 0 if ratio is None else round(frac * 28_709)
         n_syn = STREAM if ratio is None else round(STREAM * ratio / (1 + ratio))
+        n_real = STREAM - n_syn
+        pool = round(frac * 28_709)
+        real = f"{n_real} ({min(n_real, pool)} of {pool})" if n_real else "0"
+        syn = f"{n_syn} ({min(n_syn, synth_unique)})" if n_syn else "0"
         if len(log) < epochs:
-            rows.append(f"| {LABELS[name]} | {n_real} | {n_syn} | (not run) | | |")
+            rows.append(f"| {LABELS[name]} | {real} | {syn} | (not run) | | |")
             continue
         last = log[epochs - 1]
         best = max(r["val_acc"] for r in log[:epochs])
-        rows.append(f"| {LABELS[name]} | {n_real} | {n_syn} | {100 * last['val_acc']:.1f}% | {100 * best:.1f}% | "
+        rows.append(f"| {LABELS[name]} | {real} | {syn} | {100 * last['val_acc']:.1f}% | {100 * best:.1f}% | "
                     f"{last['train_seconds'] / 60:.1f} min |")
     return "\n".join(rows)
 
@@ -113,8 +118,9 @@ def main() -> None:
     ap.add_argument("--width", type=int, default=16)
     ap.add_argument("--report", action="store_true", help="print the table of finished runs and exit")
     args = ap.parse_args()
+    synth_unique = sum(len(np.load(p)["labels"]) for p in args.synth.split(",")) if args.synth else 0
     if args.report:
-        print(report(args.epochs))
+        print(report(args.epochs, synth_unique))
         return
     train = shared_path("fer2013/train.npz", args.train, "FER2013 train split")
     for name in args.runs.split(","):
@@ -128,7 +134,7 @@ def main() -> None:
                "--epochs", str(args.epochs), "--width", str(args.width), "--threads", "1", "--ckpt-every", "100"]
         print(" ".join(cmd), flush=True)
         subprocess.run(cmd, check=True)
-    print(report(args.epochs), flush=True)
+    print(report(args.epochs, synth_unique), flush=True)
 
 
 if __name__ == "__main__":
