@@ -237,3 +237,19 @@ def test_listen_audio_and_video_of_different_lengths(tmp_path):
     assert "differ in length" in r.stderr
     from core.animation import load_clip
     assert load_clip(clip).duration == pytest.approx(8.0, abs=0.2)
+
+
+def test_generated_listener_blinks_at_a_listeners_rate(listener):
+    """The network's samples never close the lids; the blink layer does, at the attitude's rate
+    (real listeners 15-30 blinks/min), and leaves the rest of the motion alone."""
+    from core.listener.metrics import blink_rate
+    sp, cond = _cond(listener, 40.0)
+    att = np.array([1, 0, 0, 0], np.float32)
+    m, info = listener.generate(cond, att, seed=3, steps=4)
+    plain, _ = listener.generate(cond, att, seed=3, steps=4, blinks=False)
+    assert 12 <= blink_rate(m) <= 40, blink_rate(m)
+    assert blink_rate(plain) < blink_rate(m)
+    lids = [INDEX["eyeBlink_L"], INDEX["eyeBlink_R"]]
+    others = np.ones(m.shape[1], bool)
+    others[lids] = False
+    assert np.array_equal(m[:, others], plain[:, others]) and np.all(m[:, lids] >= plain[:, lids])

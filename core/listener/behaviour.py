@@ -158,16 +158,44 @@ def respond(feat: AudioFeatures, speaker_motion: np.ndarray | None, style: Style
     return out, {"cues": cues, "nods": np.array(nods, int)}
 
 
+class BlinkProcess:
+    """Blinks one frame at a time (the live listener's, and blink_track's): Poisson at `per_min`,
+    at least 0.3 s apart, each a 0.2-0.3 s closing and opening of the lids."""
+
+    def __init__(self, per_min: float, rng: np.random.Generator, fps: float = FPS):
+        self.mean_gap = 60.0 / max(per_min, 1e-3)
+        self.rng, self.fps = rng, fps
+        self.frame = 0
+        self.next = rng.exponential(self.mean_gap) * fps      # frame of the next blink
+        self.pulse: np.ndarray | None = None
+        self.k = 0
+
+    def step(self) -> float:
+        if self.pulse is None and self.frame >= int(self.next):
+            self.pulse, self.k = _pulse(int(round(self.rng.uniform(0.2, 0.3) * self.fps)) + 1), 0
+            self.next += (0.3 + self.rng.exponential(max(self.mean_gap - 0.3, 0.05))) * self.fps
+        v = 0.0
+        if self.pulse is not None:
+            v = float(self.pulse[self.k])
+            self.k += 1
+            if self.k >= len(self.pulse):
+                self.pulse = None
+        self.frame += 1
+        return v
+
+
 def blink_track(n: int, per_min: float, rng: np.random.Generator, fps: float = FPS) -> np.ndarray:
-    """eyeBlink values (N,) with blinks at `per_min` (Poisson, >= 0.3 s apart, ~0.25 s each)."""
-    out = np.zeros(n, np.float32)
-    t = rng.exponential(60.0 / max(per_min, 1e-3))
-    while t * fps < n:
-        start = int(t * fps)
-        shape = _pulse(int(round(rng.uniform(0.2, 0.3) * fps)) + 1)
-        b = min(start + len(shape), n)
-        out[start:b] = np.maximum(out[start:b], shape[:b - start])
-        t += 0.3 + rng.exponential(max(60.0 / max(per_min, 1e-3) - 0.3, 0.05))
+    """eyeBlink values (N,) with blinks at `per_min` (BlinkProcess)."""
+    proc = BlinkProcess(per_min, rng, fps)
+    return np.array([proc.step() for _ in range(n)], np.float32)
+
+
+def add_blinks(motion: np.ndarray, per_min: float, rng: np.random.Generator, fps: float = FPS) -> np.ndarray:
+    """The motion with blinks laid over its eyeBlink channels (the larger value wins)."""
+    out = np.array(motion, np.float32, copy=True)
+    track = blink_track(len(out), per_min, rng, fps)
+    for k in ("eyeBlink_L", "eyeBlink_R"):
+        np.maximum(out[:, INDEX[k]], track, out=out[:, INDEX[k]])
     return out
 
 

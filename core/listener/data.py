@@ -78,8 +78,6 @@ def load_speaker(path: str | Path, tracked_dir: Path | None = None, clip=None) -
 
     path = Path(path)
     audio = read_audio(path, rate=16000)
-    n = int(np.ceil(len(audio.samples) / (16000 / FPS)))
-    motion = None
     if clip is None and path.suffix.lower() in (".mp4", ".mov", ".avi", ".mkv", ".webm"):
         cached = tracked_dir / f"{path.stem}.json" if tracked_dir else None
         if cached is not None and cached.exists():

@@ -18,7 +18,7 @@ from .behaviour import STYLES, backchannel_cues, behaviour_listener
 from .data import TEST_SPEAKERS, listening_runs, load_speaker, speaker_condition
 from .metrics import Clusters, jerk_at_joins, motion_metrics
 
-SYSTEMS = ("model", "model_filtered", "random_real", "mirror", "mean_face", "behaviour")
+SYSTEMS = ("model", "model_no_blinks", "model_filtered", "random_real", "mirror", "mean_face", "behaviour")
 
 
 def evaluate(listener, media_dir: Path, tracked_dir: Path, seeds: int = 3, steps: int = 8,
@@ -48,6 +48,8 @@ def evaluate(listener, media_dir: Path, tracked_dir: Path, seeds: int = 3, steps
             gen_s += time.perf_counter() - t0
             gen_frames += n
             rows["model"].append(motion_metrics(motion, real, clusters, cues))
+            # the network alone, without the blink layer (Listener.generate(blinks=False))
+            rows["model_no_blinks"].append(motion_metrics(info["raw"], real, clusters, cues))
             filtered, _ = listener.generate(cond, att, seed=seed, steps=steps, postfilter=True)
             rows["model_filtered"].append(motion_metrics(filtered, real, clusters, cues))   # the option
             near, far = jerk_at_joins(info["normalised"], info["joins"])

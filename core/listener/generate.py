@@ -20,6 +20,8 @@ from typing import Callable
 import numpy as np
 import torch
 
+from core.expressions import INDEX
+
 from .behaviour import MOTION_DIM, clip_motion
 from .model import ListenerConfig, ListenerDiT
 
@@ -95,11 +97,16 @@ class Listener:
 
     def generate(self, speaker_cond: np.ndarray, attitude: np.ndarray, seed: int = 0, steps: int = 8,
                  refine: bool = True, refine_strength: float = 0.6, batch: int = 16,
-                 postfilter: bool = False,
+                 postfilter: bool = False, blinks: bool = True,
                  progress: Callable[[float, str], None] = lambda f, s: None,
                  cancelled: Callable[[], bool] = lambda: False) -> tuple[np.ndarray, dict]:
         """(N, 56) listener motion for an (N, C) speaker condition (core.listener.data.speaker_condition)
-        and 4 attitude weights. Raises core.diffusion.Cancelled when cancelled."""
+        and 4 attitude weights. Raises core.diffusion.Cancelled when cancelled.
+
+        `blinks`: lay blinks over the eyelids at the attitude's rate (17-26/min, real listeners
+        15-30): the network's samples keep the lids at a steady level and never blink (a blink is
+        a rare, 6-frame event that 8 DDIM steps average away), and an avatar that never blinks
+        stares. The raw network output is info["raw"]."""
         from core.diffusion import Cancelled, Known
         torch.set_num_threads(max(1, torch.get_num_threads()))
         n = len(speaker_cond)
@@ -148,6 +155,9 @@ class Listener:
         if postfilter:
             out = temporal_filter(out)
         motion = clip_motion(out[:n] * self.std + self.mean)
+        if blinks:
+            from .behaviour import add_blinks, blend_style
+            motion = add_blinks(motion, blend_style(attitude).blink_per_min, np.random.default_rng([seed, 7]))
         return motion, {"joins": joins, "segments": len(starts), "normalised": out[:n],
                         "raw": clip_motion(raw * self.std + self.mean)}
 
@@ -170,9 +180,13 @@ class LiveListener:
     """One listener frame per 40 ms of speaker audio (and optional speaker motion), causal."""
 
     def __init__(self, listener: Listener, attitude: np.ndarray, seed: int = 0, window: int = 12,
-                 steps: int = 3):
+                 steps: int = 3, blinks: bool = True):
+        from .behaviour import BlinkProcess, blend_style
         from .features import HOP, WIN
         self.l = listener
+        # blinks laid over the lids as in Listener.generate
+        self.blink = BlinkProcess(blend_style(attitude).blink_per_min, np.random.default_rng([seed, 7])) \
+            if blinks else None
         self.window = window
         self.steps = steps
         self.seed = seed
@@ -211,7 +225,12 @@ class LiveListener:
         # causal counterpart of the offline post-filter: the head rotation eased over ~2 frames
         if self.frames > 1:
             self.hist[-1, 53:56] = 0.5 * self.hist[-1, 53:56] + 0.5 * self.hist[-2, 53:56]
-        return clip_motion((self.hist[-1] * self.l.std + self.l.mean)[None])[0]
+        frame = clip_motion((self.hist[-1] * self.l.std + self.l.mean)[None])[0]
+        if self.blink is not None:
+            lid = self.blink.step()
+            for k in (INDEX["eyeBlink_L"], INDEX["eyeBlink_R"]):
+                frame[k] = max(frame[k], lid)
+        return frame
 
 
 class _RunningFeatures:
