@@ -26,7 +26,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from core.paths import shared_path  # noqa: E402
+from core.paths import shared_path
 
 CACHE = ROOT / ".cache" / "synth_table"
 STREAM = 7_168          # a quarter of a FER2013 training split: 8 runs fit one session on the shared CPU
@@ -88,8 +88,8 @@ def _log(name: str) -> list[dict]:
 def report(epochs: int, synth_unique: int) -> str:
     """The table of finished runs. Each run's file is read `epochs` times, so a run sees at most
     STREAM distinct faces: the columns say how many of each kind it holds and how many differ."""
-    rows = ["| training data | real faces in its file (distinct) | synthetic faces in its file (distinct) | "
-            "val acc (last epoch) | best epoch's val acc | train time |", "|---|---|---|---|---|---|"]
+    rows = [("| training data | real faces in its file (distinct) | synthetic faces in its file (distinct) | "
+             "val acc (last epoch) | best epoch's val acc | train time |"), "|---|---|---|---|---|---|"]
     for name in ("real", "real25", "real10", "synth_only", "real_syn1", "real_syn3", "real25_syn1", "real10_syn1"):
         log = _log(name)
         frac, ratio = RUNS[name]

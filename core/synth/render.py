@@ -7,8 +7,17 @@ import numpy as np
 from core.expressions import EXPRESSION_NAMES
 from core.fer.crop import face_crop
 
-from .faces import (FACE_FILL, SIZE, Backdrops, Identity, SynthFace, action_units, expression_weights, photo_tone,
-                    random_lighting)
+from .faces import (
+    FACE_FILL,
+    SIZE,
+    Backdrops,
+    Identity,
+    SynthFace,
+    action_units,
+    expression_weights,
+    photo_tone,
+    random_lighting,
+)
 from .wrinkles import add_wrinkles
 
 # 68-point (Multi-PIE) landmarks standing in for the MediaPipe points core.fer.crop aligns on
@@ -146,7 +155,7 @@ class PersonRenderer:
         img += self.backdrops.noise(rng, float(rng.uniform(0, 6)))
         img = np.clip(img, 0, 255).astype(np.uint8)
         if rng.random() < 0.5:      # JPEG-like loss, as in photos from the web
-            ok, enc = cv2.imencode(".jpg", img[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(40, 90))])
+            _, enc = cv2.imencode(".jpg", img[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(40, 90))])
             img = cv2.imdecode(enc, cv2.IMREAD_COLOR)[..., ::-1]
         crop, _ = face_crop(cv2.cvtColor(img, cv2.COLOR_RGB2BGR), crop_landmarks(lm))
         lo, hi = lm.min(0), lm.max(0)

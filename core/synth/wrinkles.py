@@ -56,7 +56,7 @@ def add_wrinkles(rgb: np.ndarray, lm: np.ndarray, aus: dict[str, float], depth: 
         if strength < 0.05:
             continue
         cv2.polylines(mask, [np.round(pts * 4).astype(np.int32)], False, float(min(strength, 1.0)),
-                      max(1, int(round(width * d))), cv2.LINE_AA, shift=2)
+                      max(1, round(width * d)), cv2.LINE_AA, shift=2)
     if not mask.any():
         return rgb
     mask = cv2.GaussianBlur(mask, (0, 0), max(0.6, 0.02 * d))
