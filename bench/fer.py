@@ -204,7 +204,8 @@ def one_stage_figures(video, frames: int, detect_set: str | None) -> dict:
         if detect_set:
             from core.fer.detdata import read_detection_set
             from core.fer.detect_eval import evaluate_set, one_stage_runner
-            res = evaluate_set(one_stage_runner(pipe.detector), read_detection_set(detect_set))
+            from core.fer.detector import OneStageDetector   # all faces (the live pipe keeps one)
+            res = evaluate_set(one_stage_runner(OneStageDetector(path)), read_detection_set(detect_set))
             out[f"one_stage_{k}_mAP50"] = res["mAP50"]
             out["detect_set"] = detect_set
     if "one_stage_vss_mAP50" in out and "one_stage_csp_mAP50" in out:
