@@ -294,3 +294,16 @@ def test_killed_save_leaves_the_previous_layered_texture_intact(tmp_path, kind):
             assert names == ["noise 0", "noise 1"]
             before = write_before()
     assert intact >= 1, "no kill landed mid-save; the test did not test anything"
+
+
+def test_stacked_npy_header_mutation_is_a_case_not_a_harness_error(tmp_path):
+    """bench/fuzz.py found the harness itself raising on appearance_model case 8280 (seed 1): a
+    second npy-header mutation over a header the first one had cut short. It must build, and the
+    reader must refuse it with its own error."""
+    from core.appearance.model import AppearanceModelError, AppearanceModel
+    data, what = fuzzing.mutant("appearance_model", 1, 8280)
+    assert "npy-shape" in what and "npy-dtype" in what
+    p = tmp_path / "case.npz"
+    p.write_bytes(data)
+    with pytest.raises(AppearanceModelError):
+        AppearanceModel.load(p)
