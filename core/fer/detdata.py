@@ -70,18 +70,22 @@ def pts_face_box(pts: np.ndarray) -> tuple[float, float, float, float]:
     return lo[0] - 0.2 * w, lo[1] - 0.6 * h, hi[0] + 0.2 * w, hi[1] + 0.15 * h
 
 
+def _photos(folder: Path, limit: int, need_pts: bool):
+    """(path, BGR image) of the readable photos of `folder` (with a .pts beside them if asked)."""
+    files = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png")
+                   and (not need_pts or p.with_suffix(".pts").exists()))
+    for p in files[:limit] if limit else files:
+        bgr = cv2.imread(str(p), cv2.IMREAD_COLOR)
+        if bgr is not None:
+            yield p, bgr
+
+
 def load_backgrounds(folder: Path, limit: int = 0, max_side: int = 800,
                      find_faces: Callable[[np.ndarray], list] | None = None) -> list[np.ndarray]:
     """Grey photos of `folder` with their annotated faces (.pts beside them) painted out, and
     those `find_faces(bgr)` returns ((x1, y1, x2, y2) boxes) too."""
-    files = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
-    if limit:
-        files = files[:limit]
     out = []
-    for p in files:
-        bgr = cv2.imread(str(p), cv2.IMREAD_COLOR)
-        if bgr is None:
-            continue
+    for p, bgr in _photos(folder, limit, need_pts=False):
         boxes = []
         if p.with_suffix(".pts").exists():
             boxes.append(pts_face_box(read_pts(p.with_suffix(".pts"))))
@@ -100,15 +104,8 @@ def load_face_photos(folder: Path, limit: int = 0, max_side: int = 800,
     """Real photos with their annotated face kept (grey, other faces MediaPipe finds painted
     out) and its box in our convention: the 68 points' extent raised by a quarter for the
     forehead. Their expression is unknown: they teach where faces are, not which expression."""
-    files = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png")
-                   and p.with_suffix(".pts").exists())
-    if limit:
-        files = files[:limit]
     out = []
-    for p in files:
-        bgr = cv2.imread(str(p), cv2.IMREAD_COLOR)
-        if bgr is None:
-            continue
+    for p, bgr in _photos(folder, limit, need_pts=True):
         pts = read_pts(p.with_suffix(".pts"))
         lo, hi = pts.min(0), pts.max(0)
         box = (float(lo[0]), float(lo[1] - 0.25 * (hi[1] - lo[1])), float(hi[0]), float(hi[1]))
