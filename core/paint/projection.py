@@ -57,14 +57,9 @@ class TexelMap:
         idx = np.concatenate(picks) if picks else np.zeros(0, np.int64)
         if idx.size == 0:
             return None
-        p = self.points(vertices, idx)
-        m = np.asarray(view_proj, np.float32)
-        w = p @ m[3, :3] + m[3, 3]
-        ok = w > _SMALL
+        ok, sx, sy = _to_screen(self.points(vertices, idx), view_proj, width, height)
         if not ok.any():
             return None
-        xy = (p[ok] @ m[:2, :3].T + m[:2, 3]) / w[ok, None]
-        sx, sy = (xy[:, 0] + 1) * 0.5 * width, (1 - xy[:, 1]) * 0.5 * height
         return int(sx.min()), int(sy.min()), int(np.ceil(sx.max())), int(np.ceil(sy.max()))
 
     def tile_boxes(self, vertices: np.ndarray, view_proj: np.ndarray, width: int, height: int,
@@ -85,15 +80,10 @@ class TexelMap:
         out = np.full((len(tiles), 4), np.nan)
         if idx.size == 0:
             return out
-        p = self.points(vertices, idx)
-        m = np.asarray(view_proj, np.float32)
-        w = p @ m[3, :3] + m[3, 3]
-        ok = w > _SMALL
-        p, w, owner = p[ok], w[ok], owner[ok]
+        ok, sx, sy = _to_screen(self.points(vertices, idx), view_proj, width, height)
+        owner = owner[ok]
         if owner.size == 0:
             return out
-        xy = (p @ m[:2, :3].T + m[:2, 3]) / w[:, None]
-        sx, sy = (xy[:, 0] + 1) * 0.5 * width, (1 - xy[:, 1]) * 0.5 * height
         lo = np.full((len(tiles), 2), np.inf)
         hi = np.full((len(tiles), 2), -np.inf)
         np.minimum.at(lo, owner, np.stack([sx, sy], 1))
@@ -441,3 +431,13 @@ class PickRenderer:
                 a.release()
             self._fbo.release()
             self._fbo = None
+
+
+def _to_screen(p: np.ndarray, view_proj: np.ndarray, width: int, height: int
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Points (n, 3) -> (in front of the camera mask (n,), pixel x, pixel y of those in front)."""
+    m = np.asarray(view_proj, np.float32)
+    w = p @ m[3, :3] + m[3, 3]
+    ok = w > _SMALL
+    xy = (p[ok] @ m[:2, :3].T + m[:2, 3]) / w[ok, None]
+    return ok, (xy[:, 0] + 1) * 0.5 * width, (1 - xy[:, 1]) * 0.5 * height

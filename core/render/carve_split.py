@@ -13,9 +13,7 @@ import numpy as np
 
 def carve_bound(matrices: np.ndarray) -> tuple[np.ndarray, float]:
     """Centre and radius of a sphere holding every carve, from (N,4,4) world -> unit-ball maps."""
-    inv = np.linalg.inv(np.asarray(matrices, np.float64))            # unit ball -> world
-    centres = inv[:, :3, 3]
-    radii = np.linalg.norm(inv[:, :3, :3], axis=1).max(axis=1)        # longest semi-axis
+    centres, radii = carve_spheres(matrices)
     c = centres.mean(axis=0)
     return c, float((np.linalg.norm(centres - c, axis=1) + radii).max())
 
