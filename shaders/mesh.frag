@@ -25,6 +25,10 @@ in vec3 v_view_pos;
 #endif
 // VIEW (0 shaded, 1 textured, 2 normals, 3 wireframe) is a compile-time define: a software
 // rasteriser (llvmpipe) pays for every branch, so each view gets its own program.
+#ifdef VERTEX_LIGHT
+in vec3 v_diffuse;   // mesh.vert's light terms (the shaded and textured views)
+in vec3 v_added;
+#endif
 uniform vec3 u_albedo;
 uniform sampler2D u_texture;
 uniform vec3 u_wire_col;
@@ -38,9 +42,14 @@ void main() {
     vec3 v = normalize(-IN_VIEW_POS);  // flat-ish: only used for rim and specular
 #if VIEW == 2
     vec3 c = n * 0.5 + 0.5;
+#elif defined(VERTEX_LIGHT) && VIEW == 1
+    vec3 t = texture(u_texture, IN_UV).rgb;
+    vec3 c = shade_lit(t * t, v_diffuse, v_added);   // sRGB -> linear: squared is close enough
+#elif defined(VERTEX_LIGHT)
+    vec3 c = shade_lit(u_albedo, v_diffuse, v_added);
 #elif VIEW == 1
     vec3 t = texture(u_texture, IN_UV).rgb;
-    vec3 c = shade(t * t, n, v);   // sRGB -> linear, squared is close enough for shading
+    vec3 c = shade(t * t, n, v);
 #else
     vec3 c = shade(u_albedo, n, v);
 #endif

@@ -1,3 +1,11 @@
+// VERTEX_LIGHT (define): the skin's light terms per vertex, interpolated. The viewport's mesh
+// has ~15k vertices for ~100k shaded pixels, so the lighting runs 7x less often than per
+// fragment; a software rasteriser (llvmpipe) pays per fragment instruction.
+#ifdef VERTEX_LIGHT
+#include "common.glsl"
+out vec3 v_diffuse;
+out vec3 v_added;
+#endif
 layout(location = 0) in vec3 in_pos;
 layout(location = 1) in vec3 in_normal;
 layout(location = 2) in vec2 in_uv;
@@ -13,5 +21,8 @@ void main() {
     v_normal = in_normal;
     v_uv = in_uv;
     v_view_pos = vp.xyz;
+#ifdef VERTEX_LIGHT
+    shade_terms(normalize(in_normal), normalize(-vp.xyz), v_diffuse, v_added);
+#endif
     gl_Position = u_proj * vp;
 }

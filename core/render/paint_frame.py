@@ -80,10 +80,12 @@ class PaintFrame:
         self._scene_key = scene_key
         self.scene_ok = True
 
-    def _program(self, name: str, light: int) -> moderngl.Program:
-        key = (name, light)
+    def _program(self, name: str, light: int, vertex_light: bool = False) -> moderngl.Program:
+        key = (name, light, vertex_light)
         if key not in self._progs:
             d = {"LIGHT_MODE": str(light), "VIEW": "1", "CARVE": "1"}
+            if vertex_light:      # the same light terms as the frame's skin (renderer.VERTEX_LIT_VIEWS)
+                d["VERTEX_LIGHT"] = "1"
             vert = "mesh.vert" if name == "gbuffer" else "fullscreen.vert"
             self._progs[key] = self.ctx.program(vertex_shader=shader_source(vert, d),
                                                 fragment_shader=shader_source(f"paint_{name}.frag", d))
@@ -101,7 +103,7 @@ class PaintFrame:
             self._g_fbo = ctx.framebuffer(color_attachments=list(self._g), depth_attachment=depth)
             self._g_depth = depth
         light = 1 if lighting.mode == "ibl" else 0
-        prog = self._program("gbuffer", light)
+        prog = self._program("gbuffer", light, renderer.cull_back_faces)
         key = (id(m), prog.glo)
         if self._vao_key != key:
             if self._vao is not None:

@@ -34,6 +34,9 @@ from .shaders import expand_includes, shader_source
 MODES = ("mesh", "sdf", "neural")
 VIEWS = ("shaded", "textured", "normals", "wireframe")
 _VIEW_KIND = {v: i for i, v in enumerate(VIEWS)}
+# Views whose skin light terms are computed per vertex (shaders/mesh.vert) when back faces are
+# culled (a vertex cannot know which side of its triangle is seen; open meshes keep per pixel).
+VERTEX_LIT_VIEWS = ("shaded", "textured")
 CLAY = (0.62, 0.58, 0.55)           # linear albedo of the untextured "shaded" view
 SKIN = (224, 180, 155)              # sRGB stand-in when no skin texture is installed
 DEFAULT_TEXTURE = RESOURCES / "textures" / "default_skin.png"
@@ -153,8 +156,10 @@ class Renderer:
                 d["CARVE"] = "1" if carve else "0"
                 if view == "wireframe":
                     d["WIREFRAME"] = "1"
+                if view in VERTEX_LIT_VIEWS and self.cull_back_faces:
+                    d["VERTEX_LIGHT"] = "1"
                 p = self.ctx.program(
-                    vertex_shader=shader_source("mesh.vert"),
+                    vertex_shader=shader_source("mesh.vert", d),
                     geometry_shader=shader_source("mesh_wire.geom") if view == "wireframe" else None,
                     fragment_shader=shader_source("mesh.frag", d))
             elif kind == "sdf":
