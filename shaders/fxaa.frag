@@ -12,14 +12,19 @@ const float SPAN_MAX = 8.0;
 
 float luma(vec3 c) { return dot(c, vec3(0.299, 0.587, 0.114)); }
 
+// Unfiltered fetch clamped to the frame (the luma taps sit on texel centres, where a filtered
+// read gives the same value; software GL filters at a cost).
+vec4 tap(ivec2 p) { return texelFetch(u_frame, clamp(p, ivec2(0), textureSize(u_frame, 0) - 1), 0); }
+
 void main() {
     vec2 uv = gl_FragCoord.xy * u_texel;
-    vec4 centre = texture(u_frame, uv);
+    ivec2 px = ivec2(gl_FragCoord.xy);
+    vec4 centre = tap(px);
     float lm = luma(centre.rgb);
-    float nw = luma(texture(u_frame, uv + vec2(-1.0, -1.0) * u_texel).rgb);
-    float ne = luma(texture(u_frame, uv + vec2(1.0, -1.0) * u_texel).rgb);
-    float sw = luma(texture(u_frame, uv + vec2(-1.0, 1.0) * u_texel).rgb);
-    float se = luma(texture(u_frame, uv + vec2(1.0, 1.0) * u_texel).rgb);
+    float nw = luma(tap(px + ivec2(-1, -1)).rgb);
+    float ne = luma(tap(px + ivec2(1, -1)).rgb);
+    float sw = luma(tap(px + ivec2(-1, 1)).rgb);
+    float se = luma(tap(px + ivec2(1, 1)).rgb);
     float lo = min(lm, min(min(nw, ne), min(sw, se)));
     float hi = max(lm, max(max(nw, ne), max(sw, se)));
     if (hi - lo < max(0.0312, hi * 0.125)) {   // flat: most pixels leave here

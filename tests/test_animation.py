@@ -203,6 +203,37 @@ def test_mp4_has_the_avatar_moving_and_the_audio(tmp_path):
     assert "Audio: aac" in info and "Video: h264" in info
 
 
+def test_mp4_pipeline_keeps_frame_order_and_cancels_cleanly(tmp_path):
+    """Posing, drawing and encoding overlap: every frame still lands in its place (each matches
+    the frame drawn alone), and a cancel midway writes nothing and stops the worker threads."""
+    import threading
+
+    import imageio.v3 as iio
+
+    from core.animation.export import ClipExportCancelled, ClipRenderer, export_clip_mp4
+
+    n = 12
+    w = np.zeros((n, 53), np.float32)
+    w[:, INDEX["jawOpen"]] = np.linspace(0, 1, n)            # a different frame every step
+    clip = Clip.from_streams(w, fps=12)
+    r = ClipRenderer(None, size=128, resolution=48)
+    try:
+        export_clip_mp4(clip, tmp_path / "a.mp4", renderer=r, crf=12)
+        frames = iio.imread(tmp_path / "a.mp4").astype(int)
+        alone = [r.render(row).astype(int) for row in clip.evaluated()]
+        for i in range(n):
+            errs = [np.abs(frames[i] - a).mean() for a in alone]
+            assert int(np.argmin(errs)) == i and errs[i] < 3.0
+        before = threading.active_count()
+        calls = iter(range(100))
+        with pytest.raises(ClipExportCancelled):
+            export_clip_mp4(clip, tmp_path / "b.mp4", renderer=r, cancelled=lambda: next(calls) >= 5)
+        assert not (tmp_path / "b.mp4").exists()
+        assert threading.active_count() <= before
+    finally:
+        r.release()
+
+
 @pytest.mark.shared
 def test_track_video_into_clip(tmp_path):
     video = SHARED / "speaker_b.mp4"

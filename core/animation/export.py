@@ -11,9 +11,12 @@ from __future__ import annotations
 import csv
 import io
 import os
+import queue
 import shutil
 import tempfile
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable
 
@@ -140,21 +143,42 @@ class ClipRenderer:
 
     def render(self, values: np.ndarray) -> np.ndarray:
         """(H, W, 3) uint8 of one frame of channel values (CHANNELS order)."""
+        return self.draw(self.pose(values))
+
+    def pose(self, values: np.ndarray) -> tuple:
+        """Everything a frame needs before GL: posed skin (and its normals), parts, carves and
+        hair. Plain numpy with no GL, so the export poses frame i+1 on a worker thread while
+        this one draws frame i."""
         from core.head.hair import pose_hair
+        from core.meshops import vertex_normals
         from core.tracking.puppet import posed_head
 
         values = np.asarray(values, np.float32)
         w, pose, t = values[:NUM_EXPRESSIONS], values[ROT], values[TRANS]
-        self.r.update_vertices(posed_head(np.asarray(self.scene.animator(w), np.float32), pose) + t)
+        skin = np.ascontiguousarray(posed_head(np.asarray(self.scene.animator(w), np.float32), pose) + t)
+        mesh = self.r._mesh
+        normals = vertex_normals(skin, mesh["faces"], mesh["incidence"]) if mesh is not None else None
+        parts = carves = hair = None
         if self.head is not None:
             verts, carves = self.head.pose(w, pose)
-            self.r.update_parts("head", [v + t for v in verts])
+            parts = [v + t for v in verts]
             shift = np.eye(4, dtype=np.float32)
             shift[:3, 3] = -t
-            self.r.set_carves(np.asarray(carves, np.float32) @ shift)
+            carves = np.asarray(carves, np.float32) @ shift
         if self.hair is not None:
             v, n, tan = pose_hair(self.hair, w, pose)
-            self.r.update_hair(v + t, n, tan)
+            hair = (v + t, n, tan)
+        return skin, normals, parts, carves, hair
+
+    def draw(self, posed: tuple) -> np.ndarray:
+        """(H, W, 3) uint8 of a frame posed by pose() (on the GL thread)."""
+        skin, normals, parts, carves, hair = posed
+        self.r.update_vertices(skin, normals)
+        if parts is not None:
+            self.r.update_parts("head", parts)
+            self.r.set_carves(carves)
+        if hair is not None:
+            self.r.update_hair(*hair)
         img = self.r.render_image(self.size, self.size, self.camera, mode="mesh", view="textured",
                                   background=self.background)
         return np.ascontiguousarray(img[..., :3])
@@ -180,7 +204,7 @@ def export_clip_mp4(clip: Clip, path: str | os.PathLike, avatar=None, size: int 
         raise ValueError(f"cannot write a video to '{path.name}': use a .mp4 file name")
     if not (path.parent if str(path.parent) else Path(".")).is_dir():
         raise ValueError(f"cannot write {path}: the folder {path.parent} does not exist")
-    size = int(size) // 16 * 16
+    size = renderer.size if renderer is not None else int(size) // 16 * 16   # the frames' own size
     own = renderer is None
     renderer = renderer or ClipRenderer(avatar, size=size, resolution=resolution)
     source = _SourceFrames(side_by_side, size) if side_by_side else None
@@ -198,25 +222,42 @@ def export_clip_mp4(clip: Clip, path: str | os.PathLike, avatar=None, size: int 
                                          macro_block_size=16, audio_path=str(audio_path) if audio_path else None,
                                          audio_codec="aac" if audio_path else None, ffmpeg_log_level="error")
     writer.send(None)
+    # Three stages at once, so both cores work: a worker thread poses frame i+1 (numpy, which
+    # lets go of the GIL) and another feeds frame i-1 to ffmpeg (its pipe blocks while x264
+    # catches up) while this thread draws frame i (llvmpipe rasterises on its own threads).
     render_s = 0.0
+    poser = ThreadPoolExecutor(1, thread_name_prefix="clip-pose")
+    sender = _FrameSender(writer)
+    n = len(ev)
+
+    def job(i: int):
+        return renderer.pose(ev[i]), (source.at(i / clip.fps) if source else None)
+
     try:
-        for i, row in enumerate(ev):
+        pending = poser.submit(job, 0) if n else None
+        for i in range(n):
             if cancelled():
                 raise ClipExportCancelled()
+            posed, left = pending.result()
+            if i + 1 < n:
+                pending = poser.submit(job, i + 1)
             t0 = time.perf_counter()
-            img = renderer.render(row)
+            img = renderer.draw(posed)
             render_s += time.perf_counter() - t0
-            if source:
-                img = np.concatenate([source.at(i / clip.fps), img], 1)
-            writer.send(np.ascontiguousarray(img))
+            if left is not None:
+                img = np.concatenate([left, img], 1)
+            sender.put(img)
             if i % 10 == 0:
                 progress(i / clip.frames, f"rendering frame {i + 1}/{clip.frames}")
+        sender.finish()
         writer.close()
         os.replace(tmp_video, path) if _same_fs(tmp_video, path) else shutil.move(str(tmp_video), path)
     except BaseException:
+        sender.abandon()
         writer.close()
         raise
     finally:
+        poser.shutdown(wait=True, cancel_futures=True)
         if own:
             renderer.release()
         if source:
@@ -225,6 +266,49 @@ def export_clip_mp4(clip: Clip, path: str | os.PathLike, avatar=None, size: int 
     progress(1.0, "done")
     return {"frames": clip.frames, "render_s": render_s, "render_fps": clip.frames / max(render_s, 1e-9),
             "audio": audio_path is not None}
+
+
+class _FrameSender:
+    """Feeds frames to an imageio-ffmpeg writer on a thread of its own through a short queue
+    (two frames: bounded memory), so drawing does not wait while ffmpeg's pipe is full. An
+    error in the writer is raised in the drawing thread at its next put or finish."""
+
+    def __init__(self, writer, depth: int = 2):
+        self.writer = writer
+        self.queue: queue.Queue = queue.Queue(maxsize=depth)
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name="clip-encode", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while True:
+            img = self.queue.get()
+            if img is None:
+                return
+            if self.error is None:
+                try:
+                    self.writer.send(img)
+                except BaseException as e:  # noqa: BLE001 -- raised again by put/finish on the drawing thread
+                    self.error = e
+
+    def _check(self) -> None:
+        if self.error is not None:
+            raise self.error
+
+    def put(self, img: np.ndarray) -> None:
+        self._check()
+        self.queue.put(img)
+
+    def finish(self) -> None:
+        self.queue.put(None)
+        self.thread.join()
+        self._check()
+
+    def abandon(self) -> None:
+        """After an error or a cancel: stop without sending what is still queued."""
+        self.error = self.error or ClipExportCancelled()
+        self.queue.put(None)
+        self.thread.join()
 
 
 def _same_fs(a: Path, b: Path) -> bool:
