@@ -15,6 +15,10 @@ Measures on a 640x480 stream with one face (a shared clip, resized):
                       baseline of int8_speedup), the shipped one on 1 thread, and without
                       mirror averaging on 1 thread
   val_accuracy        FER2013 val accuracy of the shipped model in its shipped configuration
+  cam_cos             CAM-COS of the shipped classifier on FER2013 val (core.fer.au.cam_cos: the
+                      cosine between its Grad-CAM for the true class and that class's AU map from
+                      the face's 68 landmarks, mean over the six classes with AUs; landmarks from
+                      MediaPipe, extracted once into .cache/fer_au by scripts/train_fer_au.py)
   one_stage_*_fps     the one-stage face + expression detector (VSS neck, and the CSP-neck
                       ablation) in the same loop as end_to_end_fps: decode, letterbox, detect,
                       draw; with --detect-set DIR also their mAP@0.5 on it
@@ -135,7 +139,8 @@ def main() -> None:
     members = len(clf.models)
 
     acc = evaluate_npz(npz, args.model, flip=None)["accuracy"]
-    res = {"val_accuracy": acc, "end_to_end_fps": round(fps, 1),
+    cc = cam_cos_figures(npz, args.model)
+    res = {"val_accuracy": acc, **cc, "end_to_end_fps": round(fps, 1),
            "latency_ms_p50": round(float(np.percentile(lat, 50)), 1),
            "latency_ms_p95": round(float(np.percentile(lat, 95)), 1),
            "track_ms_p50": round(float(np.median(track_ms)), 1),
@@ -159,6 +164,9 @@ def main() -> None:
           f"(target p50 <= {TARGETS['latency_ms_p50']:g}) {ok[res['pass']['latency_ms_p50']]}")
     print(f"  of which tracking {res['track_ms_p50']:.1f} ms, puppet + re-pose + render 512x512 "
           f"{res['avatar_ms_p50']:.1f} ms (p50)")
+    if "cam_cos" in cc:
+        per = ", ".join(f"{k} {v:.3f}" for k, v in cc["cam_cos_per_class"].items())
+        print(f"CAM-COS, shipped classifier, FER2013 val {cc['cam_cos']:8.3f}   ({per}; {cc['cam_cos_faces']} faces)")
     print(f"classifier, {members} member(s), mirror {'on' if shipped_flip else 'off'}, 2 threads "
           f"{crops_s:8.1f} crops/s (target >= {TARGETS['classifier_crops_s']:g}) {ok[res['pass']['classifier_crops_s']]}")
     print(f"  float32 in the same run         {crops_s_fp32:8.1f} crops/s ({crops_s / crops_s_fp32:.2f}x for int8)")
@@ -170,6 +178,29 @@ def main() -> None:
                   f"(target >= {TARGETS['one_stage_fps']:g}) {ok[one_stage[f'one_stage_{k}_fps'] >= TARGETS['one_stage_fps']]}"
                   f"{extra}")
     print(json.dumps(res))
+
+
+def cam_cos_figures(npz: Path, model: str | None) -> dict:
+    """CAM-COS of the shipped classifier on the val faces whose class has AUs and where MediaPipe
+    found the face (the landmarks are extracted on first use: about a minute)."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(
+        "train_fer_au", Path(__file__).resolve().parent.parent / "scripts" / "train_fer_au.py")
+    tfa = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tfa)
+    from core.fer import ExpressionClassifier
+    from core.fer.au_align import cam_cos_per_class
+    fer_dir = Path(npz).parent
+    if Path(npz).name != "val.npz" or not (fer_dir / "train.npz").exists():
+        print(f"CAM-COS skipped: it needs FER2013's val.npz (and its folder) with landmarks, not {npz}")
+        return {}
+    tfa.CACHE.mkdir(parents=True, exist_ok=True)
+    tfa.extract("val", fer_dir)
+    images, labels, maps = tfa.load_split("val", fer_dir)
+    per = cam_cos_per_class(ExpressionClassifier(model).models, images, labels, maps)
+    mean = per.pop("mean")
+    return {"cam_cos": round(mean, 4), "cam_cos_per_class": {k: round(v, 3) for k, v in per.items()},
+            "cam_cos_faces": int((maps.reshape(len(maps), -1).max(1) > 0).sum())}
 
 
 def one_stage_figures(video, frames: int, detect_set: str | None) -> dict:
