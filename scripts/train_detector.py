@@ -27,7 +27,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from core.fer.detdata import (FacePool, compose, load_backgrounds, load_face_photos,  # noqa: E402
-                              write_detection_set)
+                              mosaic, write_detection_set)
 from core.fer.detector import (DEFAULT_CSP, DEFAULT_VSS, INPUT_H, INPUT_W, FaceDetNet,  # noqa: E402
                                detection_loss, save_detector)
 from core.paths import SHARED_DIR  # noqa: E402
@@ -104,21 +104,61 @@ def pools(fer_npz: Path, synth: Path | None, log) -> list[tuple[FacePool, float]
     return out
 
 
-def batch(rng, bgs, face_pools, photos=None, n: int = BATCH):
-    imgs, boxes = [], []
+def batch(rng, bgs, face_pools, photos=None, n: int = BATCH, recipe: dict | None = None):
+    """n scenes at the network's input size -> (x, boxes, soft). `recipe` (phase 2) may set
+    photo_share, faces_per_scene and teacher targets: `teacher` (FER pool index -> (7,) class
+    distribution) and `kd` (its share in the target, the label's is 1 - kd); avatar faces get
+    the label smoothed by 0.1. soft is None without a teacher."""
+    recipe = recipe or {}
+    imgs, boxes, softs = [], [], []
     s = INPUT_W / 640
+    teacher, kd = recipe.get("teacher"), recipe.get("kd", 0.0)
     for _ in range(n):
-        img, b, _ = compose(rng, bgs, face_pools, photos, PHOTO_SHARE)
+        picked: list = []
+        if rng.random() < recipe.get("mosaic", 0.0):
+            img, b = mosaic(rng, bgs, face_pools, picked)
+        else:
+            img, b, _ = compose(rng, bgs, face_pools, photos, recipe.get("photo_share", PHOTO_SHARE),
+                                recipe.get("faces_per_scene"), picked)
+        soft = np.zeros((len(b), 7), np.float32)
+        for j, (cls, pk) in enumerate(zip(b[:, 0].astype(int), picked)):
+            if cls < 0:
+                continue
+            soft[j] = 0.1 / 7
+            soft[j, cls] += 0.9
+            if teacher is not None and pk is not None and pk[0].source == "fer2013":
+                soft[j] = (1 - kd) * np.eye(7, dtype=np.float32)[cls] + kd * teacher[pk[1]]
         small = cv2.resize(img, (INPUT_W, INPUT_H), interpolation=cv2.INTER_AREA)
         b = b.copy()
         b[:, 1:] *= s
         if rng.random() < 0.15:     # letterboxed frames (square clips): flat bars at the sides
             bar = int(rng.integers(10, 40))
             small[:, :bar] = small[:, -bar:] = 128
-            b = b[(b[:, 1] >= bar) & (b[:, 3] <= INPUT_W - bar)]
+            keep = (b[:, 1] >= bar) & (b[:, 3] <= INPUT_W - bar)
+            b, soft = b[keep], soft[keep]
         imgs.append(small)
         boxes.append(b)
-    return torch.from_numpy(np.stack(imgs)).float().div_(255)[:, None], boxes
+        softs.append(soft)
+    x = torch.from_numpy(np.stack(imgs)).float().div_(255)[:, None]
+    return x, boxes, (softs if teacher is not None else None)
+
+
+def teacher_targets(fer_pool: FacePool, temperature: float, log) -> np.ndarray:
+    """The shipped two-stage classifier's class distribution (at `temperature`) for every FER
+    pool face, in pool order; its logits on the FER2013 train file are cached."""
+    cache = WORK / "teacher_fer_train_logits.npy"
+    if not cache.exists():
+        from core.fer.classifier import ExpressionClassifier
+        clf = ExpressionClassifier(threads=1)
+        with np.load(SHARED_DIR / "fer2013" / "train.npz") as d:
+            images = d["images"]
+        logits = np.concatenate([clf.predict(images[i:i + 512]).logits for i in range(0, len(images), 512)])
+        np.save(cache, logits.astype(np.float32))
+    logits = torch.from_numpy(np.load(cache))[torch.as_tensor(fer_pool.indices)]
+    probs = torch.softmax(logits / temperature, 1).numpy()
+    agree = float((probs.argmax(1) == np.array(fer_pool.labels)).mean())
+    log(f"teacher: {len(probs)} FER faces, agrees with the label on {agree:.1%}, T {temperature}")
+    return probs
 
 
 def train(args, log) -> None:
@@ -127,10 +167,25 @@ def train(args, log) -> None:
     bgs = backgrounds("train", log)
     face_pools = pools(Path(args.fer), Path(args.synth) if args.synth else None, log)
     photos = face_photos(log)
+    recipe = {}
+    if args.faces_per_scene:
+        recipe["faces_per_scene"] = [int(v) for v in args.faces_per_scene.split(",")]
+    if args.mosaic:
+        recipe["mosaic"] = args.mosaic
+    if args.photo_share is not None:
+        recipe["photo_share"] = args.photo_share
+    if args.kd > 0:
+        recipe["teacher"] = teacher_targets(face_pools[0][0], args.kd_temp, log)
+        recipe["kd"] = args.kd
     nets = {k: FaceDetNet(k) for k in ("vss", "csp")}
     opts = {k: torch.optim.AdamW(n.parameters(), lr=args.lr, weight_decay=5e-4) for k, n in nets.items()}
-    ckpt = WORK / "train_ckpt.pt"
+    ckpt = WORK / (f"train_ckpt_{args.run}.pt" if args.run else "train_ckpt.pt")
     state = {"elapsed": 0.0, "step": 0, "seconds": {"vss": 0.0, "csp": 0.0}}
+    if not ckpt.exists() and args.init_from:   # a new phase from an earlier run's weights (fresh optimizer)
+        blob = torch.load(args.init_from, map_location="cpu", weights_only=True)
+        for k in nets:
+            nets[k].load_state_dict(blob["nets"][k])
+        log(f"initialised both networks from {args.init_from} (step {blob['state']['step']})")
     if ckpt.exists():
         blob = torch.load(ckpt, map_location="cpu", weights_only=True)
         for k in nets:
@@ -154,14 +209,14 @@ def train(args, log) -> None:
         if elapsed >= budget:
             break
         frac = elapsed / budget
-        lr = args.lr * (min(1.0, (state["step"] + 1) / 200) * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * frac))))
-        x, boxes = batch(rng, bgs, face_pools, photos)
+        lr = args.lr * (min(1.0, (state["step"] + 1) / args.warmup) * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * frac))))
+        x, boxes, soft = batch(rng, bgs, face_pools, photos, recipe=recipe)
         for k, net in nets.items():
             t = time.perf_counter()
             net.train()
             for g in opts[k].param_groups:
                 g["lr"] = lr
-            loss, info = detection_loss(net(x), boxes)
+            loss, info = detection_loss(net(x), boxes, soft, args.cls_weight)
             opts[k].zero_grad(set_to_none=True)
             loss.backward()
             norm = torch.nn.utils.clip_grad_norm_(net.parameters(), 10.0)
@@ -186,13 +241,20 @@ def train(args, log) -> None:
             last_ckpt = time.perf_counter()
     state["elapsed"] = time.perf_counter() - t_start
     _save_ckpt(ckpt, nets, opts, state)
-    for k, path in (("vss", DEFAULT_VSS), ("csp", DEFAULT_CSP)):
+    out = Path(args.out_dir) if args.out_dir else None
+    if out:
+        out.mkdir(parents=True, exist_ok=True)
+    for k, path in (("vss", out / DEFAULT_VSS.name if out else DEFAULT_VSS),
+                    ("csp", out / DEFAULT_CSP.name if out else DEFAULT_CSP)):
         meta = {"steps": state["step"], "batch": BATCH, "train_minutes": round(state["seconds"][k] / 60, 1),
                 "wall_minutes_both": round(state["elapsed"] / 60, 1), "input": [INPUT_W, INPUT_H],
                 "data": "FER2013 train faces + kept synth-fer avatar renders pasted into faces68_train photos "
                         "(faces painted out); a quarter of the scenes a faces68_train photo's own face "
                         "(box only); composed on the fly (core.fer.detdata)",
-                "synth": str(args.synth), "lr": args.lr}
+                "synth": str(args.synth), "lr": args.lr, "init_from": args.init_from, "run": args.run,
+                "recipe": {"kd": args.kd, "kd_temp": args.kd_temp, "cls_weight": args.cls_weight,
+                           "faces_per_scene": args.faces_per_scene, "photo_share": args.photo_share,
+                           "warmup": args.warmup, "mosaic": args.mosaic}}
         save_detector(nets[k].eval(), path, meta)
         log(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB)")
 
@@ -243,6 +305,18 @@ def main() -> int:
     ap.add_argument("--minutes", type=float, default=70.0, help="wall-clock budget for both networks together")
     ap.add_argument("--until", default=None, help="stop at this UTC clock time (HH:MM) instead of --minutes")
     ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--warmup", type=int, default=200, help="warm-up steps")
+    ap.add_argument("--run", default="", help="name of this run (its checkpoint: .cache/detector/train_ckpt_RUN.pt)")
+    ap.add_argument("--init-from", default=None, help="start both networks from this training checkpoint")
+    ap.add_argument("--out-dir", default=None, help="write the two model files here, not resources/models")
+    ap.add_argument("--kd", type=float, default=0.0,
+                    help="share of the shipped classifier's distribution in the FER faces' class target")
+    ap.add_argument("--kd-temp", type=float, default=2.0, help="teacher temperature")
+    ap.add_argument("--mosaic", type=float, default=0.0,
+                    help="share of face-heavy mosaic scenes (a grid of cells with one labelled face each)")
+    ap.add_argument("--cls-weight", type=float, default=1.0, help="weight of the class loss")
+    ap.add_argument("--faces-per-scene", default=None, help="choices for the number of pasted faces, e.g. 2,3,4")
+    ap.add_argument("--photo-share", type=float, default=None, help="share of real-photo scenes (default 0.25)")
     ap.add_argument("--make-set", default=None, help="write the held-out detection set to this folder and stop")
     ap.add_argument("--calibrate-two-stage", action="store_true")
     ap.add_argument("--n", type=int, default=400)

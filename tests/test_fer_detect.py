@@ -101,6 +101,46 @@ def test_assignment_and_decoding_agree():
     assert torch.allclose(z[0], torch.tensor([0.0, 0.0, 8.0, 8.0]))
 
 
+def test_soft_class_targets_match_cross_entropy_and_follow_the_teacher():
+    """One-hot soft targets give the plain loss; a face without expression (-1) adds no class term."""
+    from core.fer.detector import detection_loss
+    torch.manual_seed(0)
+    net = FaceDetNet("csp")
+    outs = net(torch.rand(2, 1, 192, 256))
+    boxes = [np.array([[2, 10, 10, 60, 70], [-1, 100, 50, 200, 170]], np.float32),
+             np.array([[5, 30, 30, 80, 85]], np.float32)]
+    eye = np.eye(7, dtype=np.float32)
+    hard, info = detection_loss(outs, boxes)
+    soft, info_s = detection_loss(outs, boxes, [np.stack([eye[2], np.zeros(7, np.float32)]), eye[[5]]])
+    assert abs(info["cls"] - info_s["cls"]) < 1e-5 and abs(hard.item() - soft.item()) < 1e-4
+    other, info_o = detection_loss(outs, boxes, [np.stack([eye[0], eye[3]]), eye[[1]]], cls_weight=2.0)
+    assert abs(info_o["cls"] - info["cls"]) > 1e-3      # the target changed the class term
+    assert abs(other.item() - (hard.item() + info_o["cls"] * 2 - info["cls"])) < 1e-3
+
+
+def test_mosaic_scenes_hold_one_labelled_face_per_cell():
+    from core.fer.detdata import FacePool, mosaic
+    rng = np.random.default_rng(0)
+    pool = FacePool("fer2013")
+    for c in range(7):   # a bright disc on grey: the pasted face is where its box says
+        patch = np.full((48, 48), 60, np.uint8)
+        cv2.circle(patch, (24, 26), 16, 250, -1)
+        pool.patches.append(patch)
+        pool.boxes.append((5.0, 5.0, 38.0, 43.0))
+        pool.labels.append(c)
+        pool.indices.append(c)
+    bgs = [np.full((300, 400), 60, np.uint8)]
+    for _ in range(3):
+        picked: list = []
+        img, boxes = mosaic(rng, bgs, [(pool, 1.0)], picked)
+        assert img.shape == (480, 640) and img.dtype == np.uint8
+        assert len(boxes) in (4, 6, 9, 12, 16) and len(picked) == len(boxes)
+        for (c, x1, y1, x2, y2), (pl, i) in zip(boxes, picked):
+            assert pl.labels[i] == c and 0 <= x1 < x2 <= 640 and 0 <= y1 < y2 <= 480
+            cx, cy = int((x1 + x2) / 2), int((y1 + y2) / 2)
+            assert img[cy, cx] > 150 > img[int(y1) + 1, int(x1) + 1]
+
+
 def test_voc_ap_definition():
     gts = [np.array([[0, 0, 10, 10]], float), np.array([[0, 0, 10, 10]], float)]
     perfect = [(0, 0.9, np.array([0, 0, 10, 10.])), (1, 0.8, np.array([0, 0, 10, 10.]))]

@@ -156,7 +156,12 @@ def giou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return iou - (hull - union) / hull.clamp(min=1e-6), iou
 
 
-def detection_loss(outs: list[torch.Tensor], boxes: list[np.ndarray]) -> tuple[torch.Tensor, dict]:
+def detection_loss(outs: list[torch.Tensor], boxes: list[np.ndarray], soft: list[np.ndarray] | None = None,
+                   cls_weight: float = 1.0) -> tuple[torch.Tensor, dict]:
+    """5 GIoU + objectness BCE + cls_weight x class cross-entropy, over the positive cells.
+    `soft[i]` (k_i, 7), aligned with boxes[i], replaces the one-hot class targets by target
+    distributions (e.g. a teacher's probabilities mixed with the label); a row of a face
+    without an expression (class -1) is ignored."""
     pred, grid = flatten_outputs(outs)
     owner, faces = assign(boxes, grid)
     pos = owner >= 0
@@ -170,10 +175,16 @@ def detection_loss(outs: list[torch.Tensor], boxes: list[np.ndarray]) -> tuple[t
         loss_box = (1 - g).sum() / n
         known = tgt[:, 0] >= 0     # faces of real photos have no expression label (class -1)
         if known.any():
-            loss_cls = F.cross_entropy(pred[pos][known][:, 5:], tgt[known, 0].long(), reduction="sum") / n
+            logits = pred[pos][known][:, 5:]
+            if soft is not None:
+                dist = torch.from_numpy(np.concatenate([np.asarray(t, np.float32).reshape(-1, len(FER_CLASSES))
+                                                        for t in soft]))[owner[pos]][known]
+                loss_cls = -(dist * F.log_softmax(logits, 1)).sum() / n
+            else:
+                loss_cls = F.cross_entropy(logits, tgt[known, 0].long(), reduction="sum") / n
         obj_t[pos] = 1.0
     loss_obj = F.binary_cross_entropy_with_logits(pred[..., 4], obj_t, reduction="sum") / n
-    total = 5.0 * loss_box + loss_obj + loss_cls
+    total = 5.0 * loss_box + loss_obj + cls_weight * loss_cls
     return total, {"box": loss_box.item(), "obj": loss_obj.item(), "cls": loss_cls.item(), "pos": n}
 
 
