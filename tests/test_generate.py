@@ -128,6 +128,35 @@ def test_edit_moves_the_targeted_attribute_and_keeps_the_rest(gen):
 
 
 @needs_model
+def test_named_hair_colour_is_followed_for_any_identity(gen):
+    """Stage 2 given an identity ignored "silver hair" for about a quarter of identities, and a
+    bald text-free style hid a named colour: both fixed (the colour from the text alone, on hair)."""
+    for prompt in ("silver hair, a short nose and a wide face", "white hair"):
+        cands = gen.generate(prompt, n=4, seed=0)
+        assert all(c.hair.style != "bald" and c.hair.grey > 0.5 for c in cands), prompt
+        assert (gen.candidate_z(cands)[:, INDEX["grey_hair"]] > 1.0).all()
+    dark = gen.candidate_z(gen.generate("black hair, a short nose and a wide face", n=4, seed=0))
+    assert (dark[:, INDEX["hair_lightness"]] < 0).all()
+
+
+@needs_model
+def test_appearance_codes_stay_inside_the_prior_and_keep_the_prompt(gen):
+    from core.generate.generator import appearance_p99
+    prompt = "pale skin and thick dark eyebrows"
+    try:
+        gen.appearance_guard = False
+        raw = gen.generate(prompt, n=4, seed=0)
+    finally:
+        gen.appearance_guard = True
+    cands = gen.generate(prompt, n=4, seed=0)
+    sq = lambda cs: (np.stack([c.appearance for c in cs]).astype(np.float64) ** 2).sum(1)  # noqa: E731
+    p99 = appearance_p99(len(cands[0].appearance))
+    assert (sq(raw) > p99).any() and (sq(cands) <= p99).all()
+    z = gen.candidate_z(cands)
+    assert all((z[:, INDEX[a]] > 0).all() for a in ("skin_tone", "brow_thickness", "brow_darkness"))
+
+
+@needs_model
 def test_cli_generate_and_edit(tmp_path):
     out = tmp_path / "a.likeness"
     r = subprocess.run([sys.executable, "main.py", "generate", "a very long face, black hair", "--out", str(out),

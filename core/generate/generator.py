@@ -25,7 +25,7 @@ import torch
 from core.avatar import Avatar
 from core.diffusion import Known, cosine_schedule, sample
 from core.expressions import PRESETS, weights_from_dict
-from core.head.settings import EyeSettings, HairStyle
+from core.head.settings import HAIR_STYLES, EyeSettings, HairStyle
 from core.paths import MODELS_DIR
 
 from . import DEFAULT_GUIDANCE
@@ -39,7 +39,15 @@ FORMAT = "likeness-generate-v1"
 MAX_CANDIDATES = 8
 # stage 2 (appearance, hair, iris) samples at this fraction of the guidance
 STAGE2_GUIDANCE = 1.0
+# stage-2 attributes whose (synthetic) settings do not depend on the geometry in the training data
+HAIR_IRIS_COLOUR = ("hair_lightness", "hair_redness", "grey_hair", "eye_lightness", "eye_blueness")
 PRIOR_P99 = 135.81  # chi-square(100) 99th percentile of |c|^2 under the identity prior N(0, I)
+
+
+def appearance_p99(k: int) -> float:
+    """99th percentile of |a|^2 under the appearance prior N(0, I_k) (chi-square, k dof)."""
+    from scipy.stats import chi2
+    return float(chi2.ppf(0.99, k))
 
 
 @contextmanager
@@ -134,6 +142,9 @@ class TextToAvatar:
         self._probes = None
         self._geometry_jacobian = None
         self.stage2_guidance = STAGE2_GUIDANCE
+        self.colour_from_text = True    # named hair/iris colour from the text alone (_take_named_stage2)
+        self.appearance_guard = True    # texture codes kept inside the appearance prior's p99
+        self._tex_jacobian = None
 
     # --- codes <-> model space ------------------------------------------------------------------
     def identity_of(self, ict: np.ndarray) -> np.ndarray:
@@ -213,20 +224,36 @@ class TextToAvatar:
             # attributes do not depend on (a radial pull undid the prompt on high-norm seeds)
             ict = torch.from_numpy(np.stack([self._inside_prior(ict[i].double().numpy(), named)
                                              for i in range(n)]).astype(np.float32))
-            c2 = torch.cat([cond.expand(n, -1), ict], 1)
-            n2 = torch.cat([negc.expand(n, -1), ict], 1)
-            noise2 = torch.randn((n, self.net2.config["x_dim"]), generator=g)
-            x2 = sample(self.net2, self.schedule, (n, self.net2.config["x_dim"]), c2, prediction="v",
-                        guidance=guidance * self.stage2_guidance, negative=n2, steps=steps, generator=g,
-                        callback=cb(steps), noise=noise2)
             targets = {**reading.relative, **reading.targets}
+            d2 = self.net2.config["x_dim"]
+            noise2 = torch.randn((n, d2), generator=g)
+            # hair and iris colour named with disentangling: also sampled from the text alone (the
+            # identity dropped, as 30% of training did), batched with the conditioned sample
+            text_only = (disentangle and guidance > 0 and self.colour_from_text
+                         and any(a in targets for a in HAIR_IRIS_COLOUR))
+            ids = torch.cat([ict, torch.zeros_like(ict)]) if text_only else ict
+            m = len(ids)
+            x2 = sample(self.net2, self.schedule, (m, d2), torch.cat([cond.expand(m, -1), ids], 1),
+                        prediction="v", guidance=guidance * self.stage2_guidance,
+                        negative=torch.cat([negc.expand(m, -1), ids], 1), steps=steps, generator=g,
+                        callback=cb(steps), noise=noise2.repeat(m // n, 1))
+            x2, x2_text = (x2[:n], x2[n:]) if text_only else (x2, None)
             if disentangle and guidance > 0 and (targets or reading.style is not None):
-                free2 = sample(self.net2, self.schedule, (n, self.net2.config["x_dim"]),
+                free2 = sample(self.net2, self.schedule, (n, d2),
                                torch.cat([torch.zeros(n, COND_DIM), ict], 1), prediction="v", steps=steps,
                                generator=g, noise=noise2)
                 x2 = torch.from_numpy(np.stack([
                     self._take_named_stage2(free2[i].double().numpy(), x2[i].double().numpy(), targets,
-                                            reading.style is not None) for i in range(n)]).astype(np.float32))
+                                            reading.style is not None,
+                                            None if x2_text is None else x2_text[i].double().numpy())
+                    for i in range(n)]).astype(np.float32))
+            # the appearance code's counterpart of the identity guard (guidance pushed 55% of the
+            # codes of prompts naming a texture attribute past the appearance prior's 99th percentile)
+            if self.appearance_guard:
+                k = d2 - len(self.extras_mean)
+                named2 = [a for a in targets if a in TEXTURE]
+                x2[:, :k] = torch.from_numpy(np.stack([self._appearance_inside_prior(x2[i, :k].double().numpy(), named2)
+                                                       for i in range(n)]).astype(np.float32))
         return [self._candidate(ict[i].numpy(), x2[i].numpy(), reading, int(seed)) for i in range(n)]
 
     # --- measure --------------------------------------------------------------------------------
@@ -402,23 +429,63 @@ class TextToAvatar:
                 return px + rest * np.sqrt((goal - float((px ** 2).sum())) / float((rest ** 2).sum()))
         return x * np.sqrt(goal / sq)
 
+    def _appearance_inside_prior(self, a: np.ndarray, named: list[str]) -> np.ndarray:
+        """The texture code inside its prior's 99th percentile (|a|^2 under N(0, I)): as
+        _inside_prior, only the part outside the row space of the named texture attributes'
+        Jacobian shrinks (first order: they stay where the prompt put them); radial when nothing
+        is named or the named part alone is already outside. The Jacobian is a secant at the
+        mean code (1-sigma steps), computed once: the texture measures are not linear in the
+        code, so a move along it is checked only by the evaluation (eval-generate)."""
+        p99 = appearance_p99(len(a))
+        sq = float((a ** 2).sum())
+        if sq <= p99:
+            return a
+        goal = 0.999 * p99
+        if named:
+            J = self._texture_jacobian(len(a))[[TEXTURE.index(t) for t in named]]
+            pa = J.T @ np.linalg.solve(J @ J.T + 1e-9 * np.eye(len(J)), J @ a)
+            rest = a - pa
+            if float((pa ** 2).sum()) < goal and float((rest ** 2).sum()) > 0:
+                return pa + rest * np.sqrt((goal - float((pa ** 2).sum())) / float((rest ** 2).sum()))
+        return a * np.sqrt(goal / sq)
+
+    def _texture_jacobian(self, k: int) -> np.ndarray:
+        if self._tex_jacobian is None or self._tex_jacobian.shape[1] != k:
+            x0 = np.zeros(k)
+            m = self._measure_texture_norm(np.concatenate([x0[None], np.eye(k)]))
+            self._tex_jacobian = (m[1:] - m[0]).T                    # (len(TEXTURE), k), 1-sigma secant
+        return self._tex_jacobian
+
     def _take_named_stage2(self, x_free: np.ndarray, x_cond: np.ndarray, targets: dict[str, float],
-                           style_named: bool) -> np.ndarray:
+                           style_named: bool, x_text: np.ndarray | None = None) -> np.ndarray:
         """Stage 2's counterpart of _take_named, by groups: the text-free sample (same noise, same
         identity) takes the conditioned sample's texture code when the prompt names a texture
         attribute, its hair style/length, hair colour or iris colour when it names them, and keeps
         the rest. Texture attributes are not separated from each other: the texture measures are
         partly thresholded (dark-brow fraction), so a Gauss-Newton move on them left the brows
-        where the text-free sample had them (validation brow accuracy 0.97 -> 0.70)."""
+        where the text-free sample had them (validation brow accuracy 0.97 -> 0.70).
+
+        x_text (the sample of the text alone, identity dropped), when given, supplies the hair
+        and iris colour groups. Those settings are synthetic and independent of the geometry in
+        the training data, yet with an identity in its condition stage 2 ignored "silver hair"
+        for about a quarter of identities (it learned the real faces' identity -> hair pairs;
+        88% of them are not grey); from the text alone it follows it for all. A named hair
+        colour also needs hair: a bald text-free style then takes that sample's style and length
+        (bald hair has no colour to measure or see)."""
         k = self.net2.config["x_dim"] - len(self.extras_mean)
         out = x_free.copy()
-        groups = ((slice(0, k), TEXTURE, False),
-                  (slice(k, k + 8), ("hair_length",), style_named),           # style one-hot, length, hairline
-                  (slice(k + 8, k + 12), ("hair_lightness", "hair_redness", "grey_hair"), False),
-                  (slice(k + 12, len(out)), ("eye_lightness", "eye_blueness"), False))
-        for sl, attrs, forced in groups:
+        colour_from = x_cond if x_text is None else x_text
+        groups = ((slice(0, k), TEXTURE, False, x_cond),
+                  (slice(k, k + 8), ("hair_length",), style_named, x_cond),   # style one-hot, length, hairline
+                  (slice(k + 8, k + 12), HAIR_IRIS_COLOUR[:3], False, colour_from),
+                  (slice(k + 12, len(out)), HAIR_IRIS_COLOUR[3:], False, colour_from))
+        for sl, attrs, forced, src in groups:
             if forced or any(a in targets for a in attrs):
-                out[sl] = x_cond[sl]
+                out[sl] = src[sl]
+        n_styles = len(HAIR_STYLES)
+        if (x_text is not None and not style_named and any(a in targets for a in HAIR_IRIS_COLOUR[:3])
+                and HAIR_STYLES[int(np.argmax(out[k:k + n_styles]))] == "bald"):
+            out[k:k + 8] = colour_from[k:k + 8]
         return out
 
     def _keep_others(self, x0: np.ndarray, x1: np.ndarray, group: tuple[str, ...], want: dict[str, float],
