@@ -137,6 +137,25 @@ def test_generate_segments_joins_and_seeds(listener):
     assert near < 2.0 * far                                   # refined joins are not jumps
 
 
+def test_refined_joins_leave_no_seams(listener):
+    """Jerk at the joins no larger than inside segments, and no new seam where the refined span
+    meets the first pass (12 frames either side; a hard cut there was 1.4x the segments' jerk)."""
+    from core.listener.metrics import jerk_at_joins
+    sp, cond = _cond(listener, 12.0)
+    att = np.array([1, 0, 0, 0], np.float32)
+    near, far, edge = [], [], []
+    for seed in range(3):
+        _, info = listener.generate(cond, att, seed=seed, steps=6)
+        x = info["normalised"]
+        j = np.abs(np.diff(x, 3, axis=0)).mean(1)
+        a, b = jerk_at_joins(x, info["joins"])
+        near.append(a)
+        far.append(b)
+        edge += [j[k + d - 3:k + d + 1].mean() for k in info["joins"] for d in (-12, 12) if k + d + 1 < len(j)]
+    assert np.mean(near) <= np.mean(far)
+    assert np.mean(edge) <= 1.2 * np.mean(far)
+
+
 def test_generate_cancel_and_silence(listener):
     from core.diffusion import Cancelled
     from core.listener.data import make_speaker, speaker_condition
