@@ -22,6 +22,18 @@ from .workers import LatestWins, TaskRunner
 log = logging.getLogger(__name__)
 
 
+def _occlusion(mesh) -> np.ndarray | None:
+    """The mesh's cavities (core.render.occlusion; drawn on this worker thread's own headless
+    context); None where no headless GL exists: the viewport then lights them as open skin."""
+    from core.render.occlusion import mesh_occlusion
+
+    try:
+        return mesh_occlusion(mesh.vertices, mesh.faces, mesh.normals)
+    except Exception as exc:  # noqa: BLE001  (no EGL: a missing shade, not a failed mesh)
+        log.warning("no ambient occlusion for the mesh: %s", exc)
+        return None
+
+
 class FaceSession(QObject):
     mesh_changed = Signal(object, object)   # Mesh (identity, neutral), posed vertices (V, 3)
     vertices_changed = Signal(object)       # posed vertices (V, 3)
@@ -97,6 +109,7 @@ class FaceSession(QObject):
             ctx.progress(0.6, "Preparing animation")
             anim = _reuse_animator(cached, mesh) or model.animator(mesh, identity)
             focus = head_box(np.asarray(model.landmarks(identity, None), np.float32), mesh.vertices)
+            mesh.occlusion = _occlusion(mesh)
             return gen, mesh, anim, focus, time.perf_counter() - t0
 
         self.status.emit("Building face mesh…")

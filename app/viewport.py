@@ -310,7 +310,7 @@ class Viewport(QWidget):
         r, p = self.renderer, self._pending
         if "mesh" in p:
             mesh, vertices = p.pop("mesh")
-            r.set_mesh(vertices, mesh.faces, mesh.uvs)
+            r.set_mesh(vertices, mesh.faces, mesh.uvs, occlusion=getattr(mesh, "occlusion", None))
         if "vertices" in p:
             r.update_vertices(p.pop("vertices"))
         if "texture" in p:

@@ -9,6 +9,9 @@ out vec3 v_added;
 layout(location = 0) in vec3 in_pos;
 layout(location = 1) in vec3 in_normal;
 layout(location = 2) in vec2 in_uv;
+#ifdef VERTEX_LIGHT
+layout(location = 3) in float in_occlusion;   // core/render/occlusion.py; 1 = open
+#endif
 uniform mat4 u_view;
 uniform mat4 u_proj;
 out vec3 v_world;
@@ -23,6 +26,9 @@ void main() {
     v_view_pos = vp.xyz;
 #ifdef VERTEX_LIGHT
     shade_terms(normalize(in_normal), normalize(-vp.xyz), v_diffuse, v_added);
+    // A cavity (nostril, mouth corner, ear fold) sees little of the lights: some bounce stays.
+    v_diffuse *= mix(0.3, 1.0, in_occlusion);
+    v_added *= in_occlusion;
 #endif
     gl_Position = u_proj * vp;
 }

@@ -108,7 +108,8 @@ class PaintFrame:
         if self._vao_key != key:
             if self._vao is not None:
                 self._vao.release()
-            content = [(m["pos"], "3f", "in_pos"), (m["nrm"], "3f", "in_normal"), (m["uv"], "2f", "in_uv")]
+            content = [(m["pos"], "3f", "in_pos"), (m["nrm"], "3f", "in_normal"), (m["uv"], "2f", "in_uv"),
+                       (m["occ"], "1f", "in_occlusion")]
             self._vao = ctx.vertex_array(prog, [c for c in content if c[2] in prog],
                                          index_buffer=m["ibo"], index_element_size=4)
             self._vao_key = key

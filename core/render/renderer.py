@@ -188,15 +188,16 @@ class Renderer:
         if key not in vaos:
             m, prog = self._mesh, self._program("mesh", view, light, carve=ibo == "ibo_near")
             content = [(m["pos"], "3f", "in_pos"), (m["nrm"], "3f", "in_normal"),
-                       (m["uv"], "2f", "in_uv")]
+                       (m["uv"], "2f", "in_uv"), (m["occ"], "1f", "in_occlusion")]
             vaos[key] = self.ctx.vertex_array(prog, [c for c in content if c[2] in prog],
                                               index_buffer=m[ibo], index_element_size=4)
         return vaos[key]
 
     # -- data -------------------------------------------------------------------------------
     def set_mesh(self, vertices: np.ndarray, faces: np.ndarray, uvs: np.ndarray | None = None,
-                 normals: np.ndarray | None = None) -> None:
-        """A new mesh (new topology): allocates the buffers that update_vertices rewrites."""
+                 normals: np.ndarray | None = None, occlusion: np.ndarray | None = None) -> None:
+        """A new mesh (new topology): allocates the buffers that update_vertices rewrites.
+        `occlusion` (V,) in [0, 1] darkens cavities (core.render.occlusion; None: none)."""
         self._release_mesh()
         v = np.ascontiguousarray(vertices, np.float32)
         f = np.ascontiguousarray(faces, np.int32)
@@ -214,6 +215,7 @@ class Renderer:
              "pos": ctx.buffer(v.tobytes(), dynamic=True),
              "nrm": ctx.buffer(np.ascontiguousarray(n, np.float32).tobytes(), dynamic=True),
              "uv": ctx.buffer(uv.tobytes()), "ibo": ctx.buffer(f.tobytes()),
+             "occ": ctx.buffer(np.ones(len(v), np.float32).tobytes()),
              # the triangles near the carves and the rest (core.render.carve_split), rewritten
              # only when the split changes
              "ibo_near": ctx.buffer(reserve=max(4, f.nbytes), dynamic=True),
@@ -221,6 +223,18 @@ class Renderer:
              "split": None, "verts": v, "version": 0, "margin": split_margin(v, f), "corners": face_columns(f),
              "lo": v.min(0), "hi": v.max(0), "vaos": {}}
         self._mesh = m
+        if occlusion is not None:
+            self.set_occlusion(occlusion)
+
+    def set_occlusion(self, occlusion: np.ndarray | None) -> None:
+        """Per-vertex ambient occlusion of the current mesh (None: open everywhere)."""
+        if self._mesh is None:
+            raise RuntimeError("set_occlusion before set_mesh")
+        n = self._mesh["count"]
+        occ = np.ones(n, np.float32) if occlusion is None else np.asarray(occlusion, np.float32).reshape(-1)
+        if occ.shape != (n,):
+            raise ValueError(f"occlusion must have one value per vertex ({n}), got {occ.shape}")
+        self._mesh["occ"].write(np.clip(occ, 0.0, 1.0).tobytes())
 
     def update_vertices(self, vertices: np.ndarray, normals: np.ndarray | None = None) -> None:
         """New positions for the current topology (every frame): normals are recomputed

@@ -29,6 +29,7 @@ class AvatarScene:
     landmarks: Callable[[], np.ndarray | None] = field(repr=False)
     hair: Callable[[], object] = field(default=lambda: None, repr=False)  # -> core.head.hair.HairMesh
     head: Callable[[], object] = field(default=lambda: None, repr=False)  # -> core.head.build.HeadParts
+    occlusion: Callable[[], np.ndarray | None] = field(default=lambda: None, repr=False)  # (V,) cavities
 
 
 def load_avatar_file(path: str | Path):
@@ -65,6 +66,7 @@ def load_scene(avatar=None, expression: np.ndarray | None = None, resolution: in
 def _model_scene(avatar, expression, resolution, max_triangles, texture, hair) -> AvatarScene:
     from core.facemodel import FaceModel
     from core.head.hair import build_hair
+    from core.render.occlusion import mesh_occlusion
 
     model = FaceModel.load()  # raises a clear error when the weights are missing or damaged
     identity = avatar.identity if avatar is not None else model.mean_identity()
@@ -79,7 +81,8 @@ def _model_scene(avatar, expression, resolution, max_triangles, texture, hair) -
         stages=lambda: model.shader_networks(identity, expression),
         landmarks=lambda: np.asarray(model.landmarks(identity, expression), np.float32),
         hair=lambda: build_hair(model, hair, mesh, anim),
-        head=lambda: _head_parts(identity, getattr(avatar, "eyes", None)))
+        head=lambda: _head_parts(identity, getattr(avatar, "eyes", None)),
+        occlusion=lambda: mesh_occlusion(mesh.vertices, mesh.faces, mesh.normals))
 
 
 def _head_parts(identity, eyes):
@@ -93,7 +96,7 @@ def show_scene(renderer, scene: AvatarScene) -> tuple[object, object]:
     """Put `scene` on `renderer` as the studio shows it: the skin mesh and its texture, the eyes
     and mouth interior, and the hair, all posed with the scene's expression. Returns the head
     parts and the hair (None where there are none) for posing them frame by frame."""
-    renderer.set_mesh(scene.vertices, scene.faces, scene.uvs)
+    renderer.set_mesh(scene.vertices, scene.faces, scene.uvs, occlusion=scene.occlusion())
     if scene.texture is not None:
         renderer.set_texture(np.asarray(scene.texture, np.uint8))
     head = scene.head()
