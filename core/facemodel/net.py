@@ -26,6 +26,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field
 
+import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -111,21 +112,24 @@ class FaceNet(nn.Module):
     def __init__(self, cfg: FaceNetConfig):
         super().__init__()
         self.cfg = cfg
-        lo, hi = torch.tensor(cfg.lo), torch.tensor(cfg.hi)
-        self.register_buffer("in_offset", (lo + hi) / 2)
-        self.register_buffer("in_scale", 2.0 / (hi - lo))
+        # No tensor arithmetic here: FaceModel.load builds this on the meta device to check a
+        # file's shapes, and arithmetic on meta tensors imports torch._dynamo (3-6 s a load).
+        lo, hi = np.float32(cfg.lo), np.float32(cfg.hi)
+        self.register_buffer("in_offset", torch.tensor((lo + hi) / 2))
+        self.register_buffer("in_scale", torch.tensor(np.float32(2.0) / (hi - lo)))
         self.register_buffer("rest_expression", torch.tensor(cfg.rest_expression, dtype=torch.float32))
         self.register_buffer("landmarks_template", torch.zeros(68, 3))
         D = cfg.identity_dim
         # Identity codes z = W a for ICT coefficients a ~ N(0, I): the prior is N(0, W W^T).
         self.id_encoder = nn.Linear(NUM_ICT_IDENTITY, D, bias=False)
-        with torch.no_grad():
-            self.id_encoder.weight.copy_(torch.eye(D, NUM_ICT_IDENTITY))
+        if not self.id_encoder.weight.is_meta:
+            with torch.no_grad():
+                self.id_encoder.weight.copy_(torch.eye(D, NUM_ICT_IDENTITY))
         self.ex_encoder = nn.Sequential(nn.Linear(NUM_EXPRESSIONS, 64), nn.Softplus(beta=10.0),
                                         nn.Linear(64, cfg.expression_dim))
         self.sdf_grid = nn.Parameter(torch.zeros(1, *cfg.grid_shape(cfg.sdf_voxel)))
         self.feat = nn.ParameterList(
-            nn.Parameter(1e-2 * torch.randn(c, *cfg.grid_shape(v))) for v, c in cfg.feat_grids)
+            nn.Parameter(torch.randn(c, *cfg.grid_shape(v)).mul_(1e-2)) for v, c in cfg.feat_grids)
         n_in = sum(c for _, c in cfg.feat_grids) + 3 * (1 + 2 * cfg.octaves)
         self.trunk = nn.Sequential(nn.Linear(n_in, cfg.width), nn.Softplus(beta=cfg.softplus_beta),
                                    nn.Linear(cfg.width, cfg.width), nn.Softplus(beta=cfg.softplus_beta))
