@@ -156,6 +156,27 @@ def test_refined_joins_leave_no_seams(listener):
     assert np.mean(edge) <= 1.2 * np.mean(far)
 
 
+def test_expression_calibration(listener):
+    """The shipped weights carry an expression calibration fitted on training clips: it widens
+    the expressions' spread toward real listening (few-step samples regress to the mean), leaves
+    head rotation alone, and a damaged one is refused."""
+    from core.listener.calibrate import apply_calibration, check_calibration
+    assert listener.calibration is not None
+    sp, cond = _cond(listener, 8.0)
+    att = np.array([1, 0, 0, 0], np.float32)
+    m, info = listener.generate(cond, att, seed=0, steps=6, blinks=False)
+    plain, _ = listener.generate(cond, att, seed=0, steps=6, blinks=False, calibrate=False)
+    unc = info["uncalibrated"]
+    assert np.allclose(info["normalised"], apply_calibration(unc, listener.calibration), atol=1e-5)
+    assert np.allclose(m[:, 53:], plain[:, 53:], atol=1e-4)               # pose untouched
+    assert info["normalised"][:, :53].std(0).sum() > 1.2 * unc[:, :53].std(0).sum()
+    bad = dict(listener.meta["calibration"], scale=[50.0] * 56)
+    with pytest.raises(ValueError):
+        check_calibration(bad)
+    with pytest.raises(ValueError):
+        check_calibration(dict(listener.meta["calibration"], mean_real=[0.0] * 3))
+
+
 def test_generate_cancel_and_silence(listener):
     from core.diffusion import Cancelled
     from core.listener.data import make_speaker, speaker_condition

@@ -1,6 +1,8 @@
 """eval-listen: the listener model on held-out speakers against held-out real listening motion,
 beside four baselines computed in the same run: a random real listening clip, mirroring the
-speaker, the static mean face, and the behaviour model alone.
+speaker, the static mean face, and the behaviour model alone; and, for reference, a random real
+clip from the training part of the same man's listening (what imitating the training listening
+perfectly would score) and the model without its training-fitted expression calibration.
 
 Realism (FD expression/pose, FD of frame differences), diversity (SID, variance), blink rate,
 nods per minute and backchannel timing (share of nods 0.3-1.5 s after a cue found in the
@@ -14,11 +16,19 @@ from typing import Callable
 
 import numpy as np
 
-from .behaviour import STYLES, backchannel_cues, behaviour_listener
+from .behaviour import (
+    STYLES,
+    add_blinks,
+    backchannel_cues,
+    behaviour_listener,
+    blend_style,
+    clip_motion,
+)
 from .data import TEST_SPEAKERS, listening_runs, load_speaker, speaker_condition
 from .metrics import Clusters, jerk_at_joins, motion_metrics
 
-SYSTEMS = ("model", "model_no_blinks", "model_filtered", "random_real", "mirror", "mean_face", "behaviour")
+SYSTEMS = ("model", "model_no_blinks", "model_uncalibrated", "model_filtered", "random_real", "random_train_real",
+           "mirror", "mean_face", "behaviour")
 
 
 def evaluate(listener, media_dir: Path, tracked_dir: Path, seeds: int = 3, steps: int = 8,
@@ -26,7 +36,9 @@ def evaluate(listener, media_dir: Path, tracked_dir: Path, seeds: int = 3, steps
     rng = np.random.default_rng(0)
     real_runs = listening_runs(tracked_dir, "test")
     real = np.concatenate(real_runs)
-    train_frames = np.concatenate(listening_runs(tracked_dir, "train"))
+    train_runs = listening_runs(tracked_dir, "train")
+    train_frames = np.concatenate(train_runs)
+    rng_train = np.random.default_rng(1)     # its own draws: random_real's stay as they were
     mean_face = train_frames.mean(0)
     clusters = Clusters(real)
     att = np.array([1, 0, 0, 0], np.float32)       # attentive: the listening the real clip shows
@@ -50,6 +62,10 @@ def evaluate(listener, media_dir: Path, tracked_dir: Path, seeds: int = 3, steps
             rows["model"].append(motion_metrics(motion, real, clusters, cues))
             # the network alone, without the blink layer (Listener.generate(blinks=False))
             rows["model_no_blinks"].append(motion_metrics(info["raw"], real, clusters, cues))
+            # without the expression calibration fitted on training clips (core.listener.calibrate)
+            unc = clip_motion(info["uncalibrated"] * listener.std + listener.mean)
+            unc = add_blinks(unc, blend_style(att).blink_per_min, np.random.default_rng([seed, 7]))
+            rows["model_uncalibrated"].append(motion_metrics(unc, real, clusters, cues))
             filtered, _ = listener.generate(cond, att, seed=seed, steps=steps, postfilter=True)
             rows["model_filtered"].append(motion_metrics(filtered, real, clusters, cues))   # the option
             near, far = jerk_at_joins(info["normalised"], info["joins"])
@@ -57,6 +73,10 @@ def evaluate(listener, media_dir: Path, tracked_dir: Path, seeds: int = 3, steps
                 joins_near.append(near)
                 joins_far.append(far)
             rows["random_real"].append(motion_metrics(_random_real(real_runs, n, rng), real, clusters, cues))
+            # the same man's real listening from the training part: what imitating the training
+            # listening perfectly would score against the held-out part
+            rows["random_train_real"].append(motion_metrics(_random_real(train_runs, n, rng_train), real,
+                                                            clusters, cues))
             beh, _ = behaviour_listener(sp.feat, sp.motion, STYLES["attentive"], np.random.default_rng(seed))
             rows["behaviour"].append(motion_metrics(beh, real, clusters, cues))
         if sp.motion is not None:
@@ -104,8 +124,8 @@ def _mean(rows: list[dict]) -> dict:
 def format_table(result: dict) -> str:
     cols = ("fd_exp", "fd_pose", "fd_diff_exp", "fd_diff_pose", "sid_exp", "sid_pose", "var_exp", "var_pose",
             "blinks_per_min", "nods_per_min", "backchannel_timing")
-    head = f"{'system':12s}" + "".join(f"{c:>14s}" for c in cols)
+    head = f"{'system':18s}" + "".join(f"{c:>14s}" for c in cols)
     lines = [head]
     for s, m in result["systems"].items():
-        lines.append(f"{s:12s}" + "".join(f"{m.get(c, float('nan')):14.4g}" for c in cols))
+        lines.append(f"{s:18s}" + "".join(f"{m.get(c, float('nan')):14.4g}" for c in cols))
     return "\n".join(lines)

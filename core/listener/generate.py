@@ -44,6 +44,11 @@ class Listener:
         self.mean = np.asarray(mean, np.float32)
         self.std = np.asarray(std, np.float32)
         self.meta = meta or {}
+        # expression output calibration fitted on training clips (core.listener.calibrate)
+        self.calibration = None
+        if self.meta.get("calibration") is not None:
+            from .calibrate import check_calibration
+            self.calibration = check_calibration(self.meta["calibration"])
         from core.diffusion import make_schedule
         self.schedule = make_schedule("cosine", 1000)
 
@@ -68,12 +73,12 @@ class Listener:
             if mean.shape != (cfg.motion_dim,) or std.shape != (cfg.motion_dim,) or not np.all(std > 0):
                 raise ValueError("bad normalisation")
             meta = json.loads(blob.get("meta", "{}"))
+            return cls(model, mean, std, meta)
         except ListenerModelError:
             raise
         except Exception as exc:
             raise ListenerModelError(f"{path.name} is not a usable listener model ({type(exc).__name__}: "
                                      f"{exc})") from None
-        return cls(model, mean, std, meta)
 
     # --- offline ------------------------------------------------------------------------------
     def _sample(self, cond: dict, n: int, steps: int, seed: int, known=None, init=None,
@@ -100,7 +105,7 @@ class Listener:
     def generate(self, speaker_cond: np.ndarray, attitude: np.ndarray, seed: int = 0, steps: int = 8,
                  refine: bool = True, refine_strength: float = 0.8, refine_keep: int = 12,
                  refine_blend: int = 8, refine_resample: int = 1, guidance: float = 1.0, batch: int = 16,
-                 postfilter: bool = False, blinks: bool = True,
+                 postfilter: bool = False, blinks: bool = True, calibrate: bool = True,
                  progress: Callable[[float, str], None] = lambda f, s: None,
                  cancelled: Callable[[], bool] = lambda: False) -> tuple[np.ndarray, dict]:
         """(N, 56) listener motion for an (N, C) speaker condition (core.listener.data.speaker_condition)
@@ -109,7 +114,10 @@ class Listener:
         `blinks`: lay blinks over the eyelids at the attitude's rate (17-26/min, real listeners
         15-30): the network's samples keep the lids at a steady level and never blink (a blink is
         a rare, 6-frame event that 8 DDIM steps average away), and an avatar that never blinks
-        stares. The raw network output is info["raw"].
+        stares. The network output without blinks is info["raw"].
+
+        `calibrate`: the expression calibration fitted on training clips (core.listener.calibrate;
+        when the weights file has one); info["uncalibrated"] is the normalised output without it.
 
         Refinement: around each join a window is regenerated with `refine_keep` frames known at
         each end, from the first pass noised to `refine_strength`, and blended in over
@@ -165,6 +173,10 @@ class Listener:
                     out[a + keep:a + m - keep] = (1 - r) * old_part + r * x[i, keep:m - keep]
                 done += len(chunk)
                 progress(done / total, f"refining joins {done - len(starts)}/{len(joins)}")
+        uncalibrated = out[:n].copy()
+        if calibrate and self.calibration is not None:
+            from .calibrate import apply_calibration
+            out = apply_calibration(out[:n], self.calibration)
         raw = out[:n]
         if postfilter:
             out = temporal_filter(out)
@@ -173,7 +185,8 @@ class Listener:
             from .behaviour import add_blinks, blend_style
             motion = add_blinks(motion, blend_style(attitude).blink_per_min, np.random.default_rng([seed, 7]))
         return motion, {"joins": joins, "segments": len(starts), "normalised": out[:n],
-                        "raw": clip_motion(raw * self.std + self.mean)}
+                        "raw": clip_motion(raw * self.std + self.mean),
+                        "uncalibrated": uncalibrated}
 
 
 def _ramp(n: int, blend: int) -> np.ndarray:
