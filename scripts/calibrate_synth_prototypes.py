@@ -25,11 +25,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 # AU6 cheekSquint, AU7 eyeSquint, AU9 noseSneer, AU10 mouthUpperUp, AU12 mouthSmile, AU15
 # mouthFrown, AU16 mouthLowerDown, AU17 mouthShrugLower, AU20 mouthStretch, AU23/24 mouthPress
 # and mouthRollLower, AU25-27 jawOpen, AU43 eyeBlink (drooping lids), AU64 eyeLookDown.
-# Neutral may only relax: lips closed, lids a little lower (a rendered face at rest stares).
+# Disgust has no AU4 (EMFACS: 9 or 10 with 15, 16, 17, 25, 26): with the brows lowered its
+# renders read as anger. Neutral may only relax: lips closed a little, lids up to half lowered
+# (a rendered face at rest stares: its bare eyeballs show more white than a photo's).
 ALLOWED = {
     "angry": ["browDown", "eyeSquint", "eyeWide", "noseSneer", "mouthPress", "mouthRollLower", "mouthUpperUp",
               "mouthLowerDown", "jawOpen", "mouthFrown", "mouthShrugLower"],
-    "disgust": ["noseSneer", "mouthUpperUp", "browDown", "cheekSquint", "eyeSquint", "eyeBlink", "mouthFrown",
+    "disgust": ["noseSneer", "mouthUpperUp", "cheekSquint", "eyeSquint", "eyeBlink", "mouthFrown",
                 "mouthLowerDown", "mouthShrugLower", "jawOpen"],
     "fear": ["browInnerUp", "browOuterUp", "browDown", "eyeWide", "eyeSquint", "mouthStretch", "jawOpen",
              "mouthLowerDown"],
@@ -40,9 +42,9 @@ ALLOWED = {
     "neutral": ["mouthClose", "mouthPress", "eyeBlink", "eyeSquint"],
 }
 LEVELS = (0.0, 0.25, 0.5, 0.75, 1.0)
-NEUTRAL_MAX = 0.25     # a neutral face may only close its lips and relax its lids a little
-CAL_PEOPLE = 4
-SHOTS = 6
+NEUTRAL_MAX = {"eyeBlink": 0.5, "eyeSquint": 0.5}   # relaxed lids; anything else at most 0.25
+CAL_PEOPLE = 8
+SHOTS = 5
 
 
 def main() -> None:
@@ -83,11 +85,11 @@ def main() -> None:
         acc, p = score(label, proto)
         best = acc + p
         print(f"{label}: start acc {acc:.2f} p {p:.2f}", flush=True)
-        levels = [v for v in LEVELS if label != "neutral" or v <= NEUTRAL_MAX]
         for _ in range(args.passes):
             changed = False
             for name in ALLOWED[label]:
-                for v in levels:
+                top = NEUTRAL_MAX.get(name, 0.25) if label == "neutral" else 1.0
+                for v in [v for v in LEVELS if v <= top]:
                     if abs(proto.get(name, 0.0) - v) < 1e-6:
                         continue
                     cand = {**proto, name: v}

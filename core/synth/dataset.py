@@ -49,7 +49,7 @@ def generate(n: int, out: Path, seed: int = 0, real_samples: Path | None = None,
     from core.paint.files import write_atomic
     from core.render import Renderer, headless_context
 
-    from .render import PersonRenderer
+    from .render import PersonRenderer, build_person
 
     if n < 1:
         raise SynthError("--n must be at least 1")
@@ -78,6 +78,15 @@ def generate(n: int, out: Path, seed: int = 0, real_samples: Path | None = None,
     rows, crops, kept_labels, names = [], [], [], []
     person, people, made = None, 0, 0
     pending: list = []
+    # the next person is built on a third thread while this one is shot (mesh extraction, hair,
+    # texture: ~1-2 s a person, most of it in torch and NumPy, which release the GIL)
+    builder = ThreadPoolExecutor(max_workers=1)
+
+    def next_person():
+        who = random_identity(model, appearance, rng, real)
+        return who, builder.submit(build_person, model, appearance, who)
+
+    upcoming = next_person()
 
     def flush() -> None:
         if not pending:
@@ -99,9 +108,11 @@ def generate(n: int, out: Path, seed: int = 0, real_samples: Path | None = None,
             if cancelled():
                 break
             if person is None or i % shots_per_person == 0:
-                person = PersonRenderer(model, appearance, random_identity(model, appearance, rng, real), renderer,
-                                        backdrops=backdrops)
+                who, parts = upcoming
+                person = PersonRenderer(model, appearance, who, renderer, backdrops=backdrops, parts=parts.result())
                 people += 1
+                if i + shots_per_person < n:
+                    upcoming = next_person()
             face = person.shot(label, rng)
             name = f"{i:06d}"
             writes.append(writer.submit(_write_images, out, name, face.image, face.crop))
@@ -117,6 +128,7 @@ def generate(n: int, out: Path, seed: int = 0, real_samples: Path | None = None,
         for w in writes:
             w.result()          # raises the first write error (a full disk), if any
     finally:
+        builder.shutdown(wait=True, cancel_futures=True)
         writer.shutdown(wait=True)
         renderer.release()
     with open(out / "labels.csv", "w", newline="") as fh:

@@ -19,24 +19,25 @@ from core.expressions import EXPRESSION_NAMES, INDEX, _both, weights_from_dict
 # FER2013's classes and the FACS prototype each is rendered from. Each class uses only the
 # blendshapes of its FACS/EMFACS action units (scripts/calibrate_synth_prototypes.py, ALLOWED);
 # the intensities were chosen there by coordinate ascent on how the shipped classifier reads
-# renders of 4 calibration people (seeds 1000-1003; the tests use others). What came out:
+# renders of calibration people (seeds 1000+; the tests use others). What came out:
 # angry AU4+5+7+9+10+16 (+15): lowered, furrowed brows, glaring eyes, an open, squared mouth,
 #   as in FER2013's shouting faces (the pressed-lips variant, AU23/24, read as sad or neutral);
-# disgust AU9+10+4+6+7+15+17 with the eyes squeezed shut (AU43): with open eyes it read as anger;
-# fear AU1+4+5+20+16 (+26); happy AU6+7+12+10+25/26; sad AU1+4+6+15+17+24 with drooping lids
-# (AU43) and lowered gaze (AU64); surprise AU1+2+5+26; neutral: lids and lips a little relaxed/closed.
+# disgust AU9+10+6+7+15+17 with the eyes squeezed shut (AU43): with open eyes, or with AU4's
+#   lowered brows (not an EMFACS disgust unit), it read as anger;
+# fear AU1+2+4+5+20+16 (+26); happy AU6+7+12+10+25/26; sad AU1+4+6+15+17+24 with drooping lids
+# (AU43) and lowered gaze (AU64); surprise AU1+2+5+26; neutral: the lids a little relaxed.
 PROTOTYPES: dict[str, dict[str, float]] = {
     "angry": {"browDown": 1.0, "noseSneer": 1.0, "mouthFrown": 0.25, "eyeWide": 0.5, "mouthUpperUp": 1.0,
               "mouthLowerDown": 1.0, "eyeSquint": 1.0},
-    "disgust": {"noseSneer": 1.0, "mouthUpperUp": 0.75, "browDown": 0.5, "cheekSquint": 0.8, "eyeSquint": 0.75,
+    "disgust": {"noseSneer": 1.0, "mouthUpperUp": 0.25, "cheekSquint": 0.8, "eyeSquint": 0.75,
                 "mouthFrown": 0.6, "mouthShrugLower": 1.0, "eyeBlink": 1.0},
-    "fear": {"browInnerUp": 1.0, "browOuterUp": 0.25, "browDown": 0.5, "eyeWide": 1.0, "mouthStretch": 1.0,
+    "fear": {"browInnerUp": 1.0, "browOuterUp": 0.25, "browDown": 0.75, "eyeWide": 1.0, "mouthStretch": 0.75,
              "jawOpen": 0.12, "mouthLowerDown": 0.5},
     "happy": {"mouthSmile": 1.0, "cheekSquint": 1.0, "eyeSquint": 1.0, "mouthUpperUp": 1.0, "jawOpen": 0.5},
     "sad": {"browInnerUp": 0.75, "browDown": 0.75, "eyeBlink": 0.75, "eyeLookDown": 1.0, "cheekSquint": 1.0,
             "mouthFrown": 1.0, "mouthShrugLower": 0.8, "mouthPress": 1.0},
     "surprise": {"browInnerUp": 1.0, "browOuterUp": 1.0, "eyeWide": 0.9, "jawOpen": 0.6},
-    "neutral": {"eyeBlink": 0.25, "mouthPress": 0.25},
+    "neutral": {"eyeBlink": 0.25, "eyeSquint": 0.5},
 }
 CLASS_PRESET = {c: c for c in PROTOTYPES}
 # Action units as read from the blendshapes (FACS names; the mean of the _L/_R pair)
@@ -52,6 +53,13 @@ FACE_FILL = 0.55     # face box width / image side, before the random zoom
 
 def _pair(name: str) -> list[int]:
     return [INDEX[n] for n in (f"{name}_L", f"{name}_R", name) if n in INDEX]
+
+
+# Shapes the small unrelated motion may move in a closed-mouth expression: not those that part
+# the lips (jawOpen 0.08 bares the teeth: at 48x48 a neutral face with a lit gap between its
+# lips read as fear or surprise)
+_RESTLESS = np.array([not n.startswith(("jawOpen", "mouthLowerDown", "mouthUpperUp", "mouthClose", "mouthFunnel"))
+                      for n in EXPRESSION_NAMES], np.float32)
 
 
 def action_units(weights: np.ndarray) -> dict[str, float]:
@@ -70,7 +78,8 @@ def expression_weights(label: str, rng: np.random.Generator) -> tuple[np.ndarray
             w[i] *= 1 + asym
         elif n.endswith("_R"):
             w[i] *= 1 - asym
-    w += rng.uniform(0.0, 0.08, w.shape) * (w < 0.05)
+    noise = rng.uniform(0.0, 0.08, w.shape) * (w < 0.05)
+    w += noise * _RESTLESS if "jawOpen" not in PROTOTYPES[label] else noise
     if rng.random() < 0.08:
         w[_pair("eyeBlink")] = rng.uniform(0.5, 1.0)
     return np.clip(w, 0.0, 1.0).astype(np.float32), {"intensity": intensity, "asymmetry": asym}

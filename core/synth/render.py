@@ -1,6 +1,8 @@
 """Rendering synthetic faces: one person set up on the GL context, then many shots of them."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import cv2
 import numpy as np
 
@@ -70,38 +72,58 @@ def paint_brows_and_lids(tex: np.ndarray, lm_uv: np.ndarray, brows: tuple[float,
     return np.clip(out, 0, 255).astype(np.uint8)
 
 
+@dataclass
+class PersonParts:
+    """A person's meshes, morph targets, hair, eyes and mouth and painted texture: the CPU half
+    of setting a person up (~1-2 s), which may run on another thread while the renderer is busy
+    with the previous person (nothing here touches the GL context)."""
+    mesh: object
+    anim: object
+    head: object
+    hair: object
+    lm_index: np.ndarray
+    texture: np.ndarray | None
+
+
+def build_person(model, appearance_model, person: Identity) -> PersonParts:
+    from scipy.spatial import cKDTree
+
+    from core.head.build import build_head_parts
+    from core.head.hair import build_hair
+
+    mesh = model.extract_mesh(person.identity, None, resolution=96, max_triangles=20_000)
+    anim = model.animator(mesh, person.identity)
+    head = build_head_parts(person.identity, person.eyes)
+    # In photos the eye opening is shadowed by the lids and lashes; the renderer has neither
+    # lashes nor occlusion, so bare sclera shines as bright as lit skin and every eye
+    # stares (neutral and sad faces read as fear or surprise at 48x48).
+    for part in head.parts:
+        if part.name.startswith("eye_"):
+            part.colour = tuple(float(c) * person.eye_shade for c in part.colour)
+    hair = build_hair(model, person.hair, mesh, anim)
+    # the 68 landmarks ride on their nearest mesh vertices: posed with the mesh itself,
+    # at no cost (the face model's landmark network takes ~50 ms a call here)
+    lm_index = cKDTree(mesh.vertices).query(model.landmarks(person.identity, None))[1]
+    tex = appearance_model.decode(person.appearance) if appearance_model is not None else None
+    texture = None if tex is None else paint_brows_and_lids(tex, mesh.uvs[lm_index], person.brows)
+    return PersonParts(mesh, anim, head, hair, lm_index, texture)
+
+
 class PersonRenderer:
-    """A synthetic person on a headless renderer: `shot(label, rng)` -> SynthFace."""
+    """A synthetic person on a headless renderer: `shot(label, rng)` -> SynthFace. `parts`:
+    made beforehand by build_person (e.g. on another thread), else built here."""
 
     def __init__(self, model, appearance_model, person: Identity, renderer, size: int = SIZE,
-                 backdrops: Backdrops | None = None):
-        from core.head.build import build_head_parts
-        from core.head.hair import build_hair
-
+                 backdrops: Backdrops | None = None, parts: PersonParts | None = None):
         self.model, self.person, self.r, self.size = model, person, renderer, size
         self.backdrops = backdrops or Backdrops(np.random.default_rng(0), size)
-        mesh = model.extract_mesh(person.identity, None, resolution=96, max_triangles=20_000)
-        self.anim = model.animator(mesh, person.identity)
+        parts = parts or build_person(model, appearance_model, person)
+        self.mesh, self.anim, self.head, self.hair = parts.mesh, parts.anim, parts.head, parts.hair
+        self.lm_index, self.texture = parts.lm_index, parts.texture
         # posed = neutral + weights . targets, as einsum: BLAS's threaded gemv spin-waits against
         # the software rasteriser's threads (measured 15 ms a shot on the busy machine, 0.5 here)
         self._neutral = self.anim.neutral().reshape(-1)
         self._targets = self.anim.morph_targets().reshape(len(EXPRESSION_NAMES), -1)
-        self.head = build_head_parts(person.identity, person.eyes)
-        # In photos the eye opening is shadowed by the lids and lashes; the renderer has neither
-        # lashes nor occlusion, so bare sclera shines as bright as lit skin and every eye
-        # stares (neutral and sad faces read as fear or surprise at 48x48).
-        for part in self.head.parts:
-            if part.name.startswith("eye_"):
-                part.colour = tuple(float(c) * person.eye_shade for c in part.colour)
-        self.hair = build_hair(model, person.hair, mesh, self.anim)
-        # the 68 landmarks ride on their nearest mesh vertices: posed with the mesh itself,
-        # at no cost (the face model's landmark network takes ~50 ms a call here)
-        from scipy.spatial import cKDTree
-        rest = model.landmarks(person.identity, None)
-        self.lm_index = cKDTree(mesh.vertices).query(rest)[1]
-        self.mesh = mesh
-        tex = appearance_model.decode(person.appearance) if appearance_model is not None else None
-        self.texture = None if tex is None else paint_brows_and_lids(tex, mesh.uvs[self.lm_index], person.brows)
         self.activate()
 
     def activate(self) -> None:
