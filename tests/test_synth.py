@@ -79,7 +79,7 @@ def readings():
 
 # Measured on these people and not yet at 80% (docs/SYNTH.md): the test still runs and reports
 # its figure; it fails the suite once it passes (strict), so the marker cannot outlive the fix.
-NOT_YET = {"disgust": "62% (the classifier reads angry)", "fear": "75% (surprise, angry, neutral)",
+NOT_YET = {"disgust": "62% (the classifier reads angry)", "fear": "75% (surprise, angry, sad, neutral)",
            "neutral": "75% (surprise, happy, sad)"}
 
 

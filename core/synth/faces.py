@@ -55,8 +55,8 @@ def _pair(name: str) -> list[int]:
     return [INDEX[n] for n in (f"{name}_L", f"{name}_R", name) if n in INDEX]
 
 
-# Shapes the small unrelated motion may move in a closed-mouth expression: not those that part
-# the lips (jawOpen 0.08 bares the teeth: at 48x48 a neutral face with a lit gap between its
+# Shapes the small unrelated motion may move when the prototype keeps the jaw closed: not those
+# that part the lips (jawOpen 0.08 bares the teeth: at 48x48 a neutral face with a lit gap between its
 # lips read as fear or surprise)
 _RESTLESS = np.array([not n.startswith(("jawOpen", "mouthLowerDown", "mouthUpperUp", "mouthClose", "mouthFunnel"))
                       for n in EXPRESSION_NAMES], np.float32)
