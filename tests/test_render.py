@@ -368,6 +368,13 @@ def test_fxaa_smooths_silhouette_edges_only():
         r.set_mesh(v, f)
         cam = OrbitCamera(yaw=0, pitch=0).frame(*r.bounds("mesh"), margin=0.8)
         imgs[aa] = r.render_image(128, 128, cam, view="shaded", show_points=False).astype(np.int32)
+        if aa:   # filtered only inside the object's box (the rest is background): the same frame
+            px = cam.project(v, 128, 128)
+            box = (*px[:, :2].min(0), *px[:, :2].max(0))
+            boxed = r.render_image(128, 128, cam, view="shaded", show_points=False, fxaa_box=box)
+            assert (boxed.astype(np.int32) == imgs[aa]).all()
+            empty = r.render_image(128, 128, cam, view="shaded", show_points=False, fxaa_box=(5, 5, 5, 5))
+            assert (empty[..., 3] == 0).all()            # an empty box: background only
         r.release()
     plain, smooth = imgs[False], imgs[True]
     inside = plain[..., 3] > 0

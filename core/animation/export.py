@@ -168,11 +168,22 @@ class ClipRenderer:
         if self.hair is not None:
             v, n, tan = pose_hair(self.hair, w, pose)
             hair = (v + t, n, tan)
-        return skin, normals, parts, carves, hair
+        # the pixels the head covers (its vertices projected): FXAA filters only there
+        box = None
+        if self.r.fxaa:
+            pts = np.concatenate([skin, *(parts or []), *([hair[0]] if hair is not None else [])])
+            m = self.camera.view_proj(self.size, self.size).astype(np.float32)
+            clip = pts @ m[:3, :3].T + m[:3, 3]
+            wc = pts @ m[3, :3] + m[3, 3]
+            if (wc > 1e-6).all():          # all in front of the camera
+                x = (clip[:, 0] / wc + 1) * 0.5 * self.size
+                y = (1 - clip[:, 1] / wc) * 0.5 * self.size
+                box = (float(x.min()), float(y.min()), float(x.max()), float(y.max()))
+        return skin, normals, parts, carves, hair, box
 
     def draw(self, posed: tuple) -> np.ndarray:
         """(H, W, 3) uint8 of a frame posed by pose() (on the GL thread)."""
-        skin, normals, parts, carves, hair = posed
+        skin, normals, parts, carves, hair, box = posed
         self.r.update_vertices(skin, normals)
         if parts is not None:
             self.r.update_parts("head", parts)
@@ -180,7 +191,7 @@ class ClipRenderer:
         if hair is not None:
             self.r.update_hair(*hair)
         img = self.r.render_image(self.size, self.size, self.camera, mode="mesh", view="textured",
-                                  background=self.background)
+                                  background=self.background, fxaa_box=box)
         return np.ascontiguousarray(img[..., :3])
 
     def release(self) -> None:

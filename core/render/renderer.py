@@ -660,10 +660,11 @@ class Renderer:
         return self._fbos[key]
 
     def render_image(self, width: int, height: int, camera: OrbitCamera, depth: bool = False,
-                     **kwargs):
+                     fxaa_box=None, **kwargs):
         """Render offscreen and read back (H,W,4) uint8, row 0 at the top; alpha is coverage.
         With depth=True also the (H,W) float32 window depth in [0,1] (1 = background; only
-        without MSAA). The read waits for the GPU, so timing this call times a whole frame."""
+        without MSAA). The read waits for the GPU, so timing this call times a whole frame.
+        fxaa_box: (x0, y0, x1, y1) pixels holding everything drawn: FXAA filters only there."""
         fbo = src = self._fbo(width, height, 0)
         if self.fxaa:
             if self._fxaa is None:
@@ -671,7 +672,7 @@ class Renderer:
                 self._fxaa = Fxaa(self.ctx)
             src = self._fxaa.frame(width, height)
             self.render(src, width, height, camera, **kwargs)
-            self._fxaa.resolve(fbo, width, height)
+            self._fxaa.resolve(fbo, width, height, fxaa_box, kwargs.get("background", BACKGROUND))
         else:
             self.render(fbo, width, height, camera, **kwargs)
         data = fbo.read(components=4, alignment=1)
