@@ -52,14 +52,26 @@ def add_wrinkles(rgb: np.ndarray, lm: np.ndarray, aus: dict[str, float], depth: 
     h, w = rgb.shape[:2]
     mask = np.zeros((h, w), np.float32)
     d = float(np.linalg.norm(lm[42:48].mean(0) - lm[36:42].mean(0)))
+    sigma = max(0.6, 0.02 * d)
+    lo, hi = np.array([w, h], np.float64), np.zeros(2)
     for pts, strength, width in _strokes(lm, aus):
         if strength < 0.05:
             continue
-        cv2.polylines(mask, [np.round(pts * 4).astype(np.int32)], False, float(min(strength, 1.0)),
-                      max(1, round(width * d)), cv2.LINE_AA, shift=2)
-    if not mask.any():
+        px = max(1, round(width * d))
+        cv2.polylines(mask, [np.round(pts * 4).astype(np.int32)], False, float(min(strength, 1.0)), px,
+                      cv2.LINE_AA, shift=2)
+        lo, hi = np.minimum(lo, pts.min(0) - px), np.maximum(hi, pts.max(0) + px)
+    if (hi <= lo).any():
         return rgb
-    mask = cv2.GaussianBlur(mask, (0, 0), max(0.6, 0.02 * d))
-    shade = 1.0 - depth * np.clip(mask, 0, 1)
-    rgb[:] = (rgb.astype(np.float32) * shade[..., None]).astype(np.uint8)
+    # blur and shade only the box round the strokes (a third of the frame): beyond the blur's
+    # reach (4 sigma) the mask is zero, so the result is the full-frame one
+    m = int(np.ceil(4 * sigma)) + 3
+    x0, y0 = (max(0, int(v) - m) for v in lo)
+    x1, y1 = min(w, int(hi[0]) + m + 1), min(h, int(hi[1]) + m + 1)
+    if x1 <= x0 or y1 <= y0:
+        return rgb
+    sub = cv2.GaussianBlur(mask[y0:y1, x0:x1], (0, 0), sigma)
+    shade = 1.0 - depth * np.clip(sub, 0, 1)
+    box = rgb[y0:y1, x0:x1]
+    box[:] = (box.astype(np.float32) * shade[..., None]).astype(np.uint8)
     return rgb
