@@ -71,7 +71,8 @@ def run(args) -> int:
     else:
         stats = export_clip_mp4(clip, out, avatar, size=args.size, side_by_side=args.side_by_side,
                                 progress=report)
-        print(f"rendered {stats['frames']} frames at {stats['render_fps']:.1f} frames/s, "
+        print(f"rendered {stats['frames']} frames at {stats['fps']:.1f} frames/s "
+              f"(drawing alone {stats['render_fps']:.1f}), "
               f"audio: {'yes' if stats['audio'] else 'none'}", file=sys.stderr)
     print(out)
     return 0

@@ -78,6 +78,7 @@ def run(args) -> int:
         stats = export_clip_mp4(result, out, avatar, size=args.size,
                                 side_by_side=args.speaker_video if args.side_by_side else None,
                                 progress=lambda f, s: say(f"[{f:4.0%}] {s}") if int(f * 100) % 10 == 0 else None)
-        say(f"rendered {stats['frames']} frames at {stats['render_fps']:.1f} frames/s")
+        say(f"rendered {stats['frames']} frames at {stats['fps']:.1f} frames/s "
+            f"(drawing alone {stats['render_fps']:.1f} frames/s)")
         print(out)
     return 0
