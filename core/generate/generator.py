@@ -144,7 +144,11 @@ class TextToAvatar:
         self.stage2_guidance = STAGE2_GUIDANCE
         self.named_from_text = True     # named texture/hair/iris colour from the text alone (_take_named_stage2)
         self.appearance_guard = True    # texture codes kept inside the appearance prior's p99
+        self._tprobe = None
+        # the appearance guard's Jacobian, built with the model (about 1.5 s) so that the first
+        # prompt naming a skin, lip or brow word is not 1.5 s slower than the others
         self._tex_jacobian = None
+        self._texture_jacobian(self.net2.config["x_dim"] - len(self.extras_mean))
 
     # --- codes <-> model space ------------------------------------------------------------------
     def identity_of(self, ict: np.ndarray) -> np.ndarray:
@@ -260,8 +264,8 @@ class TextToAvatar:
     # --- measure --------------------------------------------------------------------------------
     def probes(self):
         if self._probes is None:
-            from .attributes import GeometryProbe, TextureProbe
-            self._probes = (GeometryProbe(self.face_model), TextureProbe(self.face_model))
+            from .attributes import GeometryProbe
+            self._probes = (GeometryProbe(self.face_model), self._texture_probe())
         return self._probes
 
     def measure(self, identity: np.ndarray, appearance: np.ndarray | None, hair: HairStyle,
@@ -377,9 +381,18 @@ class TextToAvatar:
         gp, _ = self.probes()
         return measure_geometry(gp, np.atleast_2d(ict) @ self.W.T) / self._attr_std()[:len(GEOMETRY)]
 
+    def _texture_probe(self):
+        """The texture probe alone (cheap), without building the geometry probe."""
+        if self._probes is not None:
+            return self._probes[1]
+        if self._tprobe is None:
+            from .attributes import TextureProbe
+            self._tprobe = TextureProbe(self.face_model)
+        return self._tprobe
+
     def _measure_texture_norm(self, codes: np.ndarray) -> np.ndarray:
         from core.appearance import shared_model
-        _, tp = self.probes()
+        tp = self._texture_probe()
         am = shared_model()
         std = self._attr_std()[len(GEOMETRY):len(GEOMETRY) + len(TEXTURE)]
         return np.stack([tp.measure(am.decode_linear(c.astype(np.float32))) for c in np.atleast_2d(codes)]) / std
