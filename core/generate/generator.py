@@ -448,8 +448,8 @@ class TextToAvatar:
         _inside_prior, only the part outside the row space of the named texture attributes'
         Jacobian shrinks (first order: they stay where the prompt put them); radial when nothing
         is named or the named part alone is already outside. The Jacobian is a secant at the
-        mean code (1-sigma steps), computed once: the texture measures are not linear in the
-        code, so a move along it is checked only by the evaluation (eval-generate)."""
+        mean code (1-sigma steps), computed with the model: the texture measures are not linear
+        in the code, so how well a move along it keeps them is checked by eval-generate."""
         p99 = appearance_p99(len(a))
         sq = float((a ** 2).sum())
         if sq <= p99:
