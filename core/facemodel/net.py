@@ -122,14 +122,16 @@ class FaceNet(nn.Module):
         D = cfg.identity_dim
         # Identity codes z = W a for ICT coefficients a ~ N(0, I): the prior is N(0, W W^T).
         self.id_encoder = nn.Linear(NUM_ICT_IDENTITY, D, bias=False)
-        if not self.id_encoder.weight.is_meta:
+        meta = self.id_encoder.weight.is_meta     # initial values unused (FaceModel.load's shape check)
+        if not meta:
             with torch.no_grad():
                 self.id_encoder.weight.copy_(torch.eye(D, NUM_ICT_IDENTITY))
         self.ex_encoder = nn.Sequential(nn.Linear(NUM_EXPRESSIONS, 64), nn.Softplus(beta=10.0),
                                         nn.Linear(64, cfg.expression_dim))
         self.sdf_grid = nn.Parameter(torch.zeros(1, *cfg.grid_shape(cfg.sdf_voxel)))
         self.feat = nn.ParameterList(
-            nn.Parameter(torch.randn(c, *cfg.grid_shape(v)).mul_(1e-2)) for v, c in cfg.feat_grids)
+            nn.Parameter(torch.empty(c, *cfg.grid_shape(v)) if meta else torch.randn(c, *cfg.grid_shape(v)).mul_(1e-2))
+            for v, c in cfg.feat_grids)
         n_in = sum(c for _, c in cfg.feat_grids) + 3 * (1 + 2 * cfg.octaves)
         self.trunk = nn.Sequential(nn.Linear(n_in, cfg.width), nn.Softplus(beta=cfg.softplus_beta),
                                    nn.Linear(cfg.width, cfg.width), nn.Softplus(beta=cfg.softplus_beta))
