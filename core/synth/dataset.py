@@ -78,13 +78,18 @@ def generate(n: int, out: Path, seed: int = 0, real_samples: Path | None = None,
     rows, crops, kept_labels, names = [], [], [], []
     person, people, made = None, 0, 0
     pending: list = []
-    # the next person is built on a third thread while this one is shot (mesh extraction, hair,
-    # texture: ~1-2 s a person, most of it in torch and NumPy, which release the GIL)
+    # the next person is drawn and built on a third thread while this one is shot (reading and
+    # encoding a fitted face, mesh extraction, hair, texture: ~1-2 s a person, most of it in
+    # torch and NumPy, which release the GIL), from its own generator seeded here, so a seed
+    # still gives the same people whatever the threads' timing
     builder = ThreadPoolExecutor(max_workers=1)
 
+    def make_person(person_seed: int):
+        who = random_identity(model, appearance, np.random.default_rng(person_seed), real)
+        return who, build_person(model, appearance, who)
+
     def next_person():
-        who = random_identity(model, appearance, rng, real)
-        return who, builder.submit(build_person, model, appearance, who)
+        return builder.submit(make_person, int(rng.integers(2**63)))
 
     upcoming = next_person()
 
@@ -108,8 +113,8 @@ def generate(n: int, out: Path, seed: int = 0, real_samples: Path | None = None,
             if cancelled():
                 break
             if person is None or i % shots_per_person == 0:
-                who, parts = upcoming
-                person = PersonRenderer(model, appearance, who, renderer, backdrops=backdrops, parts=parts.result())
+                who, parts = upcoming.result()
+                person = PersonRenderer(model, appearance, who, renderer, backdrops=backdrops, parts=parts)
                 people += 1
                 if i + shots_per_person < n:
                     upcoming = next_person()
