@@ -149,7 +149,9 @@ def test_appearance_codes_stay_inside_the_prior_and_keep_the_prompt(gen):
     finally:
         gen.appearance_guard = True
     cands = gen.generate(prompt, n=4, seed=0)
-    sq = lambda cs: (np.stack([c.appearance for c in cs]).astype(np.float64) ** 2).sum(1)  # noqa: E731
+
+    def sq(cs):
+        return (np.stack([c.appearance for c in cs]).astype(np.float64) ** 2).sum(1)
     p99 = appearance_p99(len(cands[0].appearance))
     assert (sq(raw) > p99).any() and (sq(cands) <= p99).all()
     z = gen.candidate_z(cands)
