@@ -106,8 +106,7 @@ def report(epochs: int, seeds: list[int]) -> str:
         if name == "pre1":
             continue
         frac, pre, label = RUNS[name]
-        logs = [_log(name, s) for s in seeds]
-        done = [lg for lg in logs if len(lg) >= epochs]
+        done = [(s, lg) for s in seeds if len(lg := _log(name, s)) >= epochs]
         real_steps = (round(frac * REAL_TRAIN) // 128) * epochs if frac else 0
         syn = SYNTH_SAMPLES.get(pre or name, 0)
         syn_steps = ((syn // epochs) // 128) * epochs if syn else 0
@@ -116,11 +115,11 @@ def report(epochs: int, seeds: list[int]) -> str:
         if not done:
             rows.append(f"| {label} | {real} | {syn_txt} | (not run) | | |")
             continue
-        accs = [lg[epochs - 1]["val_acc"] for lg in done]
-        secs = [lg[epochs - 1]["train_seconds"] for lg in done]
-        if pre is not None:
-            secs = [s + _log(pre, seed)[epochs - 1]["train_seconds"] for s, seed in zip(secs, seeds) if _log(pre, seed)]
-        rows.append(f"| {label} | {real} | {syn_txt} | {' / '.join(f'{100 * a:.1f}%' for a in accs)} | "
+        accs = [lg[epochs - 1]["val_acc"] for _, lg in done]
+        secs = [lg[epochs - 1]["train_seconds"] + (_log(pre, s)[epochs - 1]["train_seconds"] if pre else 0)
+                for s, lg in done]
+        per_seed = " / ".join(f"{100 * a:.1f}% (seed {s})" for a, (s, _) in zip(accs, done))
+        rows.append(f"| {label} | {real} | {syn_txt} | {per_seed} | "
                     f"{100 * np.mean(accs):.1f}% | {np.mean(secs) / 60:.1f} min |")
     return "\n".join(rows)
 
