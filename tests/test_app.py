@@ -122,6 +122,7 @@ def test_headless_render_equals_viewport(window, qtbot):
                                     texture=avatar_texture(window.avatar), mode="mesh", view=mode,
                                     hair=(s.hair, window.avatar.expression),
                                     parts=(s.head.parts, *s.head.pose(window.avatar.expression)),
+                                    occlusion=getattr(s.mesh, "occlusion", None),
                                     background=window.avatar.view.background)[..., :3].astype(np.int16)
         diff = np.abs(shown - headless)
         assert diff.mean() < 0.5 and np.percentile(diff, 99.9) <= 8, (mode, diff.mean(), diff.max())

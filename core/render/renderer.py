@@ -734,7 +734,8 @@ def render_offscreen(width: int, height: int, camera: OrbitCamera | None = None,
                      mesh: tuple | None = None, texture: np.ndarray | None = None,
                      sdf: tuple | None = None, stages: list[dict] | None = None,
                      points: np.ndarray | None = None, samples: int = 0, hair=None,
-                     parts: tuple | None = None, **render_kwargs) -> np.ndarray:
+                     parts: tuple | None = None, occlusion: np.ndarray | None = None,
+                     **render_kwargs) -> np.ndarray:
     """One-shot headless render on the cached EGL context -> (H,W,4) uint8.
 
     mesh = (vertices, faces[, uvs]); sdf = (grid, lo, hi[, uv_grid]); stages for mode
@@ -742,11 +743,12 @@ def render_offscreen(width: int, height: int, camera: OrbitCamera | None = None,
     hair = (core.head.hair.HairMesh, 53 weights or None[, head pose]) draws posed hair.
     parts = (list of PartMesh, their posed vertices, (N,4,4) carves or None), e.g.
     (head.parts, *head.pose(weights, head_pose)) for core.head.build.HeadParts.
+    occlusion: the mesh's per-vertex ambient occlusion (core.render.occlusion), as the viewport's.
     """
     r = Renderer(headless_context(), samples=samples)
     try:
         if mesh is not None:
-            r.set_mesh(*mesh)
+            r.set_mesh(*mesh, occlusion=occlusion)
         if texture is not None:
             r.set_texture(texture)
         if sdf is not None:
