@@ -223,6 +223,19 @@ def _background(rng: np.random.Generator, backgrounds: list[np.ndarray],
     return img * rng.uniform(0.6, 1.3) + rng.uniform(-30, 30)
 
 
+
+def _degrade(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A camera's faults on a float32 scene: sensor noise, sometimes blur, sometimes JPEG
+    (the same random draws, in the same order, for every scene kind)."""
+    img += rng.normal(0, rng.uniform(0, 6), img.shape).astype(np.float32)
+    if rng.random() < 0.2:
+        img = cv2.GaussianBlur(img, (0, 0), float(rng.uniform(0.5, 1.5)))
+    img = np.clip(img, 0, 255).astype(np.uint8)
+    if rng.random() < 0.3:
+        ok, enc = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(40, 90))])
+        img = cv2.imdecode(enc, cv2.IMREAD_GRAYSCALE)
+    return img
+
 def _paste(img: np.ndarray, rng: np.random.Generator, patch: np.ndarray, box, target) -> None:
     """Blend `patch` so its face box lands on `target` (x1, y1, x2, y2)."""
     bx, by, bw, bh = box
@@ -300,13 +313,7 @@ def compose(rng: np.random.Generator, backgrounds: list[np.ndarray], pools: Sequ
                 if picked is not None:
                     picked.append((pool, i))
                 break
-    img += rng.normal(0, rng.uniform(0, 6), img.shape).astype(np.float32)
-    if rng.random() < 0.2:
-        img = cv2.GaussianBlur(img, (0, 0), float(rng.uniform(0.5, 1.5)))
-    img = np.clip(img, 0, 255).astype(np.uint8)
-    if rng.random() < 0.3:
-        ok, enc = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(40, 90))])
-        img = cv2.imdecode(enc, cv2.IMREAD_GRAYSCALE)
+    img = _degrade(img, rng)
     arr = np.array(boxes, np.float32).reshape(-1, 5)
     return img, arr, sources
 
@@ -414,11 +421,5 @@ def mosaic(rng: np.random.Generator, backgrounds: list[np.ndarray], pools: Seque
             boxes.append((label, cx * cw + fx, cy * ch + fy, cx * cw + fx + w, cy * ch + fy + h))
             if picked is not None:
                 picked.append((pool, i))
-    img += rng.normal(0, rng.uniform(0, 6), img.shape).astype(np.float32)
-    if rng.random() < 0.2:
-        img = cv2.GaussianBlur(img, (0, 0), float(rng.uniform(0.5, 1.5)))
-    img = np.clip(img, 0, 255).astype(np.uint8)
-    if rng.random() < 0.3:
-        ok, enc = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(40, 90))])
-        img = cv2.imdecode(enc, cv2.IMREAD_GRAYSCALE)
+    img = _degrade(img, rng)
     return img, np.array(boxes, np.float32).reshape(-1, 5)
