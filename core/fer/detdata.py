@@ -236,6 +236,19 @@ def _degrade(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         img = cv2.imdecode(enc, cv2.IMREAD_GRAYSCALE)
     return img
 
+
+def _draw_face(rng: np.random.Generator, pools, weights: np.ndarray):
+    """One face for a scene: a pool by its weight, a class uniformly among the pool's classes,
+    a patch of that class, mirrored half the time -> (pool, patch index, patch, face box
+    (x, y, w, h) inside the patch, class)."""
+    pool = pools[int(rng.choice(len(pools), p=weights / weights.sum()))][0]
+    per_class = [c for c in pool.by_class() if len(c)]
+    i = int(rng.choice(per_class[int(rng.integers(len(per_class)))]))
+    patch, (bx, by, bw, bh), label = pool.patches[i], pool.boxes[i], pool.labels[i]
+    if rng.random() < 0.5:
+        patch, bx = patch[:, ::-1], patch.shape[1] - bx - bw
+    return pool, i, patch, (bx, by, bw, bh), label
+
 def _paste(img: np.ndarray, rng: np.random.Generator, patch: np.ndarray, box, target) -> None:
     """Blend `patch` so its face box lands on `target` (x1, y1, x2, y2)."""
     bx, by, bw, bh = box
@@ -293,12 +306,7 @@ def compose(rng: np.random.Generator, backgrounds: list[np.ndarray], pools: Sequ
         n = int(rng.choice(FACES_PER_SCENE if faces_per_scene is None else faces_per_scene))
     lo, hi = np.log(FACE_WIDTH[0]), np.log(FACE_WIDTH[1] / (1 + 0.5 * (n - 1)))
     for _ in range(n):
-        pool = pools[int(rng.choice(len(pools), p=weights / weights.sum()))][0]
-        per_class = [c for c in pool.by_class() if len(c)]
-        i = int(rng.choice(per_class[int(rng.integers(len(per_class)))]))
-        patch, (bx, by, bw, bh), label = pool.patches[i], pool.boxes[i], pool.labels[i]
-        if rng.random() < 0.5:
-            patch, bx = patch[:, ::-1], patch.shape[1] - bx - bw
+        pool, i, patch, (bx, by, bw, bh), label = _draw_face(rng, pools, weights)
         w = float(np.exp(rng.uniform(lo, hi)))
         h = w * bh / bw
         if h > SCENE_H * 0.95:
@@ -405,12 +413,7 @@ def mosaic(rng: np.random.Generator, backgrounds: list[np.ndarray], pools: Seque
             y0 = int(rng.integers(0, big.shape[0] - ch + 1))
             x0 = int(rng.integers(0, big.shape[1] - cw + 1))
             cell = np.ascontiguousarray(big[y0:y0 + ch, x0:x0 + cw])
-            pool = pools[int(rng.choice(len(pools), p=weights / weights.sum()))][0]
-            per_class = [c for c in pool.by_class() if len(c)]
-            i = int(rng.choice(per_class[int(rng.integers(len(per_class)))]))
-            patch, (bx, by, bw, bh), label = pool.patches[i], pool.boxes[i], pool.labels[i]
-            if rng.random() < 0.5:
-                patch, bx = patch[:, ::-1], patch.shape[1] - bx - bw
+            pool, i, patch, (bx, by, bw, bh), label = _draw_face(rng, pools, weights)
             w = float(np.exp(rng.uniform(np.log(max(FACE_WIDTH[0], 0.3 * cw)), np.log(0.8 * cw))))
             h = w * bh / bw
             if h > 0.9 * ch:
