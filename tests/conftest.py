@@ -60,7 +60,15 @@ def _no_headless_gl_current_for_gui_tests(request):
         release_current_context()
     yield
     if gui:   # and the other way round: a GLX context left current blocks later headless work
+        import gc
+
+        from PySide6.QtCore import QCoreApplication, QEvent
         from PySide6.QtGui import QOpenGLContext
+        # Destroy the test's closed widgets (and their GL contexts) now, not at some garbage
+        # collection in the middle of a later headless test.
+        QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+        gc.collect()
+        QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
         current = QOpenGLContext.currentContext()
         if current is not None:
             current.doneCurrent()

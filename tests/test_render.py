@@ -20,7 +20,7 @@ def ctx():
 
 @pytest.fixture
 def renderer(ctx):
-    r = Renderer(ctx)
+    r = Renderer(headless_context())   # current again, whatever an earlier test left current
     yield r
     r.release()
 

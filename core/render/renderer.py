@@ -17,6 +17,7 @@ every mode, depth-tested against it (the sphere tracer writes gl_FragDepth):
 """
 from __future__ import annotations
 
+import sys
 import threading
 
 import moderngl
@@ -51,6 +52,7 @@ _HEADLESS = threading.local()
 def headless_context() -> moderngl.Context:
     """One standalone GL context per thread (EGL: no display needed). A GL context is current
     in the thread that made it only, so a worker thread (the app's photo fit) needs its own."""
+    _forget_qt_current_context()
     ctx = getattr(_HEADLESS, "ctx", None)
     if ctx is None:
         try:
@@ -63,6 +65,20 @@ def headless_context() -> moderngl.Context:
         # GUI tests): GL calls go to the current context, so make ours current again.
         ctx.__enter__()
     return ctx
+
+
+def _forget_qt_current_context() -> None:
+    """If Qt believes one of its contexts is current on this thread, tell it that none is,
+    before an EGL context becomes current behind its back. Otherwise, when that Qt context is
+    later destroyed (a closed window garbage-collected at any moment), Qt "releases" it and
+    libglvnd releases our EGL context instead: every later GL call on this thread fails with
+    "cannot create buffer". Qt is looked up, never imported: core runs without it."""
+    qtgui = sys.modules.get("PySide6.QtGui")
+    if qtgui is None:
+        return
+    current = qtgui.QOpenGLContext.currentContext()
+    if current is not None:
+        current.doneCurrent()
 
 
 def release_current_context() -> bool:
