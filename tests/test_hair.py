@@ -229,3 +229,36 @@ def test_glb_with_hair_passes_the_khronos_validator(face_model, tmp_path):
     avatar = Avatar(face_model.mean_identity(), hair=HairStyle(style="tied", length=0.8))
     issues = parts_tests.validate_glb(export_avatar(avatar, tmp_path / "t.glb", face_model, resolution=48)[0])
     assert issues["numErrors"] == 0, issues["messages"][:5]
+
+
+def test_skin_under_the_hair_is_drawn_after_it_without_changing_the_picture(head, hairs):
+    """core.render.draw_order: the scalp goes after the hair, the face before it; the order
+    saves fragments, never changes pixels (every surface is opaque and depth tested)."""
+    from core.head.hair import pose_hair
+    from core.render import OrbitCamera, Renderer, headless_context
+
+    mesh, anim, lm = head
+    hair = hairs["long"]
+    r = Renderer(headless_context())
+    try:
+        v = anim.vertices(np.zeros(53, np.float32))
+        r.set_mesh(v, mesh.faces, mesh.uvs)
+        r.set_hair(hair)
+        r.update_hair(*pose_hair(hair))
+        under = r._under_hair()
+        centres = v[mesh.faces].mean(1)
+        nose = np.linalg.norm(centres - lm[30], axis=1) < 1.5             # nose tip
+        crown = centres[:, 1] > v[:, 1].max() - 2.0                     # top of the head
+        assert under[crown].mean() > 0.9 and not under[nose].any()
+        assert 0.15 < under.mean() < 0.7
+        for yaw in (0, 35, 120, 180):
+            cam = OrbitCamera(yaw=yaw, pitch=10).frame(v.min(0), v.max(0), margin=0.9)
+            ordered = r.render_image(SIZE, SIZE, cam)
+            r._hair_points = None                        # one skin draw before the hair
+            r._mesh["under_hair"] = None
+            plain = r.render_image(SIZE, SIZE, cam)
+            r.set_hair(hair)
+            r.update_hair(*pose_hair(hair))
+            assert np.array_equal(ordered, plain), yaw
+    finally:
+        r.release()

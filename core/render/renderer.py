@@ -116,9 +116,11 @@ def _mat(m: np.ndarray) -> bytes:
 
 def _set(prog: moderngl.Program, name: str, value) -> None:
     """Set a uniform if the compiler kept it (unused ones are optimised away)."""
-    if name not in prog:
+    # Program.get is a dict lookup; `name in prog` iterates every member (moderngl has no
+    # __contains__), which cost about 1 ms a frame over the ~100 uniforms set per frame.
+    u = prog.get(name, None)
+    if u is None:
         return
-    u = prog[name]
     if isinstance(value, bytes):
         u.write(value)
     elif isinstance(value, np.ndarray) and value.ndim == 2 and value.shape[0] == value.shape[1]:
@@ -156,6 +158,7 @@ class Renderer:
         self._parts: dict[str, list[dict]] = {}   # group name -> GL resources of each part
         self._carves = np.zeros((0, 4, 4), np.float32)  # world -> unit ball
         self._hair = None                # core.render.hair_layer.HairLayer, made on first set_hair
+        self._hair_points: np.ndarray | None = None   # the hair's vertices, for the draw order
         self._dummy3d = ctx.texture3d((1, 1, 1), 2, np.zeros(2, np.float32).tobytes(), dtype="f4")
         self.set_texture(default_texture())
 
@@ -236,6 +239,8 @@ class Renderer:
              # only when the split changes
              "ibo_near": ctx.buffer(reserve=max(4, f.nbytes), dynamic=True),
              "ibo_far": ctx.buffer(reserve=max(4, f.nbytes), dynamic=True),
+             # the far triangles under the hair, drawn after it (core.render.draw_order)
+             "ibo_scalp": ctx.buffer(reserve=max(4, f.nbytes), dynamic=True), "under_hair": None,
              "split": None, "verts": v, "version": 0, "margin": split_margin(v, f), "corners": face_columns(f),
              "lo": v.min(0), "hi": v.max(0), "vaos": {}}
         self._mesh = m
@@ -440,6 +445,9 @@ class Renderer:
 
             self._hair = HairLayer(self.ctx)
         self._hair.set_mesh(hair)
+        self._hair_points = None if hair is None or hair.empty else np.asarray(hair.vertices, np.float32)
+        if self._mesh is not None:
+            self._mesh["under_hair"] = None    # found again on the next frame
 
     def update_hair(self, vertices: np.ndarray, normals: np.ndarray | None = None,
                     tangents: np.ndarray | None = None) -> None:
@@ -506,11 +514,13 @@ class Renderer:
         hair_uniforms = {**common, "u_view": view_m, "u_proj": proj}
         hair_view = "shaded" if view == "wireframe" else view
         if mode == "mesh":
-            # Hair first: it covers the scalp, so the rasteriser's early depth test then skips
-            # most of the skin's fragments under it (a software rasteriser pays per fragment).
+            # The open skin, then the hair, then the scalp under it: the rasteriser's early depth
+            # test then skips the hair behind the face and the scalp under the hair
+            # (core.render.draw_order; a software rasteriser pays per fragment).
+            self._draw_mesh(view, light, view_m, proj, width, height, common, after_hair=False)
             if self._hair is not None:
                 self._hair.draw(hair_view, light, hair_uniforms, _set)
-            self._draw_mesh(view, light, view_m, proj, width, height, common)
+            self._draw_mesh(view, light, view_m, proj, width, height, common, after_hair=True)
         else:
             self._draw_sdf(mode, view, light, camera, vp, width, height, common)
         if self._parts:
@@ -531,44 +541,74 @@ class Renderer:
         if draw_fbo is not target:
             ctx.copy_framebuffer(target, draw_fbo)
 
-    def _draw_mesh(self, view, light, view_m, proj, width, height, common) -> None:
+    def _draw_mesh(self, view, light, view_m, proj, width, height, common,
+                   after_hair: bool | None = None) -> None:
+        """The skin's triangles: all of them, or (`after_hair` False / True) those drawn before /
+        after the hair."""
         if self._mesh is None:
             raise RuntimeError("mode 'mesh' needs set_mesh first")
+        draws = [(ibo, n) for ibo, n, after in self._skin_draws() if after_hair in (None, after)]
+        if not draws:
+            return
         if self.cull_back_faces:
             self.ctx.enable(moderngl.CULL_FACE)
         uniforms = {**common, "u_view": view_m, "u_proj": proj, "u_viewport": (width, height),
                     "u_wire_col": (0.05, 0.05, 0.06), "u_texture": 0, **self._carve_uniforms()}
         # Only triangles that can reach a carve run the discarding program: a shader that may
         # discard makes a software rasteriser test and write depth late for every fragment.
-        for ibo, count in self._skin_draws():
+        for ibo, count in draws:
             vao = self._mesh_vao(view, light, ibo)
             for name, value in uniforms.items():
                 _set(vao.program, name, value)
             vao.render(moderngl.TRIANGLES, vertices=count)
         self.ctx.disable(moderngl.CULL_FACE)
 
-    def _skin_draws(self) -> list[tuple[str, int]]:
-        """(index buffer, index count) to draw the skin with, splitting it around the carves."""
+    def _skin_draws(self) -> list[tuple[str, int, bool]]:
+        """(index buffer, index count, drawn after the hair) to draw the skin with: the
+        triangles that may reach a carve (the discarding program), the rest, and of the rest
+        those under the hair (drawn after it)."""
         m = self._mesh
-        if not len(self._carves):
-            return [("ibo", 3 * len(m["faces"]))] if len(m["faces"]) else []
+        under = self._under_hair()
+        if not len(self._carves) and under is None:
+            return [("ibo", 3 * len(m["faces"]), False)] if len(m["faces"]) else []
         key = (m["version"], self._carves.tobytes())
-        if m.get("split_key") == key:         # a still pose (orbiting, painting): nothing to redo
-            near = m["split"]
+        if not len(self._carves):
+            near = np.zeros(len(m["faces"]), bool)
+        elif m.get("split_key") == key and m["split"] is not None:
+            near = m["split"][0]     # a still pose (orbiting, painting): nothing to redo
         else:
             near = near_carve_faces(m["verts"], m["corners"], self._carves, m["margin"])
-            m["split_key"] = key
-        n_far = self._write_split(near)
-        return [(b, n) for b, n in (("ibo_far", n_far), ("ibo_near", 3 * int(near.sum()))) if n]
+        m["split_key"] = key
+        n_far, n_scalp = self._write_split(near, under)
+        draws = (("ibo_far", n_far, False), ("ibo_near", 3 * int(near.sum()), False),
+                 ("ibo_scalp", n_scalp, True))
+        return [d for d in draws if d[1]]
 
-    def _write_split(self, near: np.ndarray) -> int:
-        """Rewrite the near/far index buffers when the split changed; the far index count."""
+    def _under_hair(self) -> np.ndarray | None:
+        """(F,) bool: skin triangles under the hair (core.render.draw_order), None without hair;
+        found once per mesh and hair."""
         m = self._mesh
-        if m["split"] is None or not np.array_equal(near, m["split"]):
+        if self._hair_points is None:
+            return None
+        if m["under_hair"] is None:
+            from .draw_order import faces_under_hair
+            normals = vertex_normals(m["verts"], m["faces"], m["incidence"])
+            m["under_hair"] = faces_under_hair(m["verts"], m["faces"], normals, self._hair_points)
+        return m["under_hair"]
+
+    def _write_split(self, near: np.ndarray, under: np.ndarray | None) -> tuple[int, int]:
+        """Rewrite the index buffers when the split changed; the far and scalp index counts."""
+        m = self._mesh
+        far = ~near
+        scalp = far & under if under is not None else np.zeros_like(near)
+        far &= ~scalp
+        old = m["split"]
+        if old is None or not (np.array_equal(near, old[0]) and np.array_equal(scalp, old[1])):
             m["ibo_near"].write(m["faces"][near].tobytes())
-            m["ibo_far"].write(m["faces"][~near].tobytes())
-            m["split"] = near
-        return 3 * int(len(near) - near.sum())
+            m["ibo_far"].write(m["faces"][far].tobytes())
+            m["ibo_scalp"].write(m["faces"][scalp].tobytes())
+            m["split"] = (near, scalp)
+        return 3 * int(far.sum()), 3 * int(scalp.sum())
 
     def _skin_depth(self, fbo, light, view_m, proj, width, height, common) -> None:
         """SDF modes: the parts are depth-tested against the skin *mesh* (carved), drawn into
