@@ -101,20 +101,32 @@ class TaskRunner(QObject):
         connected here, before the task starts (a fast task's signal would otherwise be lost)."""
         task = Task(title, fn)
         task.quiet = quiet
+        alive = self._while_alive
         if on_done:
-            task.signals.finished.connect(on_done)
-        task.signals.failed.connect(on_error or (lambda msg: log.error("%s", msg)))
+            task.signals.finished.connect(alive(on_done))
+        task.signals.failed.connect(alive(on_error or (lambda msg: log.error("%s", msg))))
         if on_cancel:
-            task.signals.cancelled.connect(on_cancel)
+            task.signals.cancelled.connect(alive(on_cancel))
         if on_end:
-            task.signals.done.connect(on_end)
-        task.signals.progress.connect(lambda f, s, t=task: self.progress.emit(t.title, f, s))
-        task.signals.done.connect(lambda t=task: self._finished(t))
+            task.signals.done.connect(alive(on_end))
+        task.signals.progress.connect(alive(lambda f, s, t=task: self.progress.emit(t.title, f, s)))
+        task.signals.done.connect(alive(lambda t=task: self._finished(t)))
         self.running.append(task)
         if not quiet:
             self.changed.emit()
         self.pool.start(task)
         return task
+
+    def _while_alive(self, fn: Callable[..., Any]) -> Callable[..., None]:
+        """fn, called only while this runner (and so its owner: a window, a controller) still
+        exists: tasks run on the shared pool and may end after their window was closed and
+        deleted, when their callbacks would touch deleted Qt objects."""
+        from shiboken6 import isValid
+
+        def call(*args) -> None:
+            if isValid(self):
+                fn(*args)
+        return call
 
     def cancel_all(self) -> None:
         for t in self.running:

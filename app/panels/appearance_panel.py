@@ -10,8 +10,8 @@ from PySide6.QtWidgets import (QColorDialog, QComboBox, QGridLayout, QHBoxLayout
 
 from core.avatar import Avatar
 
-RANGE = 3.0   # a slider spans ±3 prior standard deviations (the code's prior is N(0, I))
-STEPS = 300
+from .sigma_sliders import SigmaSliders
+
 IRIS_PRESETS = {"brown": (0.30, 0.20, 0.11), "dark brown": (0.16, 0.10, 0.06),
                 "hazel": (0.42, 0.33, 0.16), "green": (0.28, 0.40, 0.22),
                 "blue": (0.30, 0.45, 0.65), "grey": (0.45, 0.48, 0.50)}
@@ -24,22 +24,16 @@ class AppearancePanel(QWidget):
         self.avatar, self.model = avatar, model
         self.rng = np.random.default_rng()
         self.dims = 0 if model is None else min(dims, model.num_components)
-        self.sliders: list[QSlider] = []
-        self._values: list[QLabel] = []
-
-        grid = QGridLayout()
         explained = (model.meta.get("explained_variance", []) if model is not None else [])
-        for i in range(self.dims):
-            s = QSlider(Qt.Horizontal, minimum=-STEPS, maximum=STEPS, objectName=f"appearance{i}")
+
+        def tip(i: int) -> str:
             share = f" ({explained[i]:.0%} of the variation seen in real faces)" if i < len(explained) else ""
-            s.setToolTip(f"Texture component {i + 1}{share}, in prior standard deviations")
-            s.valueChanged.connect(lambda v, i=i: self._slider_moved(i, v))
-            value = QLabel("+0.00σ", minimumWidth=48, alignment=Qt.AlignRight | Qt.AlignVCenter)
-            grid.addWidget(QLabel(f"t{i + 1}"), i, 0)
-            grid.addWidget(s, i, 1)
-            grid.addWidget(value, i, 2)
-            self.sliders.append(s)
-            self._values.append(value)
+            return f"Texture component {i + 1}{share}, in prior standard deviations"
+
+        self.rows = SigmaSliders(self.dims, short=lambda i: f"t{i + 1}",
+                                 object_name=lambda i: f"appearance{i}", tooltip=tip,
+                                 moved=self._slider_moved)
+        self.sliders = self.rows.sliders
 
         self.temperature = QSpinBox(minimum=10, maximum=150, value=100, singleStep=10, suffix=" %")
         self.temperature.setToolTip("Sampling temperature: lower gives more average skin")
@@ -81,7 +75,7 @@ class AppearancePanel(QWidget):
             layout.addWidget(QLabel("The appearance model could not be loaded (see the log); "
                                     "avatars show the default skin.", wordWrap=True))
         layout.addLayout(buttons)
-        layout.addLayout(grid)
+        layout.addLayout(self.rows.grid)
         layout.addWidget(self.photo_note)
         layout.addWidget(self.drop_photo_btn)
         layout.addWidget(QLabel("<b>Eyes</b>"))
@@ -107,9 +101,7 @@ class AppearancePanel(QWidget):
             return np.zeros(k, np.float32)
         return code[:k] if code.size >= k else np.pad(code, (0, k - code.size))
 
-    def _slider_moved(self, i: int, v: int) -> None:
-        sigma = v / STEPS * RANGE
-        self._values[i].setText(f"{sigma:+.2f}σ")
+    def _slider_moved(self, i: int, sigma: float) -> None:
         code = self._code()
         code[i] = sigma
         self.avatar.set_appearance(code)
@@ -147,13 +139,7 @@ class AppearancePanel(QWidget):
         self.random_btn.setEnabled(self.model is not None and not has_photo)
         self.mean_btn.setEnabled(self.model is not None and not has_photo)
         if self.model is not None:
-            for s, label, x in zip(self.sliders, self._values, self._code()[:self.dims]):
-                v = int(round(np.clip(x / RANGE, -1, 1) * STEPS))
-                if s.value() != v:
-                    s.blockSignals(True)
-                    s.setValue(v)
-                    s.blockSignals(False)
-                label.setText(f"{x:+.2f}σ")
+            self.rows.show(self._code()[:self.dims])
         eyes = self.avatar.eyes
         r, g, b = (int(c * 255) for c in eyes.iris_colour)
         self.iris_swatch.setStyleSheet(f"background-color: rgb({r},{g},{b}); min-width: 40px;")

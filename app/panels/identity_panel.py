@@ -2,14 +2,12 @@
 from __future__ import annotations
 
 import numpy as np
-from PySide6.QtCore import Qt
-from PySide6.QtWidgets import (QGridLayout, QHBoxLayout, QLabel, QPushButton, QSlider, QSpinBox,
+from PySide6.QtWidgets import (QHBoxLayout, QLabel, QPushButton, QSpinBox,
                                QVBoxLayout, QWidget)
 
 from core.avatar import Avatar
 
-RANGE = 3.0   # slider spans mean ± 3 std
-STEPS = 300
+from .sigma_sliders import SigmaSliders
 
 
 def prior_std(model, samples: int = 512) -> np.ndarray:
@@ -33,20 +31,11 @@ class IdentityPanel(QWidget):
         self.std = prior_std(model)
         self.dims = min(dims, self.mean.size)
         self.rng = np.random.default_rng()
-        self.sliders: list[QSlider] = []
-        self._values: list[QLabel] = []
-
-        grid = QGridLayout()
-        for i in range(self.dims):
-            s = QSlider(Qt.Horizontal, minimum=-STEPS, maximum=STEPS, objectName=f"latent{i}")
-            s.setToolTip(f"Latent identity dimension {i}, in prior standard deviations")
-            s.valueChanged.connect(lambda v, i=i: self._slider_moved(i, v))
-            value = QLabel("+0.00σ", minimumWidth=48, alignment=Qt.AlignRight | Qt.AlignVCenter)
-            grid.addWidget(QLabel(f"z{i}"), i, 0)
-            grid.addWidget(s, i, 1)
-            grid.addWidget(value, i, 2)
-            self.sliders.append(s)
-            self._values.append(value)
+        self.rows = SigmaSliders(
+            self.dims, short=lambda i: f"z{i}", object_name=lambda i: f"latent{i}",
+            tooltip=lambda i: f"Latent identity dimension {i}, in prior standard deviations",
+            moved=self._slider_moved)
+        self.sliders = self.rows.sliders
 
         self.temperature = QSpinBox(minimum=10, maximum=150, value=100, singleStep=10, suffix=" %")
         self.temperature.setToolTip("Sampling temperature: lower gives more average faces")
@@ -63,7 +52,7 @@ class IdentityPanel(QWidget):
 
         layout = QVBoxLayout(self)
         layout.addLayout(buttons)
-        layout.addLayout(grid)
+        layout.addLayout(self.rows.grid)
         self.note = QLabel(f"Showing {self.dims} of {self.mean.size} latent dimensions; "
                            "changing identity rebuilds the mesh in the background.", wordWrap=True)
         layout.addWidget(self.note)
@@ -76,9 +65,7 @@ class IdentityPanel(QWidget):
         t = self.temperature.value() / 100.0
         self.avatar.set_identity(np.asarray(self.model.sample_identity(self.rng, temperature=t), np.float32))
 
-    def _slider_moved(self, i: int, v: int) -> None:
-        sigma = v / STEPS * RANGE
-        self._values[i].setText(f"{sigma:+.2f}σ")
+    def _slider_moved(self, i: int, sigma: float) -> None:
         code = self.avatar.identity
         if code.size != self.mean.size:
             return
@@ -90,10 +77,4 @@ class IdentityPanel(QWidget):
         if code.size != self.mean.size:
             return
         sig = (code[: self.dims] - self.mean[: self.dims]) / self.std[: self.dims]
-        for s, label, x in zip(self.sliders, self._values, sig):
-            v = int(round(np.clip(x / RANGE, -1, 1) * STEPS))
-            if s.value() != v:
-                s.blockSignals(True)
-                s.setValue(v)
-                s.blockSignals(False)
-            label.setText(f"{x:+.2f}σ")
+        self.rows.show(sig)
