@@ -27,6 +27,7 @@ def test_closed_window_cannot_release_the_headless_context(qtbot, face_model):
     ctx = headless_context()                 # EGL made current on the same thread
     w.close()
     w.runner.wait(30_000)
+    QCoreApplication.processEvents()         # the finished jobs' results reach the live window
     w.deleteLater()
     del w
     QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
