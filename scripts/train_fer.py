@@ -76,6 +76,17 @@ def augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     return x.masked_fill(mask[:, None], 0.0)
 
 
+def mixed_outliers(x: torch.Tensor, y: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """Synthetic outliers for outlier exposure: blends (weight 0.35-0.65) of two faces of different
+    known classes, one per pair of the batch's halves whose labels differ (PROSER-like placeholders:
+    faces between the known expressions, never drawn from a left-out class)."""
+    h = len(x) // 2
+    a, b = x[:h], x[h:2 * h]
+    keep = y[:h] != y[h:2 * h]
+    lam = (0.35 + 0.3 * torch.rand(h, generator=gen)).view(-1, 1, 1, 1)
+    return (lam * a + (1 - lam) * b)[keep].contiguous(memory_format=torch.channels_last)
+
+
 def _accuracy(logits: torch.Tensor, y: torch.Tensor) -> float:
     return float((logits.argmax(1) == y).float().mean())
 
@@ -432,6 +443,9 @@ def main() -> None:
     ap.add_argument("--smoothing", type=float, default=0.1)
     ap.add_argument("--ema", type=float, default=0.999)
     ap.add_argument("--exclude", default=None, help="leave this class out (open-set evaluation run)")
+    ap.add_argument("--oe-mix", type=float, default=0.0, metavar="W",
+                    help="outlier exposure with cross-class mixes (open-set runs): half a batch of blends of two "
+                         "faces of different known classes, pushed towards the uniform prediction, weight W")
     ap.add_argument("--teachers", default=None,
                     help="comma-separated finished runs whose averaged predictions on each augmented "
                          "batch are distilled into this network (knowledge distillation)")
@@ -566,10 +580,16 @@ def main() -> None:
             xb, yb = augment(xt[idx], gen).contiguous(memory_format=torch.channels_last), yt[idx]
             for g in opt.param_groups:
                 g["lr"] = lr_at(step, total, steps_per_epoch, args.lr, decay)
+            xo = mixed_outliers(xb, yb, gen) if args.oe_mix else None
+
             def step_loss() -> torch.Tensor:
                 with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16):
-                    logits = model(xb)
-                return loss_fn(logits.float(), xb, yb)
+                    logits = model(xb if xo is None else torch.cat([xb, xo]))
+                logits = logits.float()
+                loss = loss_fn(logits[:len(xb)], xb, yb)
+                if xo is not None:  # outliers: cross-entropy to the uniform distribution
+                    loss = loss - args.oe_mix * F.log_softmax(logits[len(xb):], 1).mean()
+                return loss
             loss = step_loss()
             opt.zero_grad(set_to_none=True)
             loss.backward()

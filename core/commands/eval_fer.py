@@ -24,6 +24,10 @@ def add_arguments(p) -> None:
     p.add_argument("--unknown-npz", default=None,
                    help="faces of expressions the model was not trained on (labels ignored): report AUROC and "
                         "FPR at 95%% TPR of the shipped unknown score, --npz being the known faces")
+    p.add_argument("--transductive", action="store_true",
+                   help="with --unknown-npz: also score known and unknown faces together as one pool "
+                        "(core.fer.transductive, after Zhang et al.), reported separately")
+    p.add_argument("--trans-epochs", type=int, default=4, help="training passes of the transductive scoring")
 
 
 def _load_images(npz, need_labels: bool = True):
@@ -44,12 +48,14 @@ def _load_images(npz, need_labels: bool = True):
 
 def fpr_at_tpr(known: np.ndarray, unknown: np.ndarray, tpr: float = 0.95) -> float:
     """Known faces are the positives: at the threshold that accepts `tpr` of them (score <= t),
-    the share of unknown faces accepted too (the usual FPR95 of out-of-distribution work)."""
+    the share of unknown faces accepted too (the usual FPR95 of out-of-distribution work).
+    (core.fer.openset.fpr_at_tpr is the same; this copy keeps the CLI's import free of torch.)"""
     t = np.quantile(known, tpr)
     return float((unknown <= t).mean())
 
 
-def evaluate_unknown(known_npz, unknown_npz, model=None, flip: bool | None = None) -> dict:
+def evaluate_unknown(known_npz, unknown_npz, model=None, flip: bool | None = None,
+                     transductive: bool = False, trans_epochs: int = 4) -> dict:
     """AUROC / FPR95 of the classifier's unknown score, known faces vs. unknown faces. The raw
     score (before the 0..1 calibration, which clips and would tie the extremes) ranks the faces."""
     import torch
@@ -73,7 +79,15 @@ def evaluate_unknown(known_npz, unknown_npz, model=None, flip: bool | None = Non
 
     s_known, pred = scores(known)
     s_unknown, _ = scores(unknown)
-    return {"known": int(len(known)), "unknown": int(len(unknown)), "score": clf.unknown_method,
+    trans = None
+    if transductive:  # one pool, known and unknown together; the unknown file's labels stay unused
+        from core.fer.transductive import transductive_scores
+        t = time.perf_counter()
+        s = transductive_scores(clf.models, np.concatenate([known, unknown]), epochs=trans_epochs)["score"]
+        sk, su = s[:len(known)], s[len(known):]
+        trans = {"auroc": round(auroc(sk, su), 4), "fpr_at_95_tpr": round(fpr_at_tpr(sk, su), 4),
+                 "epochs": trans_epochs, "seconds": round(time.perf_counter() - t, 1)}
+    return {"transductive": trans, "known": int(len(known)), "unknown": int(len(unknown)), "score": clf.unknown_method,
             "auroc": round(auroc(s_known, s_unknown), 4), "fpr_at_95_tpr": round(fpr_at_tpr(s_known, s_unknown), 4),
             "known_accuracy": round(float((pred == known_labels).mean()), 4), "model": str(clf.path)}
 
@@ -103,13 +117,18 @@ def run(args) -> int:
         raise UserError(str(exc)) from exc
     if args.unknown_npz:
         try:
-            res = evaluate_unknown(npz, args.unknown_npz, args.model, flip=args.flip)
+            res = evaluate_unknown(npz, args.unknown_npz, args.model, flip=args.flip,
+                                   transductive=args.transductive, trans_epochs=args.trans_epochs)
         except (FileNotFoundError, ValueError) as exc:
             raise UserError(str(exc)) from exc
         print(f"known {res['known']} faces ({npz}), unknown {res['unknown']} faces ({args.unknown_npz}); "
               f"model {res['model']}, unknown score '{res['score']}'")
         print(f"AUROC {res['auroc']:.4f} (chance 0.5) | FPR at 95% TPR {res['fpr_at_95_tpr']:.4f} "
               f"(unknown faces accepted when 95% of known faces are) | known accuracy {res['known_accuracy']:.2%}")
+        if res["transductive"]:
+            t = res["transductive"]
+            print(f"transductive (the two files scored as one pool): AUROC {t['auroc']:.4f} | "
+                  f"FPR at 95% TPR {t['fpr_at_95_tpr']:.4f} ({t['epochs']} epochs, {t['seconds']} s)")
         print(json.dumps(res))
         return 0
     try:

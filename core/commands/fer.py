@@ -35,6 +35,11 @@ def add_arguments(p) -> None:
                         "face + expression detector (no landmarks, pose or Grad-CAM)")
     p.add_argument("--detector", default=None,
                    help="one-stage detector file (default resources/models/fer_det_vss.pt)")
+    p.add_argument("--pool-csv", default=None,
+                   help="also score every face of the whole input together (transductive open-set, after "
+                        "Zhang et al.: pseudo-labels + flip attention consistency) and write one row per face "
+                        "here: frame, time_s, face_id, label, unknown (the per-face score), unknown_pool")
+    p.add_argument("--pool-epochs", type=int, default=4, help="training passes of the transductive scoring")
     p.add_argument("--max-frames", type=int, default=0, help="stop after this many frames (0: all)")
     p.add_argument("--camera-timeout", type=float, default=10.0,
                    help="give up on a camera after this many seconds without a frame")
@@ -73,7 +78,10 @@ def run(args) -> int:
         raise UserError(str(exc)) from exc
 
     writer, csv_file, n_frames, n_rows, t0 = None, None, 0, 0, time.perf_counter()
-    faces_per_frame = []
+    faces_per_frame, pool = [], []
+    if getattr(args, "pool_csv", None) and one_stage:
+        src.close()
+        raise UserError("--pool-csv needs --engine two-stage (it re-trains the crop classifier on the pool)")
     try:
         if args.csv:
             Path(args.csv).parent.mkdir(parents=True, exist_ok=True)
@@ -83,6 +91,8 @@ def run(args) -> int:
         for frame in src:
             results = pipe.process(frame)
             faces_per_frame.append(len(results))
+            if getattr(args, "pool_csv", None):
+                pool += [(frame.index, frame.timestamp_s, r.face.face_id, r.label, r.unknown, r.crop) for r in results]
             if csv_file:
                 for r in results:
                     rows.writerow(r.csv_row(frame.index, frame.timestamp_s))
@@ -115,12 +125,35 @@ def run(args) -> int:
         raise UserError(f"no frames read from {args.input}")
     if single_image and faces_per_frame == [0]:
         print(f"no face found in {args.input}", file=sys.stderr)
+    pool_info = _write_pool(args.pool_csv, pool, pipe.classifier, args.pool_epochs) if args.pool_csv else None
     secs = time.perf_counter() - t0
-    summary = {"frames": n_frames, "frames_with_face": sum(1 for n in faces_per_frame if n),
+    summary = {"pool": pool_info, "frames": n_frames, "frames_with_face": sum(1 for n in faces_per_frame if n),
                "rows": n_rows, "seconds": round(secs, 2), "fps": round(n_frames / secs, 1),
                "out": str(out_path) if out_path else None, "csv": args.csv}
     print(json.dumps(summary))
     return 0 if n_rows or not single_image else 1
+
+
+def _write_pool(path: str, pool: list, classifier, epochs: int) -> dict:
+    """Transductive open-set scores of every face found (core.fer.transductive), as a CSV; the
+    pool score is also given as its rank in the pool (0..1), since its scale depends on the pool."""
+    import numpy as np
+
+    from core.fer.transductive import transductive_scores
+    if len(pool) < 8:
+        raise UserError(f"--pool-csv: only {len(pool)} faces found; transductive scoring needs at least 8")
+    t = time.perf_counter()
+    res = transductive_scores(classifier.models, np.stack([p[5] for p in pool]), epochs=epochs)
+    rank = np.argsort(np.argsort(res["score"])) / max(len(pool) - 1, 1)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(path).with_name(Path(path).name + ".tmp")
+    with open(tmp, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["frame", "time_s", "face_id", "label", "unknown", "unknown_pool", "pool_rank"])
+        for (fi, ts, fid, label, unk, _), s, r in zip(pool, res["score"], rank):
+            w.writerow([fi, f"{ts:.3f}", fid, label, f"{unk:.4f}", f"{s:.4f}", f"{r:.4f}"])
+    tmp.replace(path)
+    return {"faces": len(pool), "csv": path, "seconds": round(time.perf_counter() - t, 2)}
 
 
 def _video_writer(path: Path, shape, fps: float):
