@@ -86,6 +86,29 @@ def fold_scores(run: str, trans_epochs: int, trans_variants: list[str], seed: in
     return res
 
 
+def markdown(results: dict[str, dict]) -> str:
+    """AUROC / FPR95 per left-out class for every inductive score and the transductive one."""
+    rows = sorted(results.values(), key=lambda r: r["left_out"])
+    scores = [k for k in INDUCTIVE if all(k in r["auroc"] for r in rows)]
+    trans = all("reset" in r.get("transductive", {}) for r in rows)
+    head = ["left out", "closed-set acc", *scores] + (["transductive"] if trans else [])
+    out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+
+    def cells(a, f):
+        return [f"{x:.3f} / {y:.2f}" for x, y in zip(a, f)]
+    for r in rows:
+        t = [(r["transductive"]["reset"]["auroc_score"], r["transductive"]["reset"]["fpr95"])] if trans else []
+        out.append("| " + " | ".join([r["left_out"], f"{r['closed_set_val_acc']:.1%}", *cells(
+            [r["auroc"][k] for k in scores] + [a for a, _ in t], [r["fpr95"][k] for k in scores] + [f for _, f in t])]) + " |")
+    mean = lambda xs: float(np.mean(xs))  # noqa: E731
+    ta = [mean([r["transductive"]["reset"]["auroc_score"] for r in rows])] if trans else []
+    tf = [mean([r["transductive"]["reset"]["fpr95"] for r in rows])] if trans else []
+    out.append("| **mean** | " + f"{mean([r['closed_set_val_acc'] for r in rows]):.1%} | " + " | ".join(cells(
+        [mean([r["auroc"][k] for r in rows]) for k in scores] + ta,
+        [mean([r["fpr95"][k] for r in rows]) for k in scores] + tf)) + " |")
+    return "\n".join(out)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--prefix", default="loo16", help="runs are .cache/fer/<prefix>_<class>")
@@ -97,7 +120,11 @@ def main() -> None:
     ap.add_argument("--trans-epochs", type=int, default=6)
     ap.add_argument("--trans", default="reset", help="transductive variants: reset,keep,fresh (head re-initialised, kept, or all weights fresh); '' none")
     ap.add_argument("--out", default=str(train_fer.OPENSET_RESULTS))
+    ap.add_argument("--table", action="store_true", help="print the recorded results as markdown tables and exit")
     args = ap.parse_args()
+    if args.table:
+        print(markdown(json.loads(Path(args.out).read_text())))
+        return
     torch.set_num_threads(1)
     shared_path("fer2013/train.npz", None, "FER2013 train split")
     out = Path(args.out)
