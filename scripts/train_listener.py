@@ -30,6 +30,11 @@ def main() -> int:
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--hours", type=float, default=None, help="stop (and export) after this long")
     ap.add_argument("--export-only", action="store_true")
+    ap.add_argument("--cue-channel", action="store_true",
+                    help="condition on the backchannel-cue channel (core/listener/data.py cue_channel)")
+    ap.add_argument("--init", type=Path, default=None, help="fine-tune from these listener weights")
+    ap.add_argument("--lr", type=float, default=3e-4)
+    ap.add_argument("--warmup", type=int, default=300)
     args = ap.parse_args()
 
     import torch
@@ -53,9 +58,12 @@ def main() -> int:
     if not args.export_only:
         train(args.media, args.tracked, args.ckpt, steps=args.steps, batch=args.batch,
               log=lambda s: print(s, flush=True),
-              time_limit_s=None if args.hours is None else args.hours * 3600)
+              time_limit_s=None if args.hours is None else args.hours * 3600,
+              cue_channel=args.cue_channel, init=args.init, lr=args.lr, warmup=args.warmup)
     export(args.ckpt, args.out, {"train_speakers": list(TRAIN_SPEAKERS), "test_speakers": list(TEST_SPEAKERS),
-                                 "listening": LISTENING_VIDEO, "batch": args.batch})
+                                 "listening": LISTENING_VIDEO, "batch": args.batch,
+                                 "cue_channel": args.cue_channel,
+                                 "init": None if args.init is None else args.init.name})
     print(f"wrote {args.out}", flush=True)
     return 0
 

@@ -51,6 +51,64 @@ def test_backchannel_cue_and_nod_follow_low_pitch():
     assert resp[ev["nods"][0]:ev["nods"][0] + 12, 54].max() > 3   # head pitch (chin down), degrees
 
 
+def test_cue_channel_marks_the_cues_causally():
+    """The model's cue channel finds the same cues eval-listen scores against, frame by frame
+    (live: one row at a time; offline: the whole condition), and never looks ahead."""
+    from core.listener.behaviour import backchannel_cues
+    from core.listener.data import (
+        CUE_RAMP,
+        SPEAKER_DIM,
+        CueRamp,
+        cue_channel,
+        make_speaker,
+        speaker_condition,
+        with_cue_channel,
+    )
+
+    f0 = lambda t: np.where(((t > 2.0) & (t < 2.4)) | ((t > 5.0) & (t < 5.4)), 110.0, 200.0)   # noqa: E731
+    sp = make_speaker("s", _voice(7.0, f0))
+    cond = speaker_condition(sp, np.zeros(56, np.float32), np.ones(56, np.float32), use_video=False)
+    cues = backchannel_cues(sp.feat)
+    ch = cue_channel(cond)
+    found = np.flatnonzero(ch == 1.0)
+    assert len(cues) >= 2 and len(found) == len(cues)
+    assert np.all((found - cues >= 0) & (found - cues <= 5))           # found 110-200 ms after it starts
+    assert ch[found[0] + CUE_RAMP // 2] == pytest.approx(0.5, abs=0.03) and ch[:found[0]].max() == 0
+    ramp = CueRamp()
+    assert np.array_equal(np.array([ramp.step(r) for r in cond], np.float32), ch)    # live == offline
+    cut = cue_channel(cond[:found[1]])                                   # causal: no look-ahead
+    assert np.array_equal(cut, ch[:found[1]])
+    assert with_cue_channel(cond, SPEAKER_DIM).shape[1] == SPEAKER_DIM
+    assert np.array_equal(with_cue_channel(cond, SPEAKER_DIM + 1)[:, -1], ch)
+
+
+def test_fine_tune_start_keeps_the_old_model():
+    """A model given the cue input starts from the shipped weights as the same function."""
+    from core.listener.data import SPEAKER_DIM
+    from core.listener.generate import default_model_path
+    from core.listener.model import ListenerConfig, ListenerDiT
+    from core.listener.train import init_from
+    from core.safeload import torch_load
+
+    blob = torch_load(default_model_path(), max_bytes=64 << 20)
+    import json
+    old_cfg = ListenerConfig(**json.loads(blob["config"]))
+    old = ListenerDiT(old_cfg)
+    init_from(old, default_model_path())
+    new = ListenerDiT(ListenerConfig(**{**old_cfg.to_dict(), "speaker_dim": SPEAKER_DIM + 1}))
+    init_from(new, default_model_path())
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(2, old_cfg.window, 56, generator=g)
+    spk = torch.randn(2, old_cfg.past + old_cfg.window, SPEAKER_DIM + 1, generator=g)
+    att = torch.tensor([[1.0, 0, 0, 0], [0, 1.0, 0, 0]])
+    t = torch.tensor([100, 700])
+    with torch.no_grad():
+        a = new(x, t, {"speaker": spk, "attitude": att})
+        b = old(x, t, {"speaker": spk[..., :old_cfg.speaker_dim] if old_cfg.speaker_dim == SPEAKER_DIM
+                       else spk, "attitude": att})
+    assert torch.allclose(a, b, atol=1e-5)
+
+
 def test_blink_rate_and_attitude_styles():
     from core.listener.behaviour import blink_track, blend_style
     from core.listener.metrics import blinks

@@ -65,36 +65,62 @@ def blend_style(weights: np.ndarray) -> Style:
     return Style(**{f: float(sum(wi * getattr(STYLES[a], f) for wi, a in zip(w, ATTITUDES))) for f in fields})
 
 
+class CueTracker:
+    """Ward & Tsukahara's backchannel-cue rule (plus Truong et al.'s pauses after a pitch rise or
+    fall), one 40 ms frame at a time: causal, so the offline cues (`backchannel_cues`), the
+    listener model's cue channel (`cue_channel`) and live listening all run the same code.
+    `step` returns the frame where a cue found at this frame starts (it is found 110 ms after a
+    low-pitch region starts, or 200 ms into a pause), or None."""
+
+    def __init__(self, fps: float = FPS):
+        self.min_low, self.min_speech = int(round(0.11 * fps)), int(round(0.7 * fps))
+        self.refractory = int(round(0.8 * fps))
+        self.i, self.run_speech, self.low_run, self.last = 0, 0, 0, -10 ** 9
+        self.speech: list[bool] = []          # the last min_speech + 6 frames
+        self.lf0: list[float] = []            # log2 f0 where voiced speech, NaN elsewhere
+
+    def step(self, speech: bool, low: bool, lf0: float) -> int | None:
+        i, n_keep = self.i, self.min_speech + 6
+        prev = self.speech[-1] if self.speech else False
+        self.speech = (self.speech + [bool(speech)])[-n_keep:]
+        self.lf0 = (self.lf0 + [float(lf0)])[-n_keep:]
+        self.i += 1
+        self.run_speech = self.run_speech + 1 if speech else max(0, self.run_speech - 1) if i and prev else 0
+        self.low_run = self.low_run + 1 if low else 0
+        start = i - self.low_run + 1
+        if self.low_run == self.min_low and start - self.last > self.refractory and self.run_speech >= self.min_speech:
+            self.last = start
+            return start
+        # a pause (>= 200 ms without speech) after >= 700 ms of speech ending in a pitch movement
+        sp = self.speech
+        if i >= 5 and not any(sp[-5:]) and sp[-6]:
+            seg = np.array(self.lf0[-6 - 8:-5])          # frames i-13..i-5
+            seg = seg[np.isfinite(seg)]
+            spoken = np.mean(sp[-6 - self.min_speech:-5]) > 0.8      # frames i-5-min_speech..i-5
+            if spoken and len(seg) >= 4 and abs(seg[-1] - seg[0]) > 0.15 and i - 5 - self.last > self.refractory:
+                self.last = i - 5
+                return i - 5
+        return None
+
+
 def backchannel_cues(feat: AudioFeatures, fps: float = FPS) -> np.ndarray:
     """Frames where a backchannel cue starts (Ward & Tsukahara's rule, plus pauses after a pitch
-    rise or fall as in Truong et al.)."""
-    low = feat.low_pitch()
-    speech = feat.vad
-    n = feat.frames
-    min_low, min_speech, refractory = int(round(0.11 * fps)), int(round(0.7 * fps)), int(round(0.8 * fps))
-    cues: list[int] = []
-    run_speech = 0
-    low_run = 0
-    last = -10 ** 9
+    rise or fall as in Truong et al.): CueTracker over the input."""
     v = feat.voiced & feat.vad
     lf0 = np.where(v, np.log2(np.maximum(feat.f0, 1.0)), np.nan)
-    for i in range(n):
-        run_speech = run_speech + 1 if speech[i] else max(0, run_speech - 1) if i and speech[i - 1] else 0
-        low_run = low_run + 1 if low[i] else 0
-        start = i - low_run + 1
-        if low_run == min_low and start - last > refractory and run_speech >= min_speech:
-            cues.append(start)
-            last = start
-            continue
-        # a pause (>= 200 ms without speech) after >= 700 ms of speech ending in a pitch movement
-        if i >= 5 and not speech[i] and all(not speech[j] for j in range(i - 4, i + 1)) and speech[i - 5]:
-            seg = lf0[max(0, i - 5 - 8):i - 4]
-            seg = seg[np.isfinite(seg)]
-            spoken = speech[max(0, i - 5 - min_speech):i - 4].mean() > 0.8
-            if spoken and len(seg) >= 4 and abs(seg[-1] - seg[0]) > 0.15 and i - 5 - last > refractory:
-                cues.append(i - 5)
-                last = i - 5
-    return np.array(cues, int)
+    return cues_of(feat.vad, feat.low_pitch(), lf0, fps)[0]
+
+
+def cues_of(speech: np.ndarray, low: np.ndarray, lf0: np.ndarray, fps: float = FPS) -> tuple[np.ndarray, np.ndarray]:
+    """(cue start frames, frames where each was found) of per-frame streams (CueTracker)."""
+    tr = CueTracker(fps)
+    starts, found = [], []
+    for i in range(len(speech)):
+        c = tr.step(bool(speech[i]), bool(low[i]), float(lf0[i]))
+        if c is not None:
+            starts.append(c)
+            found.append(i)
+    return np.array(starts, int), np.array(found, int)
 
 
 def _pulse(length: int) -> np.ndarray:

@@ -28,6 +28,7 @@ TEST_SPEAKERS = ("speaker_e.mp4", "speaker_g.mp4", "speech_d.wav")
 LISTENING_VIDEO = "conversation_a.mp4"
 HELD_OUT_SHARE = 0.3
 SPEAKER_DIM = 30 + MOTION_DIM + 1        # audio features, speaker motion, has-video flag
+CUE_RAMP = 50                            # frames (2 s) the cue channel takes to fall from 1 to 0
 
 
 @dataclass
@@ -68,6 +69,42 @@ def speaker_condition(sp: Speaker, motion_mean: np.ndarray, motion_std: np.ndarr
         m = np.zeros((n, MOTION_DIM), np.float32)
         flag = np.zeros((n, 1), np.float32)
     return np.concatenate([a, np.clip(m, -6, 6), flag], 1).astype(np.float32)
+
+
+def cue_channel(cond: np.ndarray) -> np.ndarray:
+    """(N,) the backchannel-cue channel of a speaker condition: 1 at the frame where a cue is found
+    (core.listener.behaviour.CueTracker on the condition's own voiced, vad, low-pitch and log-f0
+    columns: the same cues eval-listen scores nods against), falling linearly to 0 over CUE_RAMP
+    frames, so a listener frame can read the time since the last cue. Causal (live listening
+    computes it frame by frame: CueRamp)."""
+    ramp = CueRamp()
+    return np.array([ramp.step(r) for r in np.asarray(cond, np.float32)], np.float32)
+
+
+class CueRamp:
+    """cue_channel one condition row at a time (the first 30 columns: the audio features)."""
+
+    def __init__(self):
+        from .behaviour import CueTracker
+        self.tracker = CueTracker(FPS)
+        self.since = 10 ** 9
+
+    def step(self, row: np.ndarray) -> float:
+        voiced, vad, low = row[26] > 0.5, row[27] > 0.5, row[28] > 0.5
+        found = self.tracker.step(bool(vad), bool(low), float(row[25]) if voiced else float("nan"))
+        self.since = 0 if found is not None else self.since + 1
+        return max(0.0, 1.0 - self.since / CUE_RAMP)
+
+
+def with_cue_channel(cond: np.ndarray, speaker_dim: int) -> np.ndarray:
+    """The condition as a model of `speaker_dim` inputs takes it: SPEAKER_DIM columns as they
+    are, SPEAKER_DIM + 1 with the cue channel appended (listener.pt since issue 26's fine-tune)."""
+    cond = np.asarray(cond, np.float32)
+    if cond.shape[1] == speaker_dim:
+        return cond
+    if cond.shape[1] == SPEAKER_DIM and speaker_dim == SPEAKER_DIM + 1:
+        return np.concatenate([cond, cue_channel(cond)[:, None]], 1)
+    raise ValueError(f"speaker condition has {cond.shape[1]} columns, the model takes {speaker_dim}")
 
 
 def load_speaker(path: str | Path, tracked_dir: Path | None = None, clip=None) -> Speaker:

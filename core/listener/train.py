@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from .behaviour import ATTITUDES, MOTION_DIM, blend_style, clip_motion, respond
-from .data import TRAIN_SPEAKERS, listening_runs, load_speaker, speaker_condition
+from .data import TRAIN_SPEAKERS, listening_runs, load_speaker, speaker_condition, with_cue_channel
 from .model import ListenerConfig, ListenerDiT
 
 STD_FLOOR = np.array([0.02] * 53 + [0.5] * 3, np.float32)
@@ -70,7 +70,8 @@ class PairSampler:
         """New behaviour responses (attitudes, nod draws) for every speaker."""
         self.pool = []
         for k, sp in enumerate(self.speakers):
-            conds = {v: speaker_condition(sp, self.mean, self.std, v) for v in (True, False)}
+            conds = {v: with_cue_channel(speaker_condition(sp, self.mean, self.std, v), self.cfg.speaker_dim)
+                     for v in (True, False)}
             for _ in range(self.pool_per_speaker):
                 video = sp.motion is not None and self.rng.random() < 0.85
                 att = attitude_sample(self.rng)
@@ -102,16 +103,38 @@ class PairSampler:
         return torch.from_numpy(x), {"speaker": torch.from_numpy(spk), "attitude": torch.from_numpy(att)}
 
 
+def init_from(model: ListenerDiT, weights: Path) -> None:
+    """Start `model` from a shipped listener.pt. A model with one speaker input more than the
+    file's (the cue channel) gets the new input's weights at zero: it starts as the old model."""
+    from core.safeload import torch_load
+    blob = torch_load(weights, max_bytes=64 << 20)
+    state = {k: v.float() for k, v in blob["weights"].items()}
+    own = model.state_dict()
+    w = state["adapter.proj.weight"]
+    if w.shape != own["adapter.proj.weight"].shape:
+        grown = torch.zeros_like(own["adapter.proj.weight"])
+        grown[:, :w.shape[1]] = w
+        state["adapter.proj.weight"] = grown
+    model.load_state_dict(state)
+
+
 def train(media_dir: Path, tracked_dir: Path, ckpt: Path, steps: int = 20000, batch: int = 32,
-          lr: float = 3e-4, seed: int = 0, log=print, time_limit_s: float | None = None) -> Path:
-    """Train (or resume from `ckpt`) for `steps` optimiser steps; saves `ckpt` every 250 steps."""
+          lr: float = 3e-4, seed: int = 0, log=print, time_limit_s: float | None = None,
+          cue_channel: bool = False, init: Path | None = None, warmup: int = 300) -> Path:
+    """Train (or resume from `ckpt`) for `steps` optimiser steps; saves `ckpt` every 250 steps.
+    `cue_channel`: the speaker condition carries the backchannel-cue channel
+    (core.listener.data.cue_channel); `init`: start from these shipped weights (a fine-tune)."""
     from core.diffusion import diffusion_loss, make_schedule
 
+    from .data import SPEAKER_DIM
     torch.set_num_threads(1)
     torch.manual_seed(seed)
-    cfg = ListenerConfig()
+    cfg = ListenerConfig(speaker_dim=SPEAKER_DIM + 1 if cue_channel else SPEAKER_DIM)
     sampler = PairSampler(media_dir, tracked_dir, cfg, seed)
     model = ListenerDiT(cfg)
+    if init is not None and not ckpt.exists():
+        init_from(model, init)
+        log(f"started from {init}")
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
     step, losses = 0, []
     if ckpt.exists():
@@ -136,7 +159,7 @@ def train(media_dir: Path, tracked_dir: Path, ckpt: Path, steps: int = 20000, ba
     while step < steps:
         if step % 2000 == 0 and step:
             sampler.refresh()
-        warm = min(1.0, (step + 1) / 300)
+        warm = min(1.0, (step + 1) / max(warmup, 1))
         for g in opt.param_groups:
             g["lr"] = lr * warm * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / steps)))
         x0, cond = sampler.batch(batch)
