@@ -2,7 +2,7 @@
 
 Each class may only use the blendshapes of its FACS/EMFACS action units (ALLOWED); this
 script picks their intensities (0, 0.25, ..., 1) by coordinate ascent on how the shipped
-classifier reads the class's renders, averaged over CAL_PEOPLE calibration people (seeds
+classifier reads the class's renders, averaged over --people calibration people (seeds
 1000+, none of them used by tests/test_synth.py) and random shots (pose, light, background,
 blur, as synth-fer makes them). It prints the prototypes as JSON; paste them into
 core/synth/faces.py.
@@ -42,15 +42,16 @@ ALLOWED = {
     "neutral": ["mouthClose", "mouthPress", "eyeBlink", "eyeSquint"],
 }
 LEVELS = (0.0, 0.25, 0.5, 0.75, 1.0)
+NEUTRAL_LEVELS = (0.0, 0.05, 0.1, 0.15, 0.25, 0.35, 0.5)   # finer: a face at rest moves little
 NEUTRAL_MAX = {"eyeBlink": 0.5, "eyeSquint": 0.5}   # relaxed lids; anything else at most 0.25
-CAL_PEOPLE = 8
-SHOTS = 5
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--classes", default=",".join(ALLOWED))
     ap.add_argument("--passes", type=int, default=2)
+    ap.add_argument("--people", type=int, default=16, help="calibration people (identity seeds 1000+)")
+    ap.add_argument("--shots", type=int, default=4, help="random shots of each class per person")
     args = ap.parse_args()
 
     from core.appearance import shared_model
@@ -66,7 +67,7 @@ def main() -> None:
     r = Renderer(headless_context())
     clf = ExpressionClassifier()
     people = [PersonRenderer(model, app, random_identity(model, app, np.random.default_rng(1000 + i)), r)
-              for i in range(CAL_PEOPLE)]
+              for i in range(args.people)]
 
     def score(label: str, proto: dict[str, float]) -> tuple[float, float]:
         faces.PROTOTYPES[label] = proto
@@ -74,7 +75,7 @@ def main() -> None:
         for i, p in enumerate(people):
             p.activate()
             rng = np.random.default_rng(77 + i)      # the same shots for every candidate
-            crops += [p.shot(label, rng).crop for _ in range(SHOTS)]
+            crops += [p.shot(label, rng).crop for _ in range(args.shots)]
         probs = clf.predict(np.stack(crops)).probs
         k = FER_CLASSES.index(label)
         return float((probs.argmax(1) == k).mean()), float(probs[:, k].mean())
@@ -89,7 +90,7 @@ def main() -> None:
             changed = False
             for name in ALLOWED[label]:
                 top = NEUTRAL_MAX.get(name, 0.25) if label == "neutral" else 1.0
-                for v in [v for v in LEVELS if v <= top]:
+                for v in [v for v in (NEUTRAL_LEVELS if label == "neutral" else LEVELS) if v <= top]:
                     if abs(proto.get(name, 0.0) - v) < 1e-6:
                         continue
                     cand = {**proto, name: v}

@@ -24,20 +24,22 @@ from core.expressions import EXPRESSION_NAMES, INDEX, _both, weights_from_dict
 #   as in FER2013's shouting faces (the pressed-lips variant, AU23/24, read as sad or neutral);
 # disgust AU9+10+6+7+15+17 with the eyes squeezed shut (AU43): with open eyes, or with AU4's
 #   lowered brows (not an EMFACS disgust unit), it read as anger;
-# fear AU1+2+4+5+20+16 (+26); happy AU6+7+12+10+25/26; sad AU1+4+6+15+17+24 with drooping lids
-# (AU43) and lowered gaze (AU64); surprise AU1+2+5+26; neutral: the lids a little relaxed.
+# fear AU1+2+4+5+20+26 (AU16 dropped); happy AU6+7+12+10+25/26; sad AU1+4+6+15+17+24 with drooping
+# lids (AU43) and lowered gaze (AU64); surprise AU1+2+5+26; neutral: lips meeting (a little
+# mouthClose: some identities part their lips at rest and bared teeth) and each person's own lids
+# relaxed to a natural eye aspect ratio (neutral_lids). Disgust also carries a little AU4.
 PROTOTYPES: dict[str, dict[str, float]] = {
     "angry": {"browDown": 1.0, "noseSneer": 1.0, "mouthFrown": 0.25, "eyeWide": 0.5, "mouthUpperUp": 1.0,
               "mouthLowerDown": 1.0, "eyeSquint": 1.0},
     "disgust": {"noseSneer": 1.0, "mouthUpperUp": 0.25, "cheekSquint": 0.8, "eyeSquint": 0.75,
-                "mouthFrown": 0.6, "mouthShrugLower": 1.0, "eyeBlink": 1.0},
+                "mouthFrown": 0.6, "mouthShrugLower": 1.0, "eyeBlink": 1.0, "browDown": 0.25},
     "fear": {"browInnerUp": 1.0, "browOuterUp": 0.25, "browDown": 0.75, "eyeWide": 1.0, "mouthStretch": 0.75,
-             "jawOpen": 0.12, "mouthLowerDown": 0.5},
+             "jawOpen": 0.12},
     "happy": {"mouthSmile": 1.0, "cheekSquint": 1.0, "eyeSquint": 1.0, "mouthUpperUp": 1.0, "jawOpen": 0.5},
     "sad": {"browInnerUp": 0.75, "browDown": 0.75, "eyeBlink": 0.75, "eyeLookDown": 1.0, "cheekSquint": 1.0,
             "mouthFrown": 1.0, "mouthShrugLower": 0.8, "mouthPress": 1.0},
     "surprise": {"browInnerUp": 1.0, "browOuterUp": 1.0, "eyeWide": 0.9, "jawOpen": 0.6},
-    "neutral": {"eyeBlink": 0.25, "eyeSquint": 0.5},
+    "neutral": {"eyeSquint": 0.25, "mouthClose": 0.1},     # + the person's relaxed lids (neutral_lids)
 }
 CLASS_PRESET = {c: c for c in PROTOTYPES}
 # Action units as read from the blendshapes (FACS names; the mean of the _L/_R pair)
@@ -66,10 +68,39 @@ def action_units(weights: np.ndarray) -> dict[str, float]:
     return {au: float(np.mean([weights[i] for n in names for i in _pair(n)])) for au, names in AU_BLENDSHAPES.items()}
 
 
-def expression_weights(label: str, rng: np.random.Generator) -> tuple[np.ndarray, dict]:
+# A relaxed open eye's aspect ratio (lid-to-lid height over corner-to-corner width, 68-point
+# EAR; ~0.25-0.3 open, ~0.05 shut, Soukupova & Cech 2016). Identities differ in how open their
+# eyes are at rest (EAR 0.36-0.48 measured on the mesh at weight 0): one fixed lid setting made
+# wide-eyed people stare (read as fear) and narrow-eyed ones look heavy-lidded (read as sad).
+NEUTRAL_EAR = 0.33
+
+
+def eye_aspect(lm: np.ndarray) -> float:
+    """Mean eye aspect ratio of both eyes from 68 landmarks (2-D or 3-D)."""
+    def one(a: int) -> float:
+        p = lm[a:a + 6]
+        return float((np.linalg.norm(p[1] - p[5]) + np.linalg.norm(p[2] - p[4])) / (2 * np.linalg.norm(p[0] - p[3])))
+    return (one(36) + one(42)) / 2
+
+
+def neutral_lids(neutral_lm: np.ndarray, blink_lm: np.ndarray, target: float | None = None) -> float:
+    """eyeBlink weight (0..0.6) that brings an identity's eyes at rest to the target aspect
+    ratio: `neutral_lm`, `blink_lm` its 68 mesh landmarks at neutral's prototype without and
+    with eyeBlink 1 (the lids move linearly in the weight)."""
+    e0, e1 = eye_aspect(neutral_lm), eye_aspect(blink_lm)
+    if e0 - e1 < 1e-6:
+        return 0.0
+    return float(np.clip((e0 - (NEUTRAL_EAR if target is None else target)) / (e0 - e1), 0.0, 0.6))
+
+
+def expression_weights(label: str, rng: np.random.Generator, lids: float | None = None) -> tuple[np.ndarray, dict]:
     """53 weights for one FER class: its prototype scaled by an intensity, made asymmetric, with
-    a little unrelated motion (nobody holds the other muscles at exactly zero) and a rare blink."""
-    w = weights_from_dict({k: v for n, x in PROTOTYPES[label].items() for k, v in _both(n, x).items()})
+    a little unrelated motion (nobody holds the other muscles at exactly zero) and a rare blink.
+    `lids`: the person's relaxed eyeBlink for neutral (neutral_lids), else the prototype's."""
+    proto = dict(PROTOTYPES[label])
+    if label == "neutral" and lids is not None:
+        proto["eyeBlink"] = lids
+    w = weights_from_dict({k: v for n, x in proto.items() for k, v in _both(n, x).items()})
     intensity = float(rng.uniform(0.7, 1.1)) if label != "neutral" else 0.0
     asym = float(rng.uniform(-0.25, 0.25))
     w = w * (intensity if label != "neutral" else 1.0)     # neutral's prototype is the face at rest

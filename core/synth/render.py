@@ -124,7 +124,19 @@ class PersonRenderer:
         # the software rasteriser's threads (measured 15 ms a shot on the busy machine, 0.5 here)
         self._neutral = self.anim.neutral().reshape(-1)
         self._targets = self.anim.morph_targets().reshape(len(EXPRESSION_NAMES), -1)
+        self.lids = self._neutral_lids()
         self.activate()
+
+    def _neutral_lids(self) -> float:
+        """This person's relaxed eyeBlink for neutral (core.synth.faces.neutral_lids)."""
+        from core.expressions import _both, weights_from_dict
+
+        from .faces import PROTOTYPES, neutral_lids
+        proto = {k: v for k, v in PROTOTYPES["neutral"].items() if k != "eyeBlink"}
+        w = weights_from_dict({k: v for n, x in proto.items() for k, v in _both(n, x).items()})
+        wb = weights_from_dict({k: v for n, x in {**proto, "eyeBlink": 1.0}.items() for k, v in _both(n, x).items()})
+        pose = lambda w: (self._neutral + w @ self._targets).reshape(-1, 3)[self.lm_index]
+        return neutral_lids(pose(w), pose(wb))
 
     def activate(self) -> None:
         """Put this person on the renderer (several people can take turns on one context)."""
@@ -139,7 +151,7 @@ class PersonRenderer:
         from core.head.hair import pose_hair
         from core.render import OrbitCamera
 
-        w, info = expression_weights(label, rng)
+        w, info = expression_weights(label, rng, self.lids)
         r = self.r
         posed = (self._neutral + np.einsum("i,ij->j", w, self._targets)).reshape(-1, 3)
         r.update_vertices(posed)
