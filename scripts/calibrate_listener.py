@@ -6,7 +6,7 @@ The network generates (attentive, uncalibrated) for every training speaker with 
 the constants match its slow/fast expression statistics to the real listening frames of the
 training part of conversation_a. No held-out speaker or held-out listening frame is read.
 
-    nice -n 10 python scripts/calibrate_listener.py [--seeds 3]
+    nice -n 10 python scripts/calibrate_listener.py [--seeds 3] [--guidance 1.5]
 """
 from __future__ import annotations
 
@@ -28,6 +28,8 @@ def main() -> int:
     ap.add_argument("--model", type=Path, default=ROOT / "resources" / "models" / "listener.pt")
     ap.add_argument("--out", type=Path, default=None, help="default: overwrite --model")
     ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--guidance", type=float, default=None,
+                    help="store this guidance scale in the meta (Listener.generate's default) and fit at it")
     args = ap.parse_args()
 
     import numpy as np
@@ -44,6 +46,11 @@ def main() -> int:
     from core.safeload import torch_load
 
     listener = Listener.load(args.model)
+    if args.guidance is not None:
+        if not 1.0 <= args.guidance <= 5.0:
+            print("error: --guidance must be between 1 and 5", file=sys.stderr)
+            return 2
+        listener.meta["guidance"] = args.guidance       # the samples are fitted as they will be drawn
     att = np.array([1, 0, 0, 0], np.float32)
     generated = []
     for name in TRAIN_SPEAKERS:
@@ -67,6 +74,8 @@ def main() -> int:
     blob = torch_load(args.model, max_bytes=64 << 20)
     meta = json.loads(blob.get("meta", "{}"))
     meta["calibration"] = cal
+    if args.guidance is not None:
+        meta["guidance"] = args.guidance
     meta["calibration_fit"] = {"speakers": [n for n in TRAIN_SPEAKERS if (args.media / n).exists()],
                                "seeds": args.seeds, "listening": "conversation_a train part"}
     blob["meta"] = json.dumps(meta)
